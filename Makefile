@@ -1,0 +1,39 @@
+# rh — see README.md. `make demo` runs the main job; `make test` passes the tests.
+GO       ?= go
+BIN      ?= bin
+PKGS     ?= ./...
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/rhq/rh/internal/cli.Version=$(VERSION)
+FUZZTIME ?= 5s
+
+.PHONY: build test test-deps unit fuzz bench lint demo clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/rhcli ./cmd/rhcli
+
+# The README's test command: machine prerequisites, vet, the race-checked
+# suite, and a short run of every fuzz target.
+test: test-deps lint unit fuzz
+
+test-deps:
+	@scripts/install-test-deps.sh
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: test-deps
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+demo: build
+	@scripts/demo.sh $(BIN)/rhcli
+
+clean:
+	rm -rf $(BIN)

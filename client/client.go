@@ -1,0 +1,297 @@
+// Package client is rh's Go SDK: connect to rh over NATS, create or load
+// clusters by name, bring them up, watch them, run commands and move files on
+// them, tear them down. Errors are rh's typed errors:
+//
+//	if errors.Is(err, rh.ErrNotFound) { ... }
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/natsutil"
+)
+
+// DefaultURL is where `rhcli serve` listens by default.
+const DefaultURL = "nats://127.0.0.1:4222"
+
+// Options say how to reach rh.
+type Options struct {
+	// URL of NATS; empty means RH_NATS_URL, else DefaultURL.
+	URL string
+	// Creds is a NATS credentials file; empty means RH_NATS_CREDS.
+	Creds string
+	// Name identifies this connection in NATS's monitoring.
+	Name string
+	// Timeout bounds each request; 0 means 30 s.
+	Timeout time.Duration
+}
+
+// Client talks to rh's services.
+type Client struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	owned   bool
+	timeout time.Duration
+	url     string
+}
+
+// Connect dials NATS. When nothing answers it says so and how to start rh.
+func Connect(ctx context.Context, o Options) (*Client, error) {
+	if o.URL == "" {
+		o.URL = os.Getenv("RH_NATS_URL")
+	}
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Creds == "" {
+		o.Creds = os.Getenv("RH_NATS_CREDS")
+	}
+	if o.Name == "" {
+		o.Name = "rh-client"
+	}
+	nc, err := natsutil.Connect(ctx, o.URL, o.Name, o.Creds)
+	if err != nil {
+		if errors.Is(err, natsutil.ErrUnreachable) {
+			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("nothing answers at %s: start rh with `rhcli serve` (or set --nats / RH_NATS_URL)", o.URL), Err: err}
+		}
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("cannot connect to %s", o.URL), Err: err}
+	}
+	c, err := New(nc, o.Timeout)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c.owned, c.url = true, o.URL
+	return c, nil
+}
+
+// New wraps an existing connection; Close leaves it open.
+func New(nc *nats.Conn, timeout time.Duration) (*Client, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return &Client{nc: nc, js: js, timeout: timeout, url: nc.ConnectedUrl()}, nil
+}
+
+// Close closes the connection if Connect made it.
+func (c *Client) Close() {
+	if c.owned {
+		c.nc.Close()
+	}
+}
+
+// Conn is the underlying NATS connection.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// Call sends a request to an rh service endpoint and decodes the answer into
+// resp. Service errors come back as *rh.Error.
+func (c *Client) Call(ctx context.Context, subject string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("client: encode request: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			svcName := strings.Split(strings.TrimPrefix(subject, "rh.api."), ".")[0]
+			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url)}
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time", subject), Err: err}
+		}
+		return fmt.Errorf("client: %s: %w", subject, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		var e rh.Error
+		if json.Unmarshal(msg.Data, &e) == nil && e.Code != "" {
+			return &e
+		}
+		return &rh.Error{Code: rh.EINTERNAL, Message: msg.Header.Get(micro.ErrorHeader)}
+	}
+	if resp == nil {
+		return nil
+	}
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("client: decode %s answer: %w", subject, err)
+	}
+	return nil
+}
+
+func (c *Client) cluster(ctx context.Context, op string, req any) (*rh.Cluster, error) {
+	var r api.ClusterReply
+	if err := c.Call(ctx, api.RegistrySubject(op), req, &r); err != nil {
+		return nil, err
+	}
+	return r.Cluster, nil
+}
+
+// Create creates a cluster. Secrets (a BYO key or password) go to rh's
+// secret store and never come back.
+func (c *Client) Create(ctx context.Context, name string, spec rh.Spec, secrets *rh.Secrets) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets})
+}
+
+// Get loads a cluster by name.
+func (c *Client) Get(ctx context.Context, name string) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpGet, api.NameRequest{Name: name})
+}
+
+// List lists every cluster.
+func (c *Client) List(ctx context.Context) ([]*rh.Cluster, error) {
+	var r api.ListReply
+	if err := c.Call(ctx, api.RegistrySubject(api.OpList), struct{}{}, &r); err != nil {
+		return nil, err
+	}
+	return r.Clusters, nil
+}
+
+// Up brings a cluster up (again); it does nothing to one already up or coming up.
+func (c *Client) Up(ctx context.Context, name string) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpUp, api.NameRequest{Name: name})
+}
+
+// Teardown releases a cluster's machines (BYO machines are never touched).
+func (c *Client) Teardown(ctx context.Context, name string) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpTeardown, api.NameRequest{Name: name})
+}
+
+// Delete forgets a terminated cluster; force forgets it in any phase.
+func (c *Client) Delete(ctx context.Context, name string, force bool) error {
+	return c.Call(ctx, api.RegistrySubject(api.OpDelete), api.DeleteRequest{Name: name, Force: force}, nil)
+}
+
+// SetAutostop changes the idle minutes after which the cluster is torn down (-1 never).
+func (c *Client) SetAutostop(ctx context.Context, name string, minutes int) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpAutostop, api.AutostopRequest{Name: name, Minutes: minutes})
+}
+
+// Refresh asks the cluster's worker to observe it now and waits (until ctx
+// ends) for the report to land; it returns the record as it then stands.
+func (c *Client) Refresh(ctx context.Context, name string) (*rh.Cluster, error) {
+	before, err := c.cluster(ctx, api.OpRefresh, api.NameRequest{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	if !before.Status.Phase.Live() {
+		return before, nil
+	}
+	return c.WaitFor(ctx, name, func(cl *rh.Cluster) bool {
+		return cl.Status.ReportedAt.After(before.Status.ReportedAt) || cl.Incarnation != before.Incarnation
+	})
+}
+
+// History returns the cluster's transitions, oldest first.
+func (c *Client) History(ctx context.Context, name string) ([]rh.Transition, error) {
+	var r api.EventsReply
+	if err := c.Call(ctx, api.RegistrySubject(api.OpEvents), api.NameRequest{Name: name}, &r); err != nil {
+		return nil, err
+	}
+	return r.History, nil
+}
+
+// Watch sends the cluster's record each time it changes, starting with the
+// current one, until ctx ends or the cluster is deleted (then the channel closes).
+func (c *Client) Watch(ctx context.Context, name string) (<-chan *rh.Cluster, error) {
+	if err := rh.ValidateName(name); err != nil {
+		return nil, err
+	}
+	kv, err := c.js.KeyValue(ctx, events.BucketClusters)
+	if err != nil {
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "cluster records are not available: is `rhcli serve` running?", Err: err}
+	}
+	w, err := kv.Watch(ctx, events.ClusterKey(name))
+	if err != nil {
+		return nil, fmt.Errorf("client: watch %s: %w", name, err)
+	}
+	out := make(chan *rh.Cluster, 16)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue // end of initial values
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					return
+				}
+				var cl rh.Cluster
+				if json.Unmarshal(e.Value(), &cl) != nil {
+					continue
+				}
+				select {
+				case out <- &cl:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// WaitFor waits until done(cluster) holds and returns that record.
+func (c *Client) WaitFor(ctx context.Context, name string, done func(*rh.Cluster) bool) (*rh.Cluster, error) {
+	ch, err := c.Watch(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var last *rh.Cluster
+	for cl := range ch {
+		last = cl
+		if done(cl) {
+			return cl, nil
+		}
+	}
+	if ctx.Err() != nil {
+		if last != nil {
+			return last, fmt.Errorf("cluster %q still %s: %w", name, last.Status.Phase, ctx.Err())
+		}
+		return nil, ctx.Err()
+	}
+	return nil, rh.NotFound("cluster %q was deleted", name)
+}
+
+// WaitPhase waits until the cluster's current incarnation reaches one of
+// phases, or a final phase (which is then an error if not asked for).
+func (c *Client) WaitPhase(ctx context.Context, name string, phases ...rh.Phase) (*rh.Cluster, error) {
+	cl, err := c.WaitFor(ctx, name, func(cl *rh.Cluster) bool {
+		return slices.Contains(phases, cl.Status.Phase) || cl.Status.Phase.Final()
+	})
+	if err != nil {
+		return cl, err
+	}
+	if !slices.Contains(phases, cl.Status.Phase) {
+		return cl, &rh.Error{Code: rh.EINTERNAL, Message: fmt.Sprintf("cluster %q is %s: %s", name, cl.Status.Phase, cl.Status.Message)}
+	}
+	return cl, nil
+}

@@ -1,0 +1,560 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
+)
+
+func (a *app) clusterCmd() *cobra.Command {
+	c := &cobra.Command{Use: "cluster", Short: "Create, inspect and tear down clusters"}
+	c.AddCommand(a.createCmd(), a.listCmd(), a.getCmd(), a.statusCmd(), a.upCmd(), a.teardownCmd(),
+		a.deleteCmd(), a.autostopCmd(), a.eventsCmd())
+	return c
+}
+
+// createFlags are the flags of `cluster create`; every one maps to a spec field.
+type createFlags struct {
+	file, kind string
+	wait       bool
+	autostop   int
+
+	ips                             []string
+	sshUser, sshKey, passwordEnv    string
+	sshPort                         int
+	proxyCommand, jumpHost          string
+	insecureIgnoreHostKey, useAgent bool
+
+	instanceType, provider, region, imageID, memory string
+	numInstances, diskSize                          int
+	useSpot                                         bool
+	openPorts                                       []int
+
+	role, profile, imageURI, estimator, jobName string
+	connectionWait                              int
+}
+
+func (a *app) createCmd() *cobra.Command {
+	var f createFlags
+	cmd := &cobra.Command{
+		Use:   "create NAME [flags] | -f cluster.yaml",
+		Short: "Create a cluster (kind inferred from the flags, or --kind)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, spec, secrets, err := a.buildCreate(cmd, &f, args)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cl, err := a.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			c, err := cl.Create(ctx, name, spec, secrets)
+			if err != nil {
+				return err
+			}
+			if f.wait {
+				c, err = a.waitUp(ctx, cl, c)
+				if err != nil {
+					return err
+				}
+			}
+			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "cluster.yaml to create from")
+	fl.StringVar(&f.kind, "kind", "", "byo, ondemand or sagemaker (default: inferred)")
+	fl.BoolVar(&f.wait, "wait", false, "wait until the cluster is Up, showing progress")
+	fl.IntVar(&f.autostop, "autostop-mins", -1, "tear down after this many idle minutes (-1 never)")
+	fl.StringSliceVar(&f.ips, "ips", nil, "byo: addresses or host names, head first")
+	fl.StringVar(&f.sshUser, "ssh-user", "", "byo: SSH user (default: your user name)")
+	fl.StringVar(&f.sshKey, "ssh-key", "", "byo: private key file, read once and stored as a secret")
+	fl.IntVar(&f.sshPort, "ssh-port", 0, "byo: SSH port (default 22)")
+	fl.StringVar(&f.passwordEnv, "password-env", "", "byo: name of the environment variable holding the SSH password")
+	fl.StringVar(&f.proxyCommand, "proxy-command", "", "byo: ProxyCommand (%h host, %p port)")
+	fl.StringVar(&f.jumpHost, "jump-host", "", "byo: [user@]host[:port] to jump through")
+	fl.BoolVar(&f.insecureIgnoreHostKey, "insecure-ignore-host-key", false, "byo: do not verify host keys (unsafe)")
+	fl.BoolVar(&f.useAgent, "use-agent", false, "byo: authenticate with the gateway's ssh-agent")
+	fl.StringVar(&f.instanceType, "instance-type", "", "m5.xlarge, A100:4, CPU:2+ (ondemand) or ml.* (sagemaker)")
+	fl.IntVar(&f.numInstances, "num-instances", 0, "number of nodes (default 1)")
+	fl.StringVar(&f.provider, "provider", "", "ondemand: aws|gcp|azure|lambda|kubernetes|cheapest")
+	fl.StringVar(&f.region, "region", "", "cloud region")
+	fl.BoolVar(&f.useSpot, "use-spot", false, "ondemand: spot instances")
+	fl.StringVar(&f.imageID, "image-id", "", "ondemand: machine or docker image")
+	fl.StringVar(&f.memory, "memory", "", "ondemand: memory in GiB (32 or 32+)")
+	fl.IntVar(&f.diskSize, "disk-size", 0, "ondemand: disk size in GiB")
+	fl.IntSliceVar(&f.openPorts, "open-ports", nil, "ondemand: ports to open")
+	fl.StringVar(&f.role, "role", "", "sagemaker: IAM role name or ARN")
+	fl.StringVar(&f.profile, "profile", "", "sagemaker: AWS profile")
+	fl.StringVar(&f.imageURI, "image-uri", "", "sagemaker: training image")
+	fl.IntVar(&f.connectionWait, "connection-wait-time", 0, "sagemaker: seconds the job waits for a connection")
+	fl.StringVar(&f.estimator, "estimator", "", "sagemaker: estimator file (YAML or JSON)")
+	fl.StringVar(&f.jobName, "job-name", "", "sagemaker: training job name")
+	return cmd
+}
+
+// clusterFile is cluster.yaml: a spec plus the name, and secrets by reference.
+type clusterFile struct {
+	Name string `json:"name"`
+	rh.Spec
+	SSHKey        string `json:"ssh_key,omitempty"`      // path of a private key
+	PasswordEnv   string `json:"password_env,omitempty"` // environment variable holding a password
+	EstimatorFile string `json:"estimator_file,omitempty"`
+}
+
+func (a *app) buildCreate(cmd *cobra.Command, f *createFlags, args []string) (string, rh.Spec, *rh.Secrets, error) {
+	var name string
+	var spec rh.Spec
+	secrets := &rh.Secrets{}
+	keyPath, passwordEnv, estimatorPath := f.sshKey, f.passwordEnv, f.estimator
+	if f.file != "" {
+		cf, err := readClusterFile(f.file)
+		if err != nil {
+			return "", spec, nil, err
+		}
+		name, spec = cf.Name, cf.Spec
+		if keyPath == "" {
+			keyPath = cf.SSHKey
+		}
+		if passwordEnv == "" {
+			passwordEnv = cf.PasswordEnv
+		}
+		if estimatorPath == "" {
+			estimatorPath = cf.EstimatorFile
+		}
+	}
+	if len(args) == 1 {
+		if name != "" && name != args[0] {
+			return "", spec, nil, rh.Invalid("name", "%q on the command line differs from %q in %s", args[0], name, f.file)
+		}
+		name = args[0]
+	}
+	if name == "" {
+		return "", spec, nil, rh.Invalid("name", "must be given (rhcli cluster create NAME, or name: in the file)")
+	}
+	if f.kind != "" {
+		k, err := rh.ParseKind(f.kind)
+		if err != nil {
+			return "", spec, nil, err
+		}
+		spec.Kind = k
+	}
+	set := cmd.Flags().Changed
+	if set("autostop-mins") {
+		spec.AutostopMins = new(f.autostop)
+	}
+	// Flags fill the section of the kind they belong to; the kind may still be inferred.
+	byoFlags := set("ips") || set("ssh-user") || set("ssh-port") || set("proxy-command") || set("jump-host") || set("insecure-ignore-host-key") || set("use-agent") || keyPath != "" || passwordEnv != ""
+	smFlags := set("role") || set("profile") || set("image-uri") || set("connection-wait-time") || estimatorPath != "" || set("job-name") || strings.HasPrefix(f.instanceType, "ml.") || spec.Kind == rh.KindSageMaker
+	odFlags := !smFlags && (set("instance-type") || set("provider") || set("use-spot") || set("image-id") || set("memory") || set("disk-size") || set("open-ports") || spec.Kind == rh.KindOnDemand)
+	if byoFlags || spec.Kind == rh.KindBYO {
+		if spec.BYO == nil {
+			spec.BYO = &rh.BYOSpec{}
+		}
+		b := spec.BYO
+		if set("ips") {
+			b.IPs = f.ips
+		}
+		if set("ssh-user") {
+			b.SSHUser = f.sshUser
+		} else if b.SSHUser == "" {
+			b.SSHUser = a.io.Getenv("USER")
+		}
+		if set("ssh-port") {
+			if f.sshPort < 1 || f.sshPort > 65535 {
+				return "", spec, nil, rh.Invalid("byo.ssh_port", "%d is not a port (1-65535)", f.sshPort)
+			}
+			b.SSHPort = f.sshPort
+		}
+		if set("proxy-command") {
+			b.ProxyCommand = f.proxyCommand
+		}
+		if set("jump-host") {
+			b.JumpHost = f.jumpHost
+		}
+		if set("insecure-ignore-host-key") {
+			b.InsecureIgnoreHostKey = f.insecureIgnoreHostKey
+		}
+		if set("use-agent") {
+			b.UseAgent = f.useAgent
+		}
+	}
+	if odFlags {
+		if spec.OnDemand == nil {
+			spec.OnDemand = &rh.OnDemandSpec{}
+		}
+		o := spec.OnDemand
+		if set("instance-type") {
+			o.InstanceType = f.instanceType
+		}
+		if set("num-instances") {
+			o.NumInstances = f.numInstances
+		}
+		if set("provider") {
+			o.Provider = f.provider
+		}
+		if set("region") {
+			o.Region = f.region
+		}
+		if set("use-spot") {
+			o.UseSpot = f.useSpot
+		}
+		if set("image-id") {
+			o.ImageID = f.imageID
+		}
+		if set("memory") {
+			o.Memory = f.memory
+		}
+		if set("disk-size") {
+			o.DiskSize = f.diskSize
+		}
+		if set("open-ports") {
+			o.OpenPorts = f.openPorts
+		}
+	}
+	if smFlags {
+		if spec.SageMaker == nil {
+			spec.SageMaker = &rh.SageMakerSpec{}
+		}
+		m := spec.SageMaker
+		if set("instance-type") {
+			m.InstanceType = f.instanceType
+		}
+		if set("num-instances") {
+			m.NumInstances = f.numInstances
+		}
+		if set("role") {
+			m.Role = f.role
+		}
+		if set("profile") {
+			m.Profile = f.profile
+		}
+		if set("region") {
+			m.Region = f.region
+		}
+		if set("image-uri") {
+			m.ImageURI = f.imageURI
+		}
+		if set("connection-wait-time") {
+			m.ConnectionWaitTime = f.connectionWait
+		}
+		if set("job-name") {
+			m.JobName = f.jobName
+		}
+		if estimatorPath != "" {
+			b, err := os.ReadFile(estimatorPath)
+			if err != nil {
+				return "", spec, nil, rh.Invalid("--estimator", "cannot read %s: %v", estimatorPath, err)
+			}
+			m.Estimator = string(b)
+		}
+	}
+	if keyPath != "" {
+		b, err := os.ReadFile(expandHome(keyPath, a.io.Getenv))
+		if err != nil {
+			return "", spec, nil, rh.Invalid("--ssh-key", "cannot read %s: %v", keyPath, err)
+		}
+		if !bytes.Contains(b, []byte("PRIVATE KEY")) {
+			return "", spec, nil, rh.Invalid("--ssh-key", "%s is not a PEM or OpenSSH private key", keyPath)
+		}
+		secrets.SSHPrivateKey = string(b)
+	}
+	if passwordEnv != "" {
+		pw := a.io.Getenv(passwordEnv)
+		if pw == "" {
+			return "", spec, nil, rh.Invalid("--password-env", "environment variable %s is empty or not set", passwordEnv)
+		}
+		secrets.Password = pw
+	}
+	if err := rh.ValidateName(name); err != nil {
+		return "", spec, nil, err
+	}
+	norm := spec
+	norm.Normalize()
+	if err := norm.Validate(); err != nil {
+		return "", spec, nil, err
+	}
+	if secrets.Empty() {
+		secrets = nil
+	}
+	return name, spec, secrets, nil
+}
+
+func readClusterFile(path string) (*clusterFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, rh.Invalid("--file", "cannot read %s: %v", path, err)
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, rh.Invalid("--file", "%s is not YAML: %v", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	var cf clusterFile
+	if err := dec.Decode(&cf); err != nil {
+		return nil, rh.Invalid("--file", "%s: %v", path, err)
+	}
+	return &cf, nil
+}
+
+func expandHome(p string, getenv func(string) string) string {
+	if strings.HasPrefix(p, "~/") {
+		return getenv("HOME") + p[1:]
+	}
+	return p
+}
+
+// waitUp follows the cluster until it is Up (or fails), showing each phase
+// change on a terminal.
+func (a *app) waitUp(ctx context.Context, cl *client.Client, c *rh.Cluster) (*rh.Cluster, error) {
+	return a.waitPhase(ctx, cl, c, rh.PhaseUp)
+}
+
+func (a *app) waitPhase(ctx context.Context, cl *client.Client, c *rh.Cluster, want rh.Phase) (*rh.Cluster, error) {
+	show := a.interactive()
+	start := time.Now()
+	last := rh.Phase("")
+	lastMsg := ""
+	return cl.WaitFor(ctx, c.Name, func(cur *rh.Cluster) bool {
+		if cur.Incarnation < c.Incarnation {
+			return false
+		}
+		if show && (cur.Status.Phase != last || cur.Status.Message != lastMsg) {
+			fmt.Fprintf(a.io.Err, "%6.1fs  %-12s %s\n", time.Since(start).Seconds(), cur.Status.Phase, oneLine(cur.Status.Message))
+			last, lastMsg = cur.Status.Phase, cur.Status.Message
+		}
+		return cur.Status.Phase == want || (cur.Status.Phase.Final() && want != rh.PhaseTerminated) || cur.Status.Phase == rh.PhaseTerminated
+	})
+}
+
+func (a *app) withClient(fn func(ctx context.Context, cl *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cl, err := a.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return fn(ctx, cl, args)
+	}
+}
+
+func (a *app) listCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Short: "List clusters", Args: exactArgs(0),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+			cs, err := cl.List(ctx)
+			if err != nil {
+				return err
+			}
+			if cs == nil {
+				cs = []*rh.Cluster{}
+			}
+			return a.print(cs, func(w io.Writer) { clusterTable(w, cs) })
+		}),
+	}
+}
+
+func (a *app) getCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "get NAME", Short: "Show a cluster's record", Args: exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			c, err := cl.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+		}),
+	}
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var refresh bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use: "status NAME", Short: "Show a cluster's status and nodes", Args: exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			var c *rh.Cluster
+			var err error
+			if refresh {
+				rctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				c, err = cl.Refresh(rctx, args[0])
+				if err != nil && rctx.Err() != nil && c != nil {
+					fmt.Fprintf(a.io.Err, "rhcli: no fresh report within %s; showing the last known status\n", timeout)
+					err = nil
+				}
+			} else {
+				c, err = cl.Get(ctx, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return a.print(c.Status, func(w io.Writer) { clusterDetail(w, c) })
+		}),
+	}
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "ask the worker to observe the cluster now")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --refresh waits for a report")
+	return cmd
+}
+
+func (a *app) upCmd() *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use: "up NAME", Short: "Bring a cluster up (again)", Args: exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			c, err := cl.Up(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if wait {
+				if c, err = a.waitUp(ctx, cl, c); err != nil {
+					return err
+				}
+				if c.Status.Phase != rh.PhaseUp {
+					return fmt.Errorf("cluster %q is %s: %s", c.Name, c.Status.Phase, c.Status.Message)
+				}
+			}
+			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+		}),
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the cluster is Up")
+	return cmd
+}
+
+func (a *app) teardownCmd() *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use: "teardown NAME", Short: "Release a cluster's machines (yours are never touched)", Args: exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			c, err := cl.Teardown(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if wait {
+				if c, err = a.waitPhase(ctx, cl, c, rh.PhaseTerminated); err != nil {
+					return err
+				}
+				if c.Status.Phase != rh.PhaseTerminated {
+					return fmt.Errorf("cluster %q is %s: %s", c.Name, c.Status.Phase, c.Status.Message)
+				}
+			}
+			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+		}),
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the cluster is Terminated")
+	return cmd
+}
+
+func (a *app) deleteCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use: "delete NAME", Short: "Forget a terminated cluster", Args: exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			if err := cl.Delete(ctx, args[0], force); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "deleted %s\n", args[0]) })
+		}),
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "delete even if machines may still exist")
+	return cmd
+}
+
+func (a *app) autostopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "autostop NAME MINUTES", Short: "Tear the cluster down after MINUTES idle (-1 never)", Args: exactArgs(2, "NAME", "MINUTES"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			var mins int
+			if _, err := fmt.Sscan(args[1], &mins); err != nil {
+				return rh.Invalid("MINUTES", "%q is not a whole number", args[1])
+			}
+			c, err := cl.SetAutostop(ctx, args[0], mins)
+			if err != nil {
+				return err
+			}
+			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+		}),
+	}
+}
+
+func (a *app) eventsCmd() *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use: "events NAME", Short: "Show a cluster's history of transitions", Args: exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			hist, err := cl.History(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if !follow {
+				return a.print(hist, func(w io.Writer) {
+					fmt.Fprintln(w, "TIME\tGEN\tTRANSITION\tSOURCE\tMESSAGE")
+					for _, t := range hist {
+						transitionLine(w, t)
+					}
+				})
+			}
+			return a.followEvents(ctx, cl, args[0], hist)
+		}),
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing transitions as they happen")
+	return cmd
+}
+
+func (a *app) followEvents(ctx context.Context, cl *client.Client, name string, hist []rh.Transition) error {
+	emit := func(t rh.Transition) error {
+		if a.output == "table" {
+			tw := newLineWriter(a.io.Out)
+			transitionLine(tw, t)
+			return tw.Flush()
+		}
+		return a.print(t, nil)
+	}
+	if a.output == "table" {
+		fmt.Fprintln(a.io.Out, "TIME                     GEN  TRANSITION  SOURCE  MESSAGE")
+	}
+	seen := 0
+	var lastAt time.Time
+	for _, t := range hist {
+		if err := emit(t); err != nil {
+			return err
+		}
+		seen++
+		lastAt = t.At
+	}
+	ch, err := cl.Watch(ctx, name)
+	if err != nil {
+		return err
+	}
+	for c := range ch {
+		for _, t := range c.History {
+			if t.At.After(lastAt) {
+				if err := emit(t); err != nil {
+					return err
+				}
+				lastAt = t.At
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	fmt.Fprintf(a.io.Err, "cluster %s was deleted\n", name)
+	return nil
+}

@@ -1,0 +1,166 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/cli"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/services/registry"
+)
+
+// registryEnv is a real NATS with the registry, for rhcli to talk to.
+type registryEnv struct {
+	ns  *natstest.Server
+	env map[string]string
+}
+
+func startRegistry(t *testing.T) *registryEnv {
+	t.Helper()
+	ns := natstest.Start(t)
+	reg, err := registry.Start(context.Background(), ns.NC, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	return &registryEnv{ns: ns, env: map[string]string{"RH_NATS_URL": ns.URL, "USER": "tester", "HOME": t.TempDir()}}
+}
+
+// rhcli runs the CLI in-process and returns its exit code, stdout and stderr.
+func (e *registryEnv) rhcli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := cli.Run(ctx, args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb, Getenv: func(k string) string { return e.env[k] }})
+	return code, out.String(), errb.String()
+}
+
+func (e *registryEnv) nothingStored(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	kv, _ := e.ns.JS.KeyValue(ctx, events.BucketClusters)
+	if keys, err := kv.Keys(ctx); err == nil || err != jetstream.ErrNoKeysFound {
+		t.Fatalf("records were stored: %v %v", keys, err)
+	}
+	st, _ := e.ns.JS.Stream(ctx, events.StreamEvents)
+	info, _ := st.Info(ctx)
+	if info.State.Msgs != 0 {
+		t.Fatalf("%d events were published", info.State.Msgs)
+	}
+}
+
+func TestInvalidInputExitsTwoNamingTheFieldAndChangesNothing(t *testing.T) {
+	e := startRegistry(t)
+	dir := t.TempDir()
+	notKey := filepath.Join(dir, "notakey")
+	_ = os.WriteFile(notKey, []byte("hello"), 0o600)
+	badYAML := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(badYAML, []byte("name: x\nkind: byo\nbyo: {ips: [1.2.3.4]}\ncolour: red\n"), 0o600)
+	cases := []struct {
+		args  []string
+		field string
+	}{
+		{[]string{"cluster", "create", "Bad_Name", "--ips", "1.2.3.4"}, "name"},
+		{[]string{"cluster", "create", "ssh", "--ips", "1.2.3.4"}, "reserved"},
+		{[]string{"cluster", "create", "a", "--ips", "1.2.3.4,999.1.1.1"}, "byo.ips[1]"},
+		{[]string{"cluster", "create", "a", "--ips", "1.2.3.4", "--ssh-port", "0"}, "byo.ssh_port"},
+		{[]string{"cluster", "create", "a", "--ips", "1.2.3.4", "--ssh-key", notKey}, "--ssh-key"},
+		{[]string{"cluster", "create", "a", "--ips", "1.2.3.4", "--password-env", "NOPE"}, "--password-env"},
+		{[]string{"cluster", "create", "a", "--instance-type", "A100:x"}, "ondemand.instance_type"},
+		{[]string{"cluster", "create", "a", "--instance-type", "m5.xlarge", "--provider", "moon"}, "ondemand.provider"},
+		{[]string{"cluster", "create", "a", "--instance-type", "m5.xlarge", "--autostop-mins", "-2"}, "autostop_mins"},
+		{[]string{"cluster", "create", "a", "--instance-type", "m5.xlarge", "--region", "us-east-1"}, "ondemand.region"},
+		{[]string{"cluster", "create", "a", "--instance-type", "ml.m5.large", "--role", "arn:aws:iam::1:role/x"}, "sagemaker.role"},
+		{[]string{"cluster", "create", "a", "--kind", "sagemaker", "--instance-type", "p3.2xlarge"}, "sagemaker.instance_type"},
+		{[]string{"cluster", "create", "a", "--kind", "moon"}, "kind"},
+		{[]string{"cluster", "create", "a"}, "kind"},
+		{[]string{"cluster", "create", "-f", badYAML}, "colour"},
+		{[]string{"cluster", "create", "a", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"cluster", "get"}, "NAME"},
+		{[]string{"cluster", "list", "-o", "xml"}, "--output"},
+	}
+	for _, tc := range cases {
+		code, _, stderr := e.rhcli(t, tc.args...)
+		if code != cli.ExitInvalid {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", tc.args, code, stderr)
+			continue
+		}
+		if !strings.Contains(stderr, tc.field) {
+			t.Errorf("%v: stderr %q does not name %q", tc.args, stderr, tc.field)
+		}
+	}
+	// An autostop on a missing cluster is not found, an invalid one invalid.
+	if code, _, _ := e.rhcli(t, "cluster", "autostop", "nope", "5"); code != cli.ExitNotFound {
+		t.Errorf("autostop on missing cluster: exit %d, want 3", code)
+	}
+	e.nothingStored(t)
+}
+
+func TestClusterLifecycleThroughRhcli(t *testing.T) {
+	e := startRegistry(t)
+	yamlPath := filepath.Join(t.TempDir(), "cluster.yaml")
+	_ = os.WriteFile(yamlPath, []byte("name: gpu-a\nondemand:\n  instance_type: A100:4\n  num_instances: 2\n  provider: aws\n  region: us-east-1\nautostop_mins: 30\n"), 0o600)
+	code, out, stderr := e.rhcli(t, "cluster", "create", "-f", yamlPath, "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatalf("create -o json is not a cluster: %v\n%s", err, out)
+	}
+	if c.Spec.Kind != rh.KindOnDemand || c.Spec.OnDemand.NumInstances != 2 || c.Spec.Autostop() != 30 {
+		t.Fatalf("created spec %+v", c.Spec)
+	}
+	if code, _, stderr := e.rhcli(t, "cluster", "create", "gpu-a", "--instance-type", "m5.xlarge"); code != cli.ExitConflict || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("duplicate create: exit %d %q, want 4", code, stderr)
+	}
+	code, out, _ = e.rhcli(t, "cluster", "list")
+	if code != 0 || !strings.Contains(out, "gpu-a") || !strings.Contains(out, "Pending") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, out, _ = e.rhcli(t, "cluster", "get", "gpu-a", "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "instance_type: A100:4") {
+		t.Fatalf("get -o yaml: %d\n%s", code, out)
+	}
+	if code, _, _ := e.rhcli(t, "cluster", "autostop", "gpu-a", "45"); code != 0 {
+		t.Fatalf("autostop: exit %d", code)
+	}
+	if code, _, _ := e.rhcli(t, "cluster", "get", "missing"); code != cli.ExitNotFound {
+		t.Fatalf("get missing: exit %d, want 3", code)
+	}
+	if code, _, stderr := e.rhcli(t, "cluster", "delete", "gpu-a"); code != cli.ExitConflict || !strings.Contains(stderr, "tear it down first") {
+		t.Fatalf("delete of a Pending cluster: exit %d %q, want 4", code, stderr)
+	}
+	code, out, _ = e.rhcli(t, "cluster", "teardown", "gpu-a")
+	if code != 0 || !strings.Contains(out, "TearingDown") {
+		t.Fatalf("teardown: %d\n%s", code, out)
+	}
+	code, out, _ = e.rhcli(t, "cluster", "events", "gpu-a", "-o", "json")
+	var hist []rh.Transition
+	if err := json.Unmarshal([]byte(out), &hist); err != nil || code != 0 {
+		t.Fatalf("events -o json: %d %v\n%s", code, err, out)
+	}
+	if len(hist) != 3 || hist[0].To != rh.PhasePending || hist[2].To != rh.PhaseTearingDown {
+		t.Fatalf("history = %+v", hist)
+	}
+}
+
+func TestNothingAnsweringSaysHowToStartRh(t *testing.T) {
+	e := startRegistry(t)
+	e.env["RH_NATS_URL"] = "nats://127.0.0.1:1"
+	code, _, stderr := e.rhcli(t, "cluster", "list")
+	if code != cli.ExitError || !strings.Contains(stderr, "rhcli serve") || !strings.Contains(stderr, "127.0.0.1:1") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

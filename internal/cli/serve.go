@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rhq/rh/internal/serve"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var o serve.Options
+	var services string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run rh's services (with an embedded NATS unless --nats is given)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.DataDir == "" {
+				home := a.io.Getenv("HOME")
+				if home == "" {
+					home, _ = os.UserHomeDir()
+				}
+				o.DataDir = filepath.Join(home, ".rh")
+			}
+			o.NATSURL = a.natsURL
+			o.Creds = a.creds
+			if services != "" {
+				o.Services = strings.Split(services, ",")
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			o.Logger = a.logger(level)
+			o.Ready = func(url string) {
+				fmt.Fprintf(a.io.Out, "rh is ready: export RH_NATS_URL=%s\n", url)
+			}
+			return serve.Run(cmd.Context(), o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.DataDir, "data-dir", "", "where the embedded NATS keeps its data (default ~/.rh)")
+	fl.StringVar(&o.Listen, "listen", "127.0.0.1:4222", "client address of the embedded NATS")
+	fl.StringVar(&o.HTTPAddr, "http-addr", "", "serve /metrics, /healthz and /readyz here (e.g. 127.0.0.1:9090)")
+	fl.StringVar(&services, "services", "", "services to run, comma-separated (default all: "+strings.Join(serve.ServiceNames(), ",")+")")
+	fl.BoolVar(&o.Sim, "sim", false, "use the in-repo SkyPilot and SageMaker simulators (no cloud account needed)")
+	fl.DurationVar(&o.ReconcileEvery, "reconcile-every", 30*time.Second, "how often live clusters are refreshed")
+	fl.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	return cmd
+}

@@ -1,0 +1,142 @@
+package sshnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const pollInterval = 20 * time.Millisecond
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// descendants returns the pids of every process below root, read from /proc.
+// sshd forks a child per connection and that child calls setsid, so a process
+// group or session kill would miss them; the parent links do not.
+func descendants(root int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, ok := parentOf(pid); ok {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func parentOf(pid int) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name is in parentheses and may contain spaces; fields
+	// after the last ')' are: state ppid ...
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
+}
+
+// signalTree sends sig to root and all its descendants. Descendants are
+// collected first so that none is reparented to init before it is seen.
+func signalTree(root int, sig syscall.Signal) {
+	pids := descendants(root)
+	_ = syscall.Kill(root, sig)
+	for _, p := range pids {
+		_ = syscall.Kill(p, sig)
+	}
+}
+
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// CleanupLeftovers removes what crashed test processes left behind: sshd
+// processes whose config lives in a harness temp dir of a dead process,
+// those temp dirs, and network namespaces named rhtest-<deadpid>-*. Start
+// calls it; it is exported for a `make clean` style sweep.
+func CleanupLeftovers(ctx context.Context) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) == 0 || !strings.HasSuffix(args[0], "sshd") {
+			continue
+		}
+		for i, a := range args {
+			if a == "-f" && i+1 < len(args) {
+				if owner, ok := ownerPid(filepath.Base(filepath.Dir(args[i+1])), tempPrefix); ok && !pidAlive(owner) {
+					signalTree(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, d := range dirs {
+		if owner, ok := ownerPid(filepath.Base(d), tempPrefix); ok && !pidAlive(owner) {
+			_ = os.RemoveAll(d)
+		}
+	}
+	for _, ns := range listNetns(ctx) {
+		if owner, ok := ownerPid(ns, NetnsPrefix); ok && !pidAlive(owner) {
+			_ = runIP(ctx, "netns", "del", ns)
+		}
+	}
+}
+
+// ownerPid parses names of the form <prefix><pid>-<rest>.
+func ownerPid(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	s, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(s)
+	return pid, err == nil && pid > 0
+}

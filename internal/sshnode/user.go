@@ -1,0 +1,84 @@
+package sshnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"strings"
+	"syscall"
+)
+
+// TestUser is the dedicated local account the harness creates for password
+// logins. Password authentication without PAM checks /etc/shadow, so a real
+// account is needed; a dedicated one keeps the tests away from root's password.
+const TestUser = "rhtest"
+
+// TestPassword is the password EnsureUser gives TestUser when Options asks for
+// password authentication without naming a user. It only protects a throwaway
+// account on a test machine, and sshd only listens on loopback or a private
+// namespace.
+const TestPassword = "rh-test-Pa55word"
+
+// EnsureUser creates the local account name (with a home directory and /bin/sh
+// as shell) when it is missing and sets its password. It is idempotent and
+// safe to call from concurrent test processes: it serialises on a lock file,
+// since useradd and chpasswd themselves fail when /etc/shadow is locked.
+func EnsureUser(ctx context.Context, name, password string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("sshnode: creating user %q needs root (run: useradd -m -s /bin/sh %s && echo '%s:<password>' | chpasswd)", name, name, name)
+	}
+	if strings.ContainsAny(name, ":\n") || strings.ContainsAny(password, "\n") {
+		return fmt.Errorf("sshnode: invalid user name or password for %q", name)
+	}
+	unlock, err := lockFile(ctx, "/tmp/rhtest-users.lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	if _, err := user.Lookup(name); err != nil {
+		var unknown user.UnknownUserError
+		if !errors.As(err, &unknown) {
+			return fmt.Errorf("sshnode: look up user %q: %w", name, err)
+		}
+		if out, err := exec.CommandContext(ctx, "useradd", "-m", "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+			// Exit status 9: another process created it first.
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
+				return fmt.Errorf("sshnode: useradd %s: %w: %s", name, err, bytes.TrimSpace(out))
+			}
+		}
+	}
+	cmd := exec.CommandContext(ctx, "chpasswd")
+	cmd.Stdin = strings.NewReader(name + ":" + password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		// The output never contains the password; chpasswd does not echo it.
+		return fmt.Errorf("sshnode: set password of %s: %w: %s", name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, honouring ctx while waiting.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sshnode: open lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("sshnode: lock %s: %w", path, err)
+		}
+		if err := sleepCtx(ctx, pollInterval); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("sshnode: waiting for lock %s: %w", path, err)
+		}
+	}
+}

@@ -1,0 +1,424 @@
+// Package worker is the event loop every rh worker shares: it consumes the
+// lifecycle intents of one kind from RH_EVENTS, holds the lease while the
+// handler works, retries what failed for a reason that may pass, dead-letters
+// what cannot succeed, and publishes the handler's state reports.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+)
+
+// Handler does the work an intent asks for and reports what it observed
+// through r. Returning nil acks the event. An error wrapped by Permanent ends
+// the cluster Failed with its message; any other error is retried with backoff,
+// and after the last delivery the event is dead-lettered and the cluster Failed.
+//
+// Handlers must be idempotent: an event may be delivered again after a crash.
+type Handler func(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter) error
+
+// Config configures a worker's consumer.
+type Config struct {
+	Kind rh.Kind
+	// Durable is the consumer name, shared by every replica of this worker.
+	Durable string
+	// ID names this process in reports (owner of the cluster).
+	ID string
+	// AckWait is the lease; the loop renews it while a handler runs.
+	AckWait time.Duration
+	// MaxDeliver bounds attempts before dead-lettering.
+	MaxDeliver int
+	// Concurrency bounds events handled at once (different clusters run in parallel;
+	// one cluster's events run one at a time, in order).
+	Concurrency int
+	// RetryBase is the first retry delay; later ones double, with jitter.
+	RetryBase time.Duration
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+}
+
+func (c *Config) defaults() {
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 8
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = 500 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.ID == "" {
+		c.ID = c.Durable
+	}
+}
+
+// ErrPermanent marks an error that retrying cannot fix.
+var ErrPermanent = errors.New("permanent failure")
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// Permanent wraps err so the loop fails the cluster instead of retrying.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// Worker runs the loop.
+type Worker struct {
+	cfg     Config
+	js      jetstream.JetStream
+	handler Handler
+	records jetstream.KeyValue
+	metrics *metrics
+
+	mu       sync.Mutex
+	clusters map[string]*clusterSlot
+}
+
+type clusterSlot struct {
+	mu      sync.Mutex // serialises one cluster's events
+	waiting int
+	cancel  context.CancelCauseFunc // cancels the running create when a teardown arrives
+	op      string
+}
+
+type metrics struct {
+	events   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+// ErrSuperseded is the cancel cause of a create that a teardown overtook.
+var ErrSuperseded = errors.New("superseded by a teardown")
+
+// New prepares a worker; Run starts it.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) (*Worker, error) {
+	cfg.defaults()
+	kv, err := js.KeyValue(ctx, events.BucketClusters)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: cluster records: %w", cfg.Durable, err)
+	}
+	f := promauto.With(cfg.Registry)
+	return &Worker{
+		cfg: cfg, js: js, handler: h, records: kv, clusters: map[string]*clusterSlot{},
+		metrics: &metrics{
+			events: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "rh_worker_events_total", Help: "Lifecycle events consumed, by type and outcome (acked, retried, dead_lettered, stale, failed, superseded).",
+			}, []string{"kind", "event_type", "outcome"}),
+			duration: f.NewHistogramVec(prometheus.HistogramOpts{
+				Name: "rh_worker_handle_duration_seconds", Help: "Time to handle one lifecycle event.",
+				Buckets: prometheus.ExponentialBuckets(0.005, 3, 10),
+			}, []string{"kind", "event_type"}),
+			inflight: f.NewGauge(prometheus.GaugeOpts{Name: "rh_worker_events_in_flight", Help: "Events being handled now.", ConstLabels: prometheus.Labels{"kind": string(cfg.Kind)}}),
+		},
+	}, nil
+}
+
+// Run consumes until ctx ends, then waits for running handlers.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
+		Durable:        w.cfg.Durable,
+		Description:    fmt.Sprintf("rh %s worker", w.cfg.Kind),
+		FilterSubjects: events.WorkerSubjects(w.cfg.Kind),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        w.cfg.AckWait,
+		MaxDeliver:     w.cfg.MaxDeliver,
+		MaxAckPending:  w.cfg.Concurrency,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("worker %s: consumer: %w", w.cfg.Durable, err)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			w.handle(handlerCtx, m)
+		}()
+	}, jetstream.PullMaxMessages(w.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("worker %s: consume: %w", w.cfg.Durable, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	// Handlers get a short grace to finish; unfinished events are redelivered.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cancelHandlers()
+		<-done
+	}
+	return nil
+}
+
+func (w *Worker) slot(cluster string) *clusterSlot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.clusters[cluster]
+	if !ok {
+		s = &clusterSlot{}
+		w.clusters[cluster] = s
+	}
+	s.waiting++
+	return s
+}
+
+func (w *Worker) release(cluster string, s *clusterSlot) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s.waiting--
+	if s.waiting == 0 {
+		delete(w.clusters, cluster)
+	}
+}
+
+func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
+	log := w.cfg.Logger.With("worker", w.cfg.Durable, "subject", m.Subject())
+	md, err := m.Metadata()
+	if err != nil {
+		log.Error("message without metadata", "err", err)
+		_ = m.Term()
+		return
+	}
+	env, data, err := events.Decode(m.Data())
+	if err != nil {
+		w.deadLetter(ctx, m, md, "malformed event: "+err.Error())
+		w.count(env.Type, "dead_lettered")
+		return
+	}
+	in, ok := data.(*events.ClusterIntent)
+	if !ok {
+		w.deadLetter(ctx, m, md, fmt.Sprintf("event type %s does not belong on %s", env.Type, m.Subject()))
+		w.count(env.Type, "dead_lettered")
+		return
+	}
+	if in.Spec.Kind != w.cfg.Kind {
+		w.deadLetter(ctx, m, md, fmt.Sprintf("cluster kind %s on the %s worker's subject", in.Spec.Kind, w.cfg.Kind))
+		w.count(env.Type, "dead_lettered")
+		return
+	}
+	op := opOf(env.Type)
+	log = log.With("cluster", in.Cluster, "op", op, "generation", in.Generation, "delivery", md.NumDelivered)
+
+	slot := w.slot(in.Cluster)
+	defer w.release(in.Cluster, slot)
+	if op == events.OpTeardown {
+		// A teardown overtakes a running create: cancel it rather than wait for a
+		// launch nobody wants any more.
+		w.mu.Lock()
+		if slot.cancel != nil && slot.op == events.OpCreate {
+			slot.cancel(ErrSuperseded)
+		}
+		w.mu.Unlock()
+	}
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+
+	if stale, why := w.stale(ctx, in); stale {
+		log.Debug("skipping stale event", "reason", why)
+		_ = m.DoubleAck(ctx)
+		w.count(env.Type, "stale")
+		return
+	}
+
+	hctx, cancel := context.WithCancelCause(ctx)
+	w.mu.Lock()
+	slot.cancel, slot.op = cancel, op
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		slot.cancel, slot.op = nil, ""
+		w.mu.Unlock()
+		cancel(nil)
+	}()
+
+	stopLease := w.holdLease(hctx, m)
+	w.metrics.inflight.Inc()
+	start := time.Now()
+	r := &Reporter{js: w.js, worker: w.cfg.ID, kind: w.cfg.Kind, cluster: in.Cluster, generation: in.Generation}
+	err = w.handler(hctx, op, in, r)
+	w.metrics.duration.WithLabelValues(string(w.cfg.Kind), env.Type).Observe(time.Since(start).Seconds())
+	w.metrics.inflight.Dec()
+	stopLease()
+
+	switch {
+	case err == nil:
+		if aerr := m.DoubleAck(ctx); aerr != nil {
+			log.Warn("ack failed; the event will be redelivered", "err", aerr)
+		}
+		w.count(env.Type, "acked")
+	case errors.Is(context.Cause(hctx), ErrSuperseded):
+		log.Info("create overtaken by a teardown")
+		_ = m.DoubleAck(ctx)
+		w.count(env.Type, "superseded")
+	case errors.Is(err, ErrPermanent):
+		log.Warn("event failed", "err", err)
+		if rerr := r.Report(ctx, rh.PhaseFailed, err.Error(), nil, nil); rerr != nil {
+			log.Error("cannot report failure; retrying the event", "err", rerr)
+			_ = m.NakWithDelay(w.cfg.RetryBase)
+			return
+		}
+		_ = m.DoubleAck(ctx)
+		w.count(env.Type, "failed")
+	case ctx.Err() != nil:
+		// Shutting down: leave it for the next process.
+		_ = m.Nak()
+	case int(md.NumDelivered) >= w.cfg.MaxDeliver:
+		reason := fmt.Sprintf("gave up after %d attempts: %v", md.NumDelivered, err)
+		log.Error("event exhausted its deliveries", "err", err)
+		if op != events.OpRefresh {
+			_ = r.Report(ctx, rh.PhaseFailed, reason, nil, nil)
+		}
+		w.deadLetter(ctx, m, md, reason)
+		w.count(env.Type, "dead_lettered")
+	default:
+		delay := backoff(w.cfg.RetryBase, int(md.NumDelivered))
+		log.Warn("event failed; retrying", "err", err, "in", delay)
+		_ = m.NakWithDelay(delay)
+		w.count(env.Type, "retried")
+	}
+}
+
+// stale reports whether a newer up or teardown (or a delete) made the event moot.
+func (w *Worker) stale(ctx context.Context, in *events.ClusterIntent) (bool, string) {
+	e, err := w.records.Get(ctx, events.ClusterKey(in.Cluster))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true, "cluster deleted"
+	}
+	if err != nil {
+		return false, "" // cannot tell: do the work, handlers are idempotent
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		return false, ""
+	}
+	if in.Generation < c.Incarnation {
+		return true, fmt.Sprintf("generation %d is older than incarnation %d", in.Generation, c.Incarnation)
+	}
+	return false, ""
+}
+
+func (w *Worker) holdLease(ctx context.Context, m jetstream.Msg) func() {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
+func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
+	if err := events.DeadLetter(ctx, w.js, events.StreamEvents, w.cfg.Durable, m.Subject(), md.Sequence.Stream, m.Data(), reason); err != nil {
+		w.cfg.Logger.Error("cannot dead-letter; will retry", "err", err)
+		_ = m.NakWithDelay(w.cfg.RetryBase)
+		return
+	}
+	_ = m.Term()
+}
+
+func (w *Worker) count(eventType, outcome string) {
+	if eventType == "" {
+		eventType = "unknown"
+	}
+	w.metrics.events.WithLabelValues(string(w.cfg.Kind), eventType, outcome).Inc()
+}
+
+func opOf(eventType string) string {
+	switch eventType {
+	case events.TypeCreate:
+		return events.OpCreate
+	case events.TypeTeardown:
+		return events.OpTeardown
+	case events.TypeUpdate:
+		return events.OpUpdate
+	case events.TypeRefresh:
+		return events.OpRefresh
+	}
+	return ""
+}
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 8)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Reporter publishes state reports for the event being handled.
+type Reporter struct {
+	js         jetstream.JetStream
+	worker     string
+	kind       rh.Kind
+	cluster    string
+	generation int64
+}
+
+// NewReporter makes a reporter outside the loop (tests, other tools).
+func NewReporter(js jetstream.JetStream, worker string, kind rh.Kind, cluster string, generation int64) *Reporter {
+	return &Reporter{js: js, worker: worker, kind: kind, cluster: cluster, generation: generation}
+}
+
+// Report publishes what the worker observed now.
+func (r *Reporter) Report(ctx context.Context, phase rh.Phase, message string, nodes []rh.Node, info map[string]string) error {
+	rep := events.StateReport{
+		Cluster: r.cluster, Kind: r.kind, Generation: r.generation, Phase: phase, Message: message,
+		Nodes: nodes, Info: info, Worker: r.worker, ObservedAt: time.Now().UTC(),
+	}
+	env, err := events.NewState(r.worker, rep)
+	if err != nil {
+		return err
+	}
+	_, err = events.Publish(ctx, r.js, events.StateSubject(r.kind, r.cluster), env)
+	return err
+}
+
+// Cluster is the cluster the reporter reports on.
+func (r *Reporter) Cluster() string { return r.cluster }
+
+// Generation is the generation the reports carry.
+func (r *Reporter) Generation() int64 { return r.generation }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job: start the embedded stack and walk clusters through their life.
+# Everything runs under a temporary directory and stops cleanly at the end.
+set -euo pipefail
+rhcli=${1:-bin/rhcli}
+rhcli=$(cd "$(dirname "$rhcli")" && pwd)/$(basename "$rhcli")
+work=$(mktemp -d -t rh-demo.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 14222)
+export RH_NATS_URL=nats://127.0.0.1:$port
+serve_pid=
+cleanup() {
+  if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
+    kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+echo "rh demo: data under $work, NATS on $RH_NATS_URL"
+"$rhcli" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --reconcile-every 2s >"$work/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do
+  grep -q "rh is ready" "$work/serve.log" 2>/dev/null && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+  sleep 0.1
+done
+
+step "$rhcli" cluster create demo-byo --ips 10.255.0.1 --ssh-user ml
+step "$rhcli" cluster list
+step "$rhcli" cluster create demo-byo --ips 10.255.0.1 || echo "(exit $?: a cluster of that name exists)"
+step "$rhcli" cluster create Bad_Name --ips 10.255.0.1 || echo "(exit $?: invalid input names the field)"
+step "$rhcli" cluster teardown demo-byo
+step "$rhcli" cluster events demo-byo
+step "$rhcli" cluster delete demo-byo --force
+step "$rhcli" cluster list
+
+echo; echo "stopping rh"
+kill -TERM "$serve_pid"; wait "$serve_pid" || true; serve_pid=
+echo "done"

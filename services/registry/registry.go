@@ -1,0 +1,463 @@
+// Package registry is the single writer of cluster records. It answers the
+// registry API (create, get, list, up, teardown, delete, autostop, events,
+// refresh), publishes lifecycle intents for the workers, applies their state
+// reports with compare-and-set, keeps each cluster's history, and reconciles:
+// it re-publishes intents no worker has observed and asks workers to refresh
+// live clusters every period.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/svc"
+)
+
+// Version is the registry's micro service version.
+const Version = "0.1.0"
+
+// Source is the CloudEvents source of the registry's events.
+const Source = "rh/registry"
+
+// Config configures the registry.
+type Config struct {
+	// ReconcileEvery is the refresh period: drift shows in status within it.
+	ReconcileEvery time.Duration
+	// IntentRetryAfter is how long an unobserved intent waits before it is
+	// published again.
+	IntentRetryAfter time.Duration
+	Logger           *slog.Logger
+	Registry         prometheus.Registerer
+}
+
+func (c *Config) defaults() {
+	if c.ReconcileEvery == 0 {
+		c.ReconcileEvery = 30 * time.Second
+	}
+	if c.IntentRetryAfter == 0 {
+		c.IntentRetryAfter = c.ReconcileEvery
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Service is a running registry.
+type Service struct {
+	cfg     Config
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	records jetstream.KeyValue
+	secrets jetstream.KeyValue
+	log     *slog.Logger
+	m       *metrics
+
+	svc    micro.Service
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	now    func() time.Time
+}
+
+// Start sets up streams and buckets, starts the API, the state consumer, the
+// dead-letter watcher and the reconciler.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	cfg.defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	if err := events.Setup(ctx, js, events.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	records, err := js.KeyValue(ctx, events.BucketClusters)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	secrets, err := js.KeyValue(ctx, events.BucketSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if err := s.startAPI(runCtx); err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := s.startStateConsumer(runCtx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.watchDeadLetters(runCtx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	s.wg.Go(func() { s.reconcileLoop(runCtx) })
+	return s, nil
+}
+
+// Stop stops the API and the loops; pending requests finish first.
+func (s *Service) Stop() {
+	if s.svc != nil {
+		_ = s.svc.Stop()
+	}
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Service) startAPI(ctx context.Context) error {
+	sv, err := micro.AddService(s.nc, micro.Config{
+		Name: api.RegistryService, Version: Version, Description: "rh cluster registry",
+	})
+	if err != nil {
+		return fmt.Errorf("registry: micro: %w", err)
+	}
+	s.svc = sv
+	g := sv.AddGroup(api.RegistryPrefix)
+	add := func(name string, h micro.Handler) error {
+		if err := g.AddEndpoint(name, h); err != nil {
+			return fmt.Errorf("registry: endpoint %s: %w", name, err)
+		}
+		return nil
+	}
+	return errors.Join(
+		add(api.OpCreate, svc.Handle(ctx, s.log, s.Create)),
+		add(api.OpGet, svc.Handle(ctx, s.log, s.Get)),
+		add(api.OpList, svc.Handle(ctx, s.log, s.List)),
+		add(api.OpUp, svc.Handle(ctx, s.log, s.Up)),
+		add(api.OpTeardown, svc.Handle(ctx, s.log, s.Teardown)),
+		add(api.OpDelete, svc.Handle(ctx, s.log, s.Delete)),
+		add(api.OpAutostop, svc.Handle(ctx, s.log, s.Autostop)),
+		add(api.OpEvents, svc.Handle(ctx, s.log, s.Events)),
+		add(api.OpRefresh, svc.Handle(ctx, s.log, s.Refresh)),
+	)
+}
+
+// Create validates and stores a new cluster and publishes its create intent.
+func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.ClusterReply, error) {
+	if err := rh.ValidateName(req.Name); err != nil {
+		return nil, err
+	}
+	spec := req.Spec
+	spec.Normalize()
+	if spec.Kind == rh.KindBYO && spec.BYO != nil && req.Secrets != nil {
+		spec.BYO.HasKey = req.Secrets.SSHPrivateKey != ""
+		spec.BYO.HasPassword = req.Secrets.Password != ""
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if !req.Secrets.Empty() && spec.Kind != rh.KindBYO {
+		return nil, rh.Invalid("secrets", "only byo clusters take an SSH key or password; rh makes the keys of %s clusters", spec.Kind)
+	}
+	now := s.now().UTC()
+	c := &rh.Cluster{
+		Name: req.Name, Spec: spec, Generation: 1, Incarnation: 1,
+		Intent:    rh.Intent{Op: events.OpCreate, Generation: 1, At: now},
+		Status:    rh.Status{Phase: rh.PhasePending, Message: fmt.Sprintf("waiting for the %s worker", spec.Kind)},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	c.History = []rh.Transition{{At: now, Generation: 1, To: rh.PhasePending, Message: "created", Source: Source}}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("registry: encode %s: %w", c.Name, err)
+	}
+	// The record first: its compare-and-set decides who created the name, so a
+	// losing create never touches the winner's secrets. The intent is published
+	// only after the secrets are stored, so no worker looks for them too early.
+	rev, err := s.records.Create(ctx, events.ClusterKey(c.Name), b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, rh.Conflict("cluster %q already exists", c.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: store %s: %w", c.Name, err)
+	}
+	if !req.Secrets.Empty() {
+		sb, _ := json.Marshal(req.Secrets)
+		if _, err := s.secrets.Put(ctx, events.ClusterKey(c.Name), sb); err != nil {
+			_ = s.records.Delete(ctx, events.ClusterKey(c.Name), jetstream.LastRevision(rev))
+			return nil, fmt.Errorf("registry: store secrets of %s: %w", c.Name, err)
+		}
+	}
+	s.m.requests.WithLabelValues(api.OpCreate).Inc()
+	s.publishIntent(ctx, c)
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// Get returns one record.
+func (s *Service) Get(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
+	c, _, err := s.load(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// List returns every record sorted by name.
+func (s *Service) List(ctx context.Context, _ struct{}) (*api.ListReply, error) {
+	cs, err := s.all(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ListReply{Clusters: cs}, nil
+}
+
+// Up brings a stopped, failed or terminated cluster up again. It is a no-op
+// for a cluster that is already coming up or up.
+func (s *Service) Up(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
+	c, err := s.mutate(ctx, req.Name, func(c *rh.Cluster) (bool, error) {
+		switch c.Status.Phase {
+		case rh.PhasePending, rh.PhaseProvisioning, rh.PhaseUp, rh.PhaseDegraded:
+			return false, nil
+		case rh.PhaseTearingDown:
+			return false, rh.Conflict("cluster %q is tearing down; run up again once it is Terminated", c.Name)
+		}
+		s.newIncarnation(c, events.OpCreate, rh.PhasePending, "up requested")
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.publishIntent(ctx, c)
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// Teardown asks the worker to release the cluster's machines (for byo: to
+// close its connections; your machines are never touched).
+func (s *Service) Teardown(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
+	c, err := s.mutate(ctx, req.Name, func(c *rh.Cluster) (bool, error) {
+		if c.Status.Phase == rh.PhaseTerminated || c.Status.Phase == rh.PhaseTearingDown {
+			return false, nil
+		}
+		s.newIncarnation(c, events.OpTeardown, rh.PhaseTearingDown, "teardown requested")
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.publishIntent(ctx, c)
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// Delete removes a record and its secrets once nothing can be left running.
+func (s *Service) Delete(ctx context.Context, req api.DeleteRequest) (*struct{}, error) {
+	c, rev, err := s.load(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !req.Force {
+		switch {
+		case c.Status.Phase == rh.PhaseTerminated:
+		case c.Status.Phase == rh.PhaseFailed && c.Spec.Kind == rh.KindBYO:
+		case c.Status.Phase == rh.PhaseFailed:
+			return nil, rh.Conflict("cluster %q failed; tear it down first so no machine is left behind (or delete --force)", c.Name)
+		default:
+			return nil, rh.Conflict("cluster %q is %s; tear it down first (or delete --force)", c.Name, c.Status.Phase)
+		}
+	}
+	if err := s.records.Delete(ctx, events.ClusterKey(c.Name), jetstream.LastRevision(rev)); err != nil {
+		if events.IsCASConflict(err) {
+			return nil, rh.Conflict("cluster %q changed while deleting; try again", c.Name)
+		}
+		return nil, fmt.Errorf("registry: delete %s: %w", c.Name, err)
+	}
+	if err := s.secrets.Purge(ctx, events.ClusterKey(c.Name)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.log.Warn("cannot purge secrets", "cluster", c.Name, "err", err)
+	}
+	s.m.requests.WithLabelValues(api.OpDelete).Inc()
+	return &struct{}{}, nil
+}
+
+// Autostop changes the cluster's autostop and tells its worker.
+func (s *Service) Autostop(ctx context.Context, req api.AutostopRequest) (*api.ClusterReply, error) {
+	if req.Minutes < -1 {
+		return nil, rh.Invalid("minutes", "%d is below -1 (-1 means never)", req.Minutes)
+	}
+	c, err := s.mutate(ctx, req.Name, func(c *rh.Cluster) (bool, error) {
+		if c.Spec.Kind == rh.KindBYO && req.Minutes != -1 {
+			return false, rh.Invalid("minutes", "byo clusters have no autostop: rh never stops machines it does not own")
+		}
+		if c.Spec.Autostop() == req.Minutes {
+			return false, nil
+		}
+		c.Spec.AutostopMins = new(req.Minutes)
+		c.Generation++
+		c.Intent = rh.Intent{Op: events.OpUpdate, Generation: c.Generation, At: s.now().UTC()}
+		s.record(c, c.Status.Phase, fmt.Sprintf("autostop set to %d minutes", req.Minutes))
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c.Intent.Op == events.OpUpdate && c.Status.Phase.Live() {
+		s.publishIntent(ctx, c)
+	}
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// Events returns the cluster's history.
+func (s *Service) Events(ctx context.Context, req api.NameRequest) (*api.EventsReply, error) {
+	c, _, err := s.load(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &api.EventsReply{History: c.History}, nil
+}
+
+// Refresh asks the worker to observe the cluster now; the answer arrives as a
+// state report, which callers may wait for on the record.
+func (s *Service) Refresh(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
+	c, _, err := s.load(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.publish(ctx, events.OpRefresh, c, s.now().UnixNano()); err != nil {
+		return nil, err
+	}
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// newIncarnation starts an up or teardown: a new generation that makes every
+// report about earlier ones stale.
+func (s *Service) newIncarnation(c *rh.Cluster, op string, phase rh.Phase, msg string) {
+	c.Generation++
+	c.Incarnation = c.Generation
+	c.Intent = rh.Intent{Op: op, Generation: c.Generation, At: s.now().UTC()}
+	s.record(c, phase, msg)
+	c.Status.Phase = phase
+	c.Status.Message = msg
+	c.Status.ReportedAt = time.Time{}
+}
+
+// record appends a transition to the history, keeping it bounded.
+func (s *Service) record(c *rh.Cluster, to rh.Phase, msg string) {
+	c.History = append(c.History, rh.Transition{At: s.now().UTC(), Generation: c.Generation, From: c.Status.Phase, To: to, Message: msg, Source: Source})
+	if n := len(c.History); n > rh.MaxHistory {
+		c.History = slices.Clone(c.History[n-rh.MaxHistory:])
+	}
+}
+
+func (s *Service) publishIntent(ctx context.Context, c *rh.Cluster) {
+	if err := s.publish(ctx, c.Intent.Op, c, 0); err != nil {
+		// The record holds the intent; the reconciler publishes it again.
+		s.log.Warn("intent not published yet; the reconciler will retry", "cluster", c.Name, "op", c.Intent.Op, "err", err)
+	}
+}
+
+func (s *Service) publish(ctx context.Context, op string, c *rh.Cluster, tick int64) error {
+	env, err := events.NewIntent(Source, op, c, tick)
+	if err != nil {
+		return err
+	}
+	if _, err := events.Publish(ctx, s.js, events.IntentSubject(op, c.Spec.Kind), env); err != nil {
+		return err
+	}
+	s.m.published.WithLabelValues(env.Type).Inc()
+	return nil
+}
+
+// load reads one record and its revision.
+func (s *Service) load(ctx context.Context, name string) (*rh.Cluster, uint64, error) {
+	if err := rh.ValidateName(name); err != nil {
+		return nil, 0, err
+	}
+	e, err := s.records.Get(ctx, events.ClusterKey(name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, rh.NotFound("cluster %q not found", name)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("registry: read %s: %w", name, err)
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		return nil, 0, fmt.Errorf("registry: decode %s: %w", name, err)
+	}
+	return &c, e.Revision(), nil
+}
+
+func (s *Service) all(ctx context.Context) ([]*rh.Cluster, error) {
+	lister, err := s.records.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: list: %w", err)
+	}
+	var out []*rh.Cluster
+	for key := range lister.Keys() {
+		c, _, err := s.load(ctx, key[len("cluster."):])
+		if rh.ErrorCode(err) == rh.ENOTFOUND {
+			continue // deleted while listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *rh.Cluster) int { return cmpString(a.Name, b.Name) })
+	return out, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// maxCASAttempts bounds retries of one mutation under contention.
+const maxCASAttempts = 200
+
+// mutate applies fn to the current record and writes it back with
+// compare-and-set, retrying from a fresh read when another write came first.
+// fn returns false to leave the record as it is.
+func (s *Service) mutate(ctx context.Context, name string, fn func(*rh.Cluster) (bool, error)) (*rh.Cluster, error) {
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		c, rev, err := s.load(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		changed, err := fn(c)
+		if err != nil || !changed {
+			return c, err
+		}
+		c.UpdatedAt = s.now().UTC()
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("registry: encode %s: %w", name, err)
+		}
+		_, err = s.records.Update(ctx, events.ClusterKey(name), b, rev)
+		if err == nil {
+			return c, nil
+		}
+		if !events.IsCASConflict(err) {
+			return nil, fmt.Errorf("registry: write %s: %w", name, err)
+		}
+		s.m.casRetries.Inc()
+		// Someone else wrote first: back off a little so many writers converge.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(rand.N(attempt+1)) * time.Millisecond):
+		}
+	}
+	return nil, rh.Conflict("cluster %q is changing too fast; try again", name)
+}

@@ -1,0 +1,217 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+)
+
+const stateConsumer = "registry"
+
+func (s *Service) startStateConsumer(ctx context.Context) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, events.StreamState, jetstream.ConsumerConfig{
+		Durable:       stateConsumer,
+		Description:   "rh registry applies worker state reports",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    10,
+		MaxAckPending: 256,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("registry: state consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.onReport(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("registry: consume state: %w", err)
+	}
+	s.wg.Go(func() {
+		<-ctx.Done()
+		cc.Drain()
+		<-cc.Closed()
+	})
+	return nil
+}
+
+func (s *Service) onReport(ctx context.Context, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		_ = m.Term()
+		return
+	}
+	env, data, err := events.Decode(m.Data())
+	rep, ok := data.(*events.StateReport)
+	if err == nil && !ok {
+		err = fmt.Errorf("event type %s is not a state report", env.Type)
+	}
+	if err != nil {
+		s.deadLetter(ctx, m, md, "malformed state report: "+err.Error())
+		return
+	}
+	if want := events.StateSubject(rep.Kind, rep.Cluster); m.Subject() != want {
+		s.deadLetter(ctx, m, md, fmt.Sprintf("report for %s/%s arrived on %s", rep.Kind, rep.Cluster, m.Subject()))
+		return
+	}
+	outcome, err := s.Apply(ctx, rep)
+	if err != nil {
+		if ctx.Err() != nil {
+			_ = m.Nak()
+			return
+		}
+		s.log.Warn("cannot apply report; retrying", "cluster", rep.Cluster, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		s.m.reports.WithLabelValues("retried").Inc()
+		return
+	}
+	s.m.reports.WithLabelValues(outcome).Inc()
+	_ = m.DoubleAck(ctx)
+}
+
+func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
+	s.log.Warn("dead-lettering", "subject", m.Subject(), "reason", reason)
+	if err := events.DeadLetter(ctx, s.js, md.Stream, md.Consumer, m.Subject(), md.Sequence.Stream, m.Data(), reason); err != nil {
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	s.m.reports.WithLabelValues("dead_lettered").Inc()
+	_ = m.Term()
+}
+
+// Report outcomes.
+const (
+	OutcomeApplied   = "applied"
+	OutcomeStale     = "stale"     // about an earlier incarnation
+	OutcomeOutOfDate = "out_of_order"
+	OutcomeDuplicate = "duplicate"
+	OutcomeUnknown   = "unknown_cluster"
+)
+
+// Apply applies a state report to its cluster's record. A report about an
+// earlier incarnation, one older than the last applied, a duplicate, or one
+// that would move the cluster backwards changes nothing.
+func (s *Service) Apply(ctx context.Context, rep *events.StateReport) (string, error) {
+	outcome := OutcomeApplied
+	var becameUp bool
+	c, err := s.mutate(ctx, rep.Cluster, func(c *rh.Cluster) (bool, error) {
+		becameUp = false
+		switch {
+		case rep.Kind != c.Spec.Kind:
+			outcome = OutcomeStale
+			return false, nil
+		case rep.Generation < c.Incarnation:
+			outcome = OutcomeStale
+			return false, nil
+		case rep.Phase.Rank() < c.Status.Phase.Rank():
+			outcome = OutcomeOutOfDate
+			return false, nil
+		case rep.Generation <= c.Status.ObservedGeneration && !rep.ObservedAt.After(c.Status.ReportedAt):
+			// Within one generation, time orders reports; a report about a newer
+			// generation is newer by definition, whatever the worker's clock says.
+			if rep.ObservedAt.Equal(c.Status.ReportedAt) {
+				outcome = OutcomeDuplicate
+			} else {
+				outcome = OutcomeOutOfDate
+			}
+			return false, nil
+		}
+		outcome = OutcomeApplied
+		st := &c.Status
+		changed := st.Phase != rep.Phase || st.Message != rep.Message
+		if changed {
+			s.record(c, rep.Phase, rep.Message)
+			c.History[len(c.History)-1].Source = rep.Worker
+			c.History[len(c.History)-1].Generation = rep.Generation
+		}
+		becameUp = rep.Phase == rh.PhaseUp && st.Phase != rh.PhaseUp && st.Phase != rh.PhaseDegraded
+		st.Phase, st.Message, st.Owner, st.ReportedAt = rep.Phase, rep.Message, rep.Worker, rep.ObservedAt
+		if rep.Nodes != nil || rep.Phase.Final() {
+			st.Nodes = rep.Nodes
+		}
+		if rep.Info != nil && !maps.Equal(st.Info, rep.Info) {
+			st.Info = rep.Info
+		}
+		if rep.Generation > st.ObservedGeneration {
+			st.ObservedGeneration = rep.Generation
+		}
+		return true, nil
+	})
+	if rh.ErrorCode(err) == rh.ENOTFOUND {
+		return OutcomeUnknown, nil // deleted meanwhile: nothing to apply to
+	}
+	if err != nil {
+		return "", err
+	}
+	if becameUp {
+		s.m.provision.WithLabelValues(string(c.Spec.Kind)).Observe(rep.ObservedAt.Sub(c.Intent.At).Seconds())
+	}
+	return outcome, nil
+}
+
+// watchDeadLetters moves events that exhausted their deliveries without a
+// worker dead-lettering them (a worker crashing on them, say) to the
+// dead-letter stream, and fails their cluster with the reason. The server
+// keeps such messages and only announces them in an advisory.
+func (s *Service) watchDeadLetters(ctx context.Context) error {
+	subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + events.StreamEvents + ".*"
+	sub, err := s.nc.Subscribe(subj, func(msg *nats.Msg) {
+		var adv struct {
+			Stream     string `json:"stream"`
+			Consumer   string `json:"consumer"`
+			StreamSeq  uint64 `json:"stream_seq"`
+			Deliveries uint64 `json:"deliveries"`
+		}
+		if err := json.Unmarshal(msg.Data, &adv); err != nil {
+			return
+		}
+		s.wg.Go(func() { s.deadLetterExhausted(ctx, adv.Stream, adv.Consumer, adv.StreamSeq, adv.Deliveries) })
+	})
+	if err != nil {
+		return fmt.Errorf("registry: advisory: %w", err)
+	}
+	s.wg.Go(func() {
+		<-ctx.Done()
+		_ = sub.Unsubscribe()
+	})
+	return nil
+}
+
+func (s *Service) deadLetterExhausted(ctx context.Context, stream, consumer string, seq, deliveries uint64) {
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return
+	}
+	raw, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return
+	}
+	reason := fmt.Sprintf("no worker completed it after %d deliveries", deliveries)
+	if err := events.DeadLetter(ctx, s.js, stream, consumer, raw.Subject, seq, raw.Data, reason); err != nil {
+		s.log.Error("cannot dead-letter exhausted event", "seq", seq, "err", err)
+		return
+	}
+	_, data, err := events.Decode(raw.Data)
+	in, ok := data.(*events.ClusterIntent)
+	if err != nil || !ok {
+		return
+	}
+	_, err = s.mutate(ctx, in.Cluster, func(c *rh.Cluster) (bool, error) {
+		if in.Generation < c.Incarnation || c.Status.Phase.Final() {
+			return false, nil
+		}
+		msg := fmt.Sprintf("%s event dead-lettered: %s", in.Spec.Kind, reason)
+		s.record(c, rh.PhaseFailed, msg)
+		c.Status.Phase, c.Status.Message = rh.PhaseFailed, msg
+		return true, nil
+	})
+	if err != nil && rh.ErrorCode(err) != rh.ENOTFOUND {
+		s.log.Warn("cannot fail cluster of dead-lettered event", "cluster", in.Cluster, "err", err)
+	}
+}
