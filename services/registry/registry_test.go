@@ -139,7 +139,9 @@ func TestSecretsStayOutOfRecordsAndEvents(t *testing.T) {
 	}
 }
 
-func contains(b []byte, s string) bool { return len(s) > 0 && string(b) != "" && indexOf(string(b), s) >= 0 }
+func contains(b []byte, s string) bool {
+	return len(s) > 0 && string(b) != "" && indexOf(string(b), s) >= 0
+}
 
 func indexOf(h, n string) int {
 	for i := 0; i+len(n) <= len(h); i++ {

@@ -88,7 +88,7 @@ func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream
 // Report outcomes.
 const (
 	OutcomeApplied   = "applied"
-	OutcomeStale     = "stale"     // about an earlier incarnation
+	OutcomeStale     = "stale" // about an earlier incarnation
 	OutcomeOutOfDate = "out_of_order"
 	OutcomeDuplicate = "duplicate"
 	OutcomeUnknown   = "unknown_cluster"
