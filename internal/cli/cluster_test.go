@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/cli"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
 )
 
@@ -162,5 +165,81 @@ func TestNothingAnsweringSaysHowToStartRh(t *testing.T) {
 	code, _, stderr := e.rhcli(t, "cluster", "list")
 	if code != cli.ExitError || !strings.Contains(stderr, "rhcli serve") || !strings.Contains(stderr, "127.0.0.1:1") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitOutput(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output never showed %q:\n%s", want, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEventsFollowAndCreateWaitSeeWorkerReports(t *testing.T) {
+	e := startRegistry(t)
+	// A stand-in worker: reports Provisioning then Up for every create.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := worker.New(ctx, e.ns.JS, worker.Config{Kind: rh.KindBYO, Durable: "fake"}, func(ctx context.Context, op string, in *events.ClusterIntent, r *worker.Reporter) error {
+		if op != events.OpCreate {
+			return nil
+		}
+		if err := r.Report(ctx, rh.PhaseProvisioning, "connecting to 1 node", nil, nil); err != nil {
+			return err
+		}
+		return r.Report(ctx, rh.PhaseUp, "1/1 nodes up", []rh.Node{{Address: "10.1.1.1", Port: 22, User: "ml", Reachable: true}}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wdone := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(wdone) }()
+	defer func() { cancel(); <-wdone }()
+
+	code, out, stderr := e.rhcli(t, "cluster", "create", "fol", "--ips", "10.1.1.1", "--wait", "-o", "json")
+	if code != 0 {
+		t.Fatalf("create --wait: exit %d: %s", code, stderr)
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal([]byte(out), &c); err != nil || c.Status.Phase != rh.PhaseUp || len(c.Status.Nodes) != 1 {
+		t.Fatalf("create --wait returned %s (%v)", out, err)
+	}
+
+	var followOut syncBuffer
+	fctx, fcancel := context.WithCancel(context.Background())
+	fdone := make(chan int)
+	go func() {
+		fdone <- cli.Run(fctx, []string{"cluster", "events", "fol", "--follow"}, cli.IO{Out: &followOut, Err: io.Discard, Getenv: func(k string) string { return e.env[k] }})
+	}()
+	waitOutput(t, &followOut, "1/1 nodes up")
+	if code, _, _ := e.rhcli(t, "cluster", "teardown", "fol"); code != 0 {
+		t.Fatal("teardown failed")
+	}
+	waitOutput(t, &followOut, "teardown requested")
+	fcancel()
+	if code := <-fdone; code != 0 {
+		t.Fatalf("events --follow exited %d after cancel", code)
 	}
 }
