@@ -41,8 +41,11 @@ type Config struct {
 	// IntentRetryAfter is how long an unobserved intent waits before it is
 	// published again.
 	IntentRetryAfter time.Duration
-	Logger           *slog.Logger
-	Registry         prometheus.Registerer
+	// Limits size the streams and buckets (zero: events.DefaultLimits); set
+	// Replicas to 3 on a NATS cluster.
+	Limits   events.Limits
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -51,6 +54,9 @@ func (c *Config) defaults() {
 	}
 	if c.IntentRetryAfter == 0 {
 		c.IntentRetryAfter = c.ReconcileEvery
+	}
+	if c.Limits == (events.Limits{}) {
+		c.Limits = events.DefaultLimits()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -84,7 +90,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	if err := events.Setup(ctx, js, events.DefaultLimits()); err != nil {
+	if err := events.Setup(ctx, js, cfg.Limits); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	records, err := js.KeyValue(ctx, events.BucketClusters)

@@ -1,0 +1,94 @@
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Cluster is a NATS cluster of embedded servers on loopback, for fault tests.
+type Cluster struct {
+	Servers []*server.Server
+	// URL lists every server's client URL, comma-separated, for nats.Connect.
+	URL string
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// StartCluster starts n servers with JetStream, routed to each other, and
+// waits until JetStream has a meta leader. They are stopped when the test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	c := &Cluster{}
+	var urls []string
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("rh-test-%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 32 << 20, JetStreamMaxStore: 256 << 20,
+			Cluster: server.ClusterOpts{Name: "rh-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes, NoLog: true, NoSigs: true,
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("server %d not ready", i)
+		}
+		c.Servers = append(c.Servers, ns)
+		urls = append(urls, ns.ClientURL())
+	}
+	c.URL = strings.Join(urls, ",")
+	t.Cleanup(func() {
+		for _, ns := range c.Servers {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, ns := range c.Servers {
+			if ns.JetStreamIsLeader() {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("JetStream cluster elected no meta leader in 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// JetStream wraps nc for a test.
+func JetStream(t testing.TB, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}

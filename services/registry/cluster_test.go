@@ -1,0 +1,91 @@
+package registry_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/services/registry"
+)
+
+// On a three-node NATS cluster with replicated streams, losing a server loses
+// no record and no event, and the registry keeps answering.
+func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	nc, err := nats.Connect(c.Servers[0].ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	limits := events.DefaultLimits()
+	limits.Replicas = 3
+	ctx := context.Background()
+	var reg *registry.Service
+	// Stream creation can race the cluster's first elections: retry briefly.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		reg, err = registry.Start(ctx, nc, registry.Config{Limits: limits})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	cl, _ := client.New(nc, 10*time.Second)
+	spec := rh.Spec{OnDemand: &rh.OnDemandSpec{InstanceType: "m5.xlarge"}}
+	for i := range 5 {
+		if _, err := cl.Create(ctx, fmt.Sprintf("before-%d", i), spec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Lose a server the registry is not connected to.
+	c.Servers[2].Shutdown()
+	c.Servers[2].WaitForShutdown()
+	for i := range 5 {
+		name := fmt.Sprintf("after-%d", i)
+		var err error
+		// Leaders that lived on the lost server are re-elected; a write may wait for that.
+		for try := 0; try < 100; try++ {
+			if _, err = cl.Create(ctx, name, spec, nil); err == nil || rh.ErrorCode(err) == rh.ECONFLICT {
+				err = nil
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("create %s with one server down: %v", name, err)
+		}
+	}
+	cs, err := cl.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 10 {
+		t.Fatalf("%d records after losing a server, want 10", len(cs))
+	}
+	js := natstest.JetStream(t, nc)
+	st, err := js.Stream(ctx, events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 {
+		t.Fatalf("events stream has %d replicas, want 3", info.Config.Replicas)
+	}
+	if info.State.Msgs != 10 {
+		t.Fatalf("%d create events after losing a server, want 10", info.State.Msgs)
+	}
+}
