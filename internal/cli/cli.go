@@ -59,6 +59,13 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 	if err == nil {
 		return ExitOK
 	}
+	var ce *exitCodeError
+	if errors.As(err, &ce) {
+		if ce.msg != "" {
+			fmt.Fprintln(stdio.Err, "rhcli: "+ce.msg)
+		}
+		return ce.code
+	}
 	fmt.Fprintln(stdio.Err, "rhcli: "+err.Error())
 	return exitCode(err)
 }
@@ -78,6 +85,15 @@ func exitCode(err error) int {
 	}
 	return ExitError
 }
+
+// exitCodeError ends rhcli with code, printing msg unless it is empty: a
+// remote command's own exit status (rhcli run, rhcli ssh) needs no words.
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e *exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // flagError is a command-line usage error (unknown flag, wrong argument count).
 type flagError struct{ err error }
@@ -102,11 +118,19 @@ func (a *app) root() *cobra.Command {
 	for _, extra := range extraCommands {
 		root.AddCommand(extra(a))
 	}
+	if cc, _, err := root.Find([]string{"cluster"}); err == nil && cc != root {
+		for _, extra := range extraClusterCommands {
+			cc.AddCommand(extra(a))
+		}
+	}
 	return root
 }
 
 // extraCommands are added by other files of this package as features land.
 var extraCommands []func(*app) *cobra.Command
+
+// extraClusterCommands are added under `rhcli cluster` the same way.
+var extraClusterCommands []func(*app) *cobra.Command
 
 func (a *app) connect(ctx context.Context) (*client.Client, error) {
 	if err := a.checkOutput(); err != nil {

@@ -1,0 +1,83 @@
+package skyworker
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/rhq/rh/services/skyworker/skypilot"
+)
+
+// Launch outcomes (the label values of rh_skyworker_launches_total).
+const (
+	outcomeUp        = "up"        // launched and up
+	outcomeAdopted   = "adopted"   // already up on SkyPilot: nothing launched
+	outcomeFailed    = "failed"    // a permanent failure (quota, config, auth)
+	outcomeRetried   = "retried"   // a failure that may pass; the event is retried
+	outcomeCancelled = "cancelled" // overtaken by a teardown, or the worker stopped
+)
+
+type metrics struct {
+	launches  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	apiErrors *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		launches: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_skyworker_launches_total", Help: "On-demand launches by outcome (up, adopted, failed, retried, cancelled).",
+		}, []string{"outcome"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rh_skyworker_launch_duration_seconds", Help: "Time from submitting (or resuming) a SkyPilot launch to its end, by outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
+		}, []string{"outcome"}),
+		apiErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_skyworker_skypilot_errors_total", Help: "SkyPilot API errors by operation and type.",
+		}, []string{"op", "type"}),
+	}
+}
+
+// errorType maps an error to a bounded label value.
+func errorType(err error) string {
+	var re *skypilot.RequestError
+	var he *skypilot.HTTPError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	case skypilot.IsResourcesUnavailable(err):
+		return "resources_unavailable"
+	case skypilot.IsInvalidConfig(err):
+		return "invalid_config"
+	case skypilot.IsClusterDoesNotExist(err):
+		return "cluster_does_not_exist"
+	case errors.As(err, &re):
+		return "request_failed"
+	case errors.Is(err, skypilot.ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, skypilot.ErrVersionMismatch):
+		return "version_mismatch"
+	case errors.Is(err, skypilot.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, skypilot.ErrRequestNotFound):
+		return "request_not_found"
+	case errors.Is(err, skypilot.ErrRequestCancelled):
+		return "request_cancelled"
+	case errors.As(err, &he):
+		return "http"
+	case errors.As(err, &ne):
+		return "network"
+	}
+	return "other"
+}
+
+func (m *metrics) apiError(op string, err error) {
+	if err != nil {
+		m.apiErrors.WithLabelValues(op, errorType(err)).Inc()
+	}
+}
