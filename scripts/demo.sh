@@ -17,8 +17,14 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "The demo's simulated machines are real OpenSSH servers on loopback addresses,"
+  echo "and /usr/sbin/sshd is missing: installing Debian's openssh-server now (Ctrl-C to stop)."
+  if [ "$(id -u)" -eq 0 ]; then apt-get install -y --no-install-recommends openssh-server >/dev/null
+  else sudo apt-get install -y --no-install-recommends openssh-server >/dev/null; fi
+fi
 echo "rh demo: data under $work, NATS on $RH_NATS_URL"
-"$rhcli" serve --data-dir "$work/data" --listen "127.0.0.1:$port" --reconcile-every 2s >"$work/serve.log" 2>&1 &
+"$rhcli" serve --sim --data-dir "$work/data" --listen "127.0.0.1:$port" --reconcile-every 2s >"$work/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do
   grep -q "rh is ready" "$work/serve.log" 2>/dev/null && break
@@ -26,13 +32,17 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-step "$rhcli" cluster create demo-byo --ips 10.255.0.1 --ssh-user ml
+echo; echo "== an on-demand cluster (SkyPilot simulator; its machines are local sshd nodes) =="
+step "$rhcli" check
+step "$rhcli" cluster create gpus --instance-type A100:4 --num-instances 2 --provider aws --region us-east-1 --autostop-mins 30 --wait
 step "$rhcli" cluster list
-step "$rhcli" cluster create demo-byo --ips 10.255.0.1 || echo "(exit $?: a cluster of that name exists)"
-step "$rhcli" cluster create Bad_Name --ips 10.255.0.1 || echo "(exit $?: invalid input names the field)"
-step "$rhcli" cluster teardown demo-byo
-step "$rhcli" cluster events demo-byo
-step "$rhcli" cluster delete demo-byo --force
+step "$rhcli" cluster create gpus --instance-type m5.xlarge || echo "(exit $?: a cluster of that name exists)"
+step "$rhcli" cluster create Bad_Name --instance-type m5.xlarge || echo "(exit $?: invalid input names the field)"
+step "$rhcli" cluster autostop gpus 60
+step "$rhcli" cluster status gpus --refresh
+step "$rhcli" cluster teardown gpus --wait
+step "$rhcli" cluster events gpus
+step "$rhcli" cluster delete gpus
 step "$rhcli" cluster list
 
 echo; echo "stopping rh"

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -115,8 +117,8 @@ func clusterDetail(w io.Writer, c *rh.Cluster) {
 			fmt.Fprintf(w, "Role:\t%s\n", m.Role)
 		}
 	}
-	for k, v := range c.Status.Info {
-		fmt.Fprintf(w, "%s:\t%s\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(c.Status.Info)) {
+		fmt.Fprintf(w, "%s:\t%s\n", k, c.Status.Info[k])
 	}
 	fmt.Fprintf(w, "Created:\t%s (%s ago)\n", c.CreatedAt.Local().Format(time.DateTime), age(c.CreatedAt))
 	if len(c.Status.Nodes) > 0 {

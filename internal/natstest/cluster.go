@@ -47,7 +47,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	for i := range n {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("rh-test-%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 32 << 20, JetStreamMaxStore: 256 << 20,
+			JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 32 << 20, JetStreamMaxStore: 2 << 30, // a limit that reservations count against, not an allocation
 			Cluster: server.ClusterOpts{Name: "rh-test", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  routes, NoLog: true, NoSigs: true,
 		}

@@ -26,6 +26,7 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 	defer nc.Close()
 	limits := events.DefaultLimits()
 	limits.Replicas = 3
+	limits.EventsBytes, limits.StateBytes = 32<<20, 32<<20
 	ctx := context.Background()
 	var reg *registry.Service
 	// Stream creation can race the cluster's first elections: retry briefly.

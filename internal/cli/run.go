@@ -1,0 +1,440 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/internal/sshx"
+)
+
+func init() {
+	extraCommands = append(extraCommands,
+		func(a *app) *cobra.Command { return a.runCmd() },
+		func(a *app) *cobra.Command { return a.runPythonCmd() },
+		func(a *app) *cobra.Command { return a.installCmd() },
+		func(a *app) *cobra.Command { return a.putCmd() },
+		func(a *app) *cobra.Command { return a.getFilesCmd() },
+		func(a *app) *cobra.Command { return a.sshCmd() },
+	)
+	extraClusterCommands = append(extraClusterCommands, func(a *app) *cobra.Command { return a.trustCmd() })
+}
+
+// ExitUnreachable is rhcli run's exit code for a node where the command
+// could not run (unreachable, cancelled), as ssh uses 255.
+const ExitUnreachable = 255
+
+type runFlags struct {
+	node    string
+	env     []string
+	dir     string
+	timeout time.Duration
+}
+
+func (f *runFlags) add(cmd *cobra.Command, defaultNode string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.node, "node", defaultNode, "where to run: all, head, a 0-based index or an address")
+	fl.StringArrayVar(&f.env, "env", nil, "K=V exported to the command (repeatable)")
+	fl.StringVar(&f.dir, "dir", "", "working directory on the nodes")
+	fl.DurationVar(&f.timeout, "timeout", 0, "kill the command after this long (e.g. 10m); 0 means no limit")
+}
+
+func (f *runFlags) options() (client.RunOptions, error) {
+	o := client.RunOptions{Node: f.node, Dir: f.dir, Timeout: f.timeout}
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return o, &flagError{fmt.Errorf("--env %q: want K=V", kv)}
+		}
+		if o.Env == nil {
+			o.Env = map[string]string{}
+		}
+		o.Env[k] = v
+	}
+	if f.timeout < 0 {
+		return o, &flagError{fmt.Errorf("--timeout %s is negative", f.timeout)}
+	}
+	return o, nil
+}
+
+func minArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < n {
+			return &flagError{fmt.Errorf("expects %s", names)}
+		}
+		return nil
+	}
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run NAME [--node all|head|N|ADDR] [--env K=V]... [--timeout D] -- COMMAND...",
+		Short: "Run a shell command on a cluster's nodes, streaming its output",
+		Long: "Run COMMAND (words joined by spaces, run by the login shell as ssh would) on the chosen nodes in parallel.\n" +
+			"Output streams live, each line prefixed by [node] when several nodes run. rhcli exits with the first\n" +
+			"non-zero exit code in node order (255 where the command could not run). Ctrl-C kills the command on every node.",
+		Args: minArgs(2, "NAME -- COMMAND..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runCommand(cmd, args[0], strings.Join(args[1:], " "), &f)
+		},
+	}
+	f.add(cmd, api.NodeHead)
+	return cmd
+}
+
+func (a *app) runPythonCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run-python NAME [--node ...] -- CODE",
+		Short: "Run Python code (python3 -c) on a cluster's nodes",
+		Args:  minArgs(2, "NAME -- CODE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runCommand(cmd, args[0], "python3 -c "+sshx.ShellQuote(strings.Join(args[1:], " ")), &f)
+		},
+	}
+	f.add(cmd, api.NodeHead)
+	return cmd
+}
+
+func (a *app) installCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "install NAME PACKAGE...",
+		Short: "pip install packages on every node of a cluster",
+		Args:  minArgs(2, "NAME PACKAGE..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := make([]string, len(args)-1)
+			for i, p := range args[1:] {
+				q[i] = sshx.ShellQuote(p)
+			}
+			return a.runCommand(cmd, args[0], "python3 -m pip install "+strings.Join(q, " "), &f)
+		},
+	}
+	f.add(cmd, api.NodeAll)
+	return cmd
+}
+
+// runCommand runs command and turns the results into output and an exit code.
+func (a *app) runCommand(cmd *cobra.Command, name, command string, f *runFlags) error {
+	if err := a.checkOutput(); err != nil {
+		return err
+	}
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	cl, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var pw *prefixWriters
+	switch {
+	case a.output != "table":
+		o.Capture = true
+	default:
+		nodes, err := cl.Nodes(ctx, name, o.Node)
+		if err != nil {
+			return err
+		}
+		if len(nodes) == 1 {
+			// One node's output passes through untouched, byte for byte.
+			o.Stdout, o.Stderr = a.io.Out, a.io.Err
+		} else {
+			pw = &prefixWriters{out: a.io.Out, err: a.io.Err, bufs: map[string]*bytes.Buffer{}}
+			o.OnOutput = pw.write
+		}
+	}
+	results, err := cl.Run(ctx, name, command, o)
+	if pw != nil {
+		pw.flush()
+	}
+	if err != nil && results == nil {
+		return err
+	}
+	if a.output != "table" {
+		type jr struct {
+			Node     string `json:"node"`
+			ExitCode int    `json:"exit_code"`
+			Stdout   string `json:"stdout"`
+			Stderr   string `json:"stderr"`
+			Error    string `json:"error,omitempty"`
+		}
+		out := make([]jr, len(results))
+		for i, r := range results {
+			out[i] = jr(r)
+		}
+		if perr := a.print(out, nil); perr != nil {
+			return perr
+		}
+	}
+	for _, r := range results {
+		if r.Error != "" && a.output == "table" {
+			fmt.Fprintf(a.io.Err, "rhcli: %s: %s\n", r.Node, r.Error)
+		}
+	}
+	if err != nil {
+		return err // cancelled: the results so far are out
+	}
+	for _, r := range results {
+		switch {
+		case r.ExitCode == 0:
+		case r.ExitCode < 0:
+			return &exitCodeError{code: ExitUnreachable}
+		default:
+			return &exitCodeError{code: r.ExitCode}
+		}
+	}
+	return nil
+}
+
+// prefixWriters prints several nodes' output live, each complete line
+// prefixed by [node] so interleaved nodes stay readable.
+type prefixWriters struct {
+	mu   sync.Mutex
+	out  io.Writer
+	err  io.Writer
+	bufs map[string]*bytes.Buffer // partial line per node and stream
+}
+
+func (p *prefixWriters) write(node, stream string, data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.out
+	if stream == "stderr" {
+		w = p.err
+	}
+	key := node + "\x00" + stream
+	b := p.bufs[key]
+	if b == nil {
+		b = &bytes.Buffer{}
+		p.bufs[key] = b
+	}
+	b.Write(data)
+	for {
+		line, err := b.ReadBytes('\n')
+		if err != nil { // no newline: keep the partial line
+			rest := append([]byte(nil), line...)
+			b.Reset()
+			b.Write(rest)
+			return
+		}
+		fmt.Fprintf(w, "[%s] %s", node, line)
+	}
+}
+
+func (p *prefixWriters) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, b := range p.bufs {
+		if b.Len() == 0 {
+			continue
+		}
+		node, stream, _ := strings.Cut(key, "\x00")
+		w := p.out
+		if stream == "stderr" {
+			w = p.err
+		}
+		fmt.Fprintf(w, "[%s] %s\n", node, b.Bytes())
+		b.Reset()
+	}
+}
+
+type syncFlags struct {
+	node     string
+	delete   bool
+	exclude  []string
+	checksum bool
+	dryRun   bool
+}
+
+func (f *syncFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.node, "node", api.NodeHead, "which nodes: all, head, a 0-based index or an address")
+	fl.BoolVar(&f.delete, "delete", false, "delete what the source does not have")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "gitignore-style pattern to leave out (repeatable)")
+	fl.BoolVar(&f.checksum, "checksum", false, "compare contents, not size and modification time")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would change, change nothing")
+}
+
+func (f *syncFlags) options() client.SyncOptions {
+	return client.SyncOptions{Node: f.node, Delete: f.delete, Exclude: f.exclude, Checksum: f.checksum, DryRun: f.dryRun}
+}
+
+func (a *app) putCmd() *cobra.Command {
+	var f syncFlags
+	cmd := &cobra.Command{
+		Use:   "put NAME LOCAL REMOTE",
+		Short: "Copy local files to a cluster's nodes; only what changed moves",
+		Args:  exactArgs(3, "NAME", "LOCAL", "REMOTE"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			res, err := cl.Put(ctx, args[0], args[1], args[2], f.options())
+			return a.printSync(res, err, "sent")
+		}),
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func (a *app) getFilesCmd() *cobra.Command {
+	var f syncFlags
+	cmd := &cobra.Command{
+		Use:   "get NAME REMOTE LOCAL",
+		Short: "Copy files from a cluster's nodes (several nodes: into LOCAL/<node>)",
+		Args:  exactArgs(3, "NAME", "REMOTE", "LOCAL"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			res, err := cl.GetFiles(ctx, args[0], args[1], args[2], f.options())
+			return a.printSync(res, err, "received")
+		}),
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func (a *app) printSync(res []client.SyncResult, err error, verb string) error {
+	if res == nil && err != nil {
+		return err
+	}
+	perr := a.print(res, func(w io.Writer) {
+		for _, r := range res {
+			prefix := ""
+			if len(res) > 1 {
+				prefix = "[" + r.Node + "] "
+			}
+			fmt.Fprintf(w, "%s%d files %s, %d bytes", prefix, r.FilesSent, verb, r.BytesSent)
+			if r.FilesDeleted > 0 {
+				fmt.Fprintf(w, ", %d deleted", r.FilesDeleted)
+			}
+			fmt.Fprintln(w)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return perr
+}
+
+func (a *app) trustCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "trust NAME",
+		Short: "Forget the recorded host keys of a cluster's nodes (after a legitimate change), so up records the new ones",
+		Args:  exactArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			hosts, err := cl.Trust(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(map[string][]string{"forgotten": hosts}, func(w io.Writer) {
+				if len(hosts) == 0 {
+					fmt.Fprintln(w, "no host keys were recorded")
+				} else {
+					fmt.Fprintf(w, "forgot the host keys of %s\n", strings.Join(hosts, ", "))
+				}
+				fmt.Fprintf(w, "run `rhcli cluster up %s` to connect and record the keys the nodes present now\n", args[0])
+			})
+		}),
+	}
+}
+
+func (a *app) sshCmd() *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "ssh NAME [--node N] [-- COMMAND...]",
+		Short: "Open an interactive ssh session on a node (runs the local OpenSSH client)",
+		Args:  minArgs(1, "NAME"),
+		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			info, err := cl.SSHInfo(ctx, args[0], node)
+			if err != nil {
+				return err
+			}
+			code, err := a.execSSH(ctx, info, args[1:])
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return &exitCodeError{code: code}
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&node, "node", api.NodeHead, "which node: head, a 0-based index or an address")
+	return cmd
+}
+
+// sshArgs builds the OpenSSH command line for info. Files (the key and the
+// pinned known_hosts) are written to dir, which the caller removes.
+func sshArgs(info *api.ConnectReply, dir string, command []string) ([]string, error) {
+	args := []string{"-p", strconv.Itoa(info.Port), "-o", "GlobalKnownHostsFile=/dev/null"}
+	if info.InsecureIgnoreHostKey {
+		args = append(args, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null")
+	} else {
+		kh := filepath.Join(dir, "known_hosts")
+		if err := os.WriteFile(kh, []byte(strings.Join(info.KnownHosts, "\n")+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("write known_hosts: %w", err)
+		}
+		args = append(args, "-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes")
+	}
+	if info.PrivateKey != "" {
+		key := filepath.Join(dir, "id")
+		if err := os.WriteFile(key, []byte(info.PrivateKey), 0o600); err != nil {
+			return nil, fmt.Errorf("write key: %w", err)
+		}
+		args = append(args, "-i", key)
+		if !info.UseAgent {
+			args = append(args, "-o", "IdentitiesOnly=yes")
+		}
+	}
+	if info.ProxyCommand != "" {
+		args = append(args, "-o", "ProxyCommand="+info.ProxyCommand)
+	} else if info.JumpHost != "" {
+		args = append(args, "-J", info.JumpHost)
+	}
+	args = append(args, info.User+"@"+info.Host)
+	if len(command) > 0 {
+		args = append(args, "--")
+		args = append(args, command...)
+	}
+	return args, nil
+}
+
+func (a *app) execSSH(ctx context.Context, info *api.ConnectReply, command []string) (int, error) {
+	dir, err := os.MkdirTemp("", "rhcli-ssh-")
+	if err != nil {
+		return 0, fmt.Errorf("ssh: %w", err)
+	}
+	// The key file exists only while ssh runs.
+	defer os.RemoveAll(dir)
+	args, err := sshArgs(info, dir, command)
+	if err != nil {
+		return 0, fmt.Errorf("ssh: %w", err)
+	}
+	c := exec.CommandContext(ctx, "ssh", args...)
+	c.Stdin, c.Stdout, c.Stderr = a.io.In, a.io.Out, a.io.Err
+	if c.Stdin == nil {
+		c.Stdin = os.Stdin
+	}
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ssh: %w", err)
+	}
+	return 0, nil
+}

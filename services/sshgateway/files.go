@@ -1,0 +1,474 @@
+package sshgateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/internal/filesync"
+	"github.com/rhq/rh/internal/svc"
+)
+
+// The file endpoints serve filesync.FS operations on one node's SFTP
+// (filesync.SFTPFS over the pooled connection), so that the client runs the
+// sync engine between its local files and this remote FS. Whole-tree walks
+// happen here, next to the node, and come back in pages; file content moves
+// in api.FileChunk pieces through handles (see handleTable), several in flight.
+
+// nodeFS resolves the one node a file request is about.
+func (s *Service) nodeFS(ctx context.Context, name, node string) (*filesync.SFTPFS, error) {
+	ts, err := s.clusterNodes(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := selectNodes(node, ts)
+	if err != nil {
+		return nil, err
+	}
+	if len(sel) != 1 {
+		return nil, rh.Invalid("node", "file operations take one node; the client fans out to all")
+	}
+	c, err := s.client(ctx, name, sel[0].Target)
+	if err != nil {
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: reason(name, err)}
+	}
+	sc, err := s.sftpClient(c)
+	if err != nil {
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: err.Error()}
+	}
+	return filesync.NewSFTPFS(sc), nil
+}
+
+// fsErr turns a file system error into an rh error the client maps back:
+// errors about the path carry Field "path" (not_found ↔ fs.ErrNotExist,
+// conflict ↔ fs.ErrExist, invalid ↔ fs.ErrPermission).
+func fsErr(op, p string, err error) error {
+	var re *rh.Error
+	switch {
+	case errors.As(err, &re):
+		return err
+	case errors.Is(err, fs.ErrNotExist):
+		return &rh.Error{Code: rh.ENOTFOUND, Field: "path", Message: fmt.Sprintf("%s %s: no such file or directory", op, p)}
+	case errors.Is(err, fs.ErrExist):
+		return &rh.Error{Code: rh.ECONFLICT, Field: "path", Message: fmt.Sprintf("%s %s: file exists", op, p)}
+	case errors.Is(err, fs.ErrPermission):
+		return &rh.Error{Code: rh.EINVALID, Field: "path", Message: fmt.Sprintf("%s %s: permission denied", op, p)}
+	}
+	return &rh.Error{Code: rh.EINTERNAL, Message: fmt.Sprintf("%s %s: %v", op, p, err)}
+}
+
+func toWire(e filesync.Entry) api.FSEntry {
+	return api.FSEntry{Path: e.Path, Mode: uint32(e.Mode), Size: e.Size, ModTime: e.ModTime, Link: e.LinkTarget}
+}
+
+func (s *Service) fsStat(ctx context.Context, req api.FSRequest) (*api.FSEntryReply, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	e, err := f.Stat(ctx, req.Path)
+	if err != nil {
+		return nil, fsErr("stat", req.Path, err)
+	}
+	return &api.FSEntryReply{Entry: toWire(e)}, nil
+}
+
+// walkPage bounds a walk page well below NATS's 1 MiB message limit.
+const walkPage = 1000
+
+// fsWalk answers with several messages: pages of entries, all but the
+// last marked HdrMore. A tree of any size fits.
+func (s *Service) fsWalk(r micro.Request) {
+	var req api.FSRequest
+	if err := json.Unmarshal(r.Data(), &req); err != nil {
+		svc.RespondError(r, rh.Invalid("request", "not a valid request body: %v", err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
+	defer cancel()
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		svc.RespondError(r, err)
+		return
+	}
+	ents, err := f.Walk(ctx, req.Path, filesync.WalkOptions{Rules: req.Rules, Side: filesync.Side(req.Side)})
+	if err != nil {
+		svc.RespondError(r, fsErr("walk", req.Path, err))
+		return
+	}
+	for start := 0; ; start += walkPage {
+		end := min(start+walkPage, len(ents))
+		page := api.FSWalkPage{Entries: make([]api.FSEntry, 0, end-start)}
+		for _, e := range ents[start:end] {
+			page.Entries = append(page.Entries, toWire(e))
+		}
+		body, _ := json.Marshal(page)
+		m := nats.NewMsg(r.Reply())
+		m.Data = body
+		if end < len(ents) {
+			m.Header.Set(api.HdrMore, "1")
+		}
+		if err := s.nc.PublishMsg(m); err != nil {
+			s.log.Warn("walk: publish page failed", "err", err)
+			return
+		}
+		if end == len(ents) {
+			return
+		}
+	}
+}
+
+func (s *Service) fsMkdir(ctx context.Context, req api.FSRequest) (*struct{}, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.MkdirAll(ctx, req.Path, fs.FileMode(req.Perm)); err != nil {
+		return nil, fsErr("mkdir", req.Path, err)
+	}
+	return &struct{}{}, nil
+}
+
+func (s *Service) fsRemove(ctx context.Context, req api.FSRequest) (*struct{}, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Remove(ctx, req.Path); err != nil {
+		return nil, fsErr("remove", req.Path, err)
+	}
+	return &struct{}{}, nil
+}
+
+func (s *Service) fsSymlink(ctx context.Context, req api.FSRequest) (*struct{}, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Symlink(ctx, req.Target, req.Path); err != nil {
+		return nil, fsErr("symlink", req.Path, err)
+	}
+	return &struct{}{}, nil
+}
+
+func (s *Service) fsChmod(ctx context.Context, req api.FSRequest) (*struct{}, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(ctx, req.Path, fs.FileMode(req.Perm)); err != nil {
+		return nil, fsErr("chmod", req.Path, err)
+	}
+	return &struct{}{}, nil
+}
+
+func (s *Service) fsChtimes(ctx context.Context, req api.FSRequest) (*struct{}, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chtimes(ctx, req.Path, req.MTime); err != nil {
+		return nil, fsErr("chtimes", req.Path, err)
+	}
+	return &struct{}{}, nil
+}
+
+func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	e, err := f.Stat(ctx, req.Path)
+	if err != nil {
+		return nil, fsErr("open", req.Path, err)
+	}
+	rc, err := f.Open(ctx, req.Path)
+	if err != nil {
+		return nil, fsErr("open", req.Path, err)
+	}
+	ra, ok := rc.(io.ReaderAt)
+	if !ok {
+		rc.Close()
+		return nil, fmt.Errorf("sshgateway: open %s: reader has no ReadAt", req.Path)
+	}
+	h := &handle{id: uuid.NewString(), reader: rc, readerAt: ra}
+	s.handles.add(h)
+	s.m.handles.Inc()
+	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject(), Size: e.Size}, nil
+}
+
+func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
+	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	w, err := f.Create(ctx, req.Path, fs.FileMode(req.Perm))
+	if err != nil {
+		return nil, fsErr("create", req.Path, err)
+	}
+	h := &handle{id: uuid.NewString(), writer: w, path: req.Path, queue: make(chan *nats.Msg, 64)}
+	s.handles.add(h)
+	s.m.handles.Inc()
+	s.wg.Go(func() { s.serveWriter(h) })
+	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject()}, nil
+}
+
+// handle is an open remote file. Readers serve reads concurrently (ReadAt);
+// writers take their messages in order from queue: NATS delivers one
+// client's publishes in order, and the per-handle goroutine keeps it.
+type handle struct {
+	id       string
+	path     string
+	reader   io.Closer
+	readerAt io.ReaderAt
+	writer   filesync.FileWriter
+	queue    chan *nats.Msg
+	off      int64 // next write offset
+	werr     error // first write failure: later writes and the commit fail
+
+	mu       sync.Mutex
+	lastUsed time.Time
+	closed   bool
+}
+
+func (h *handle) touch() {
+	h.mu.Lock()
+	h.lastUsed = time.Now()
+	h.mu.Unlock()
+}
+
+type handleTable struct {
+	mu sync.Mutex
+	m  map[string]*handle
+}
+
+func newHandleTable() *handleTable { return &handleTable{m: map[string]*handle{}} }
+
+func (t *handleTable) add(h *handle) {
+	h.lastUsed = time.Now()
+	t.mu.Lock()
+	t.m[h.id] = h
+	t.mu.Unlock()
+}
+
+func (t *handleTable) get(id string) *handle {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[id]
+}
+
+// take removes and returns the handle: exactly one closer wins.
+func (t *handleTable) take(id string) *handle {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.m[id]
+	delete(t.m, id)
+	return h
+}
+
+func (t *handleTable) closeAll() {
+	t.mu.Lock()
+	hs := t.m
+	t.m = map[string]*handle{}
+	t.mu.Unlock()
+	for _, h := range hs {
+		h.release()
+	}
+}
+
+// release closes a reader or aborts an unfinished writer.
+func (h *handle) release() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	h.mu.Unlock()
+	if h.reader != nil {
+		_ = h.reader.Close()
+	}
+	if h.writer != nil {
+		_ = h.writer.Abort()
+		close(h.queue)
+	}
+}
+
+// sweepHandles closes handles a vanished client left open.
+func (s *Service) sweepHandles(ctx context.Context) {
+	t := time.NewTicker(max(s.cfg.HandleIdle/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.handles.mu.Lock()
+		var idle []*handle
+		for id, h := range s.handles.m {
+			h.mu.Lock()
+			if time.Since(h.lastUsed) > s.cfg.HandleIdle {
+				idle = append(idle, h)
+				delete(s.handles.m, id)
+			}
+			h.mu.Unlock()
+		}
+		s.handles.mu.Unlock()
+		for _, h := range idle {
+			s.log.Info("closing idle remote file", "path", h.path)
+			h.release()
+			s.m.handles.Dec()
+		}
+	}
+}
+
+// onHandleMsg serves <handleSubject>.<op> messages.
+func (s *Service) onHandleMsg(m *nats.Msg) {
+	op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	id := m.Header.Get(api.HdrHandle)
+	h := s.handles.get(id)
+	if h == nil {
+		if op == api.FSClose || op == api.FSAbort {
+			_ = m.Respond(nil) // already gone: closing twice is fine
+			return
+		}
+		respondMsgErr(m, rh.NotFound("file handle %q is not open here (expired or the gateway restarted)", id))
+		return
+	}
+	h.touch()
+	switch {
+	case h.writer != nil:
+		if op != api.FSWrite && op != api.FSCommit && op != api.FSAbort {
+			respondMsgErr(m, rh.Invalid("op", "%s on a file open for writing", op))
+			return
+		}
+		h.mu.Lock()
+		closed := h.closed
+		if !closed {
+			h.queue <- m
+		}
+		h.mu.Unlock()
+		if closed {
+			respondMsgErr(m, rh.NotFound("file handle %q is closed", id))
+		}
+	case op == api.FSRead:
+		s.wg.Go(func() { s.serveRead(h, m) })
+	case op == api.FSClose:
+		if s.handles.take(id) != nil {
+			h.release()
+			s.m.handles.Dec()
+		}
+		_ = m.Respond(nil)
+	default:
+		respondMsgErr(m, rh.Invalid("op", "%s on a file open for reading", op))
+	}
+}
+
+func (s *Service) serveRead(h *handle, m *nats.Msg) {
+	off, err1 := strconv.ParseInt(m.Header.Get(api.HdrOffset), 10, 64)
+	n, err2 := strconv.Atoi(m.Header.Get(api.HdrLength))
+	if err1 != nil || err2 != nil || off < 0 || n <= 0 || n > api.FileChunk {
+		respondMsgErr(m, rh.Invalid("offset", "bad offset or length"))
+		return
+	}
+	buf := make([]byte, n)
+	got, err := h.readerAt.ReadAt(buf, off)
+	eof := false
+	if errors.Is(err, io.EOF) {
+		eof, err = true, nil
+	}
+	if err != nil {
+		respondMsgErr(m, fsErr("read", h.path, err))
+		return
+	}
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(api.HdrOffset, strconv.FormatInt(off, 10))
+	if eof {
+		r.Header.Set(api.HdrEOF, "1")
+	}
+	r.Data = buf[:got]
+	s.m.bytes.WithLabelValues("download").Add(float64(got))
+	_ = s.nc.PublishMsg(r)
+}
+
+// serveWriter applies one writer handle's messages in order.
+func (s *Service) serveWriter(h *handle) {
+	for m := range h.queue {
+		op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		switch op {
+		case api.FSWrite:
+			off, err := strconv.ParseInt(m.Header.Get(api.HdrOffset), 10, 64)
+			switch {
+			case h.werr != nil:
+			case err != nil || off != h.off:
+				h.werr = rh.Invalid("offset", "write at %s, expected %d: chunks arrived out of order", m.Header.Get(api.HdrOffset), h.off)
+			default:
+				if _, err := h.writer.Write(m.Data); err != nil {
+					h.werr = fsErr("write", h.path, err)
+				}
+				h.off += int64(len(m.Data))
+				s.m.bytes.WithLabelValues("upload").Add(float64(len(m.Data)))
+			}
+			if h.werr != nil {
+				respondMsgErr(m, h.werr)
+				continue
+			}
+			r := nats.NewMsg(m.Reply)
+			r.Header.Set(api.HdrOffset, strconv.FormatInt(off, 10))
+			_ = s.nc.PublishMsg(r)
+		case api.FSCommit, api.FSAbort:
+			if s.handles.take(h.id) == nil {
+				_ = m.Respond(nil)
+				continue
+			}
+			s.m.handles.Dec()
+			var err error
+			if op == api.FSCommit && h.werr == nil {
+				err = h.writer.Commit()
+				if err != nil {
+					err = fsErr("commit", h.path, err)
+				}
+			} else {
+				err = h.werr
+			}
+			h.release() // aborts unless committed (Abort after Commit is a no-op)
+			if op == api.FSCommit && err != nil {
+				respondMsgErr(m, err)
+			} else {
+				_ = m.Respond(nil)
+			}
+		}
+	}
+}
+
+// respondMsgErr answers a raw request with an rh error, in the micro error
+// form the client's Call understands.
+func respondMsgErr(m *nats.Msg, err error) {
+	if m.Reply == "" {
+		return
+	}
+	var e *rh.Error
+	if !errors.As(err, &e) {
+		e = &rh.Error{Code: rh.EINTERNAL, Message: err.Error()}
+	}
+	body, _ := json.Marshal(e)
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(micro.ErrorCodeHeader, api.ErrorStatus(e.Code))
+	r.Header.Set(micro.ErrorHeader, e.Error())
+	r.Data = body
+	_ = m.RespondMsg(r)
+}

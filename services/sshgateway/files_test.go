@@ -1,0 +1,175 @@
+package sshgateway_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/internal/sshnode"
+)
+
+// makeTree writes a tree with several modes, a multi-chunk file, an empty
+// directory and a symlink, all with old modification times.
+func makeTree(t *testing.T, root string) {
+	t.Helper()
+	big := make([]byte, 3<<20+123)
+	_, _ = rand.Read(big)
+	files := []struct {
+		path string
+		mode fs.FileMode
+		data []byte
+	}{
+		{"a.txt", 0o644, []byte("hello\n")},
+		{"bin/run.sh", 0o755, []byte("#!/bin/sh\necho run\n")},
+		{"secret/key", 0o600, []byte("not really a key")},
+		{"data/big.bin", 0o640, big},
+	}
+	for _, f := range files {
+		p := filepath.Join(root, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "empty"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.txt", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2021, 1, 2, 3, 4, 5, 0, time.UTC)
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink == 0 {
+			_ = os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+}
+
+// treeSummary describes a tree: type, permissions, mtime (seconds) and
+// content sum of every entry.
+func treeSummary(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			fmt.Fprintf(&b, "%s link %s\n", rel, target)
+		case fi.IsDir():
+			fmt.Fprintf(&b, "%s dir %v %d\n", rel, fi.Mode().Perm(), fi.ModTime().Unix())
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, "%s file %v %d %x\n", rel, fi.Mode().Perm(), fi.ModTime().Unix(), sha256.Sum256(data))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestPutGetRoundTrip(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	key := userKey(t, sshnode.KeyEd25519)
+	n := keyNodes(t, 1, key)[0]
+	e.create(t, "files", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	e.waitPhase(t, "files", rh.PhaseUp)
+
+	src := t.TempDir()
+	makeTree(t, src)
+	// The node runs on this machine, so its files can be checked directly.
+	remote := filepath.Join(t.TempDir(), "dst")
+	res, err := e.cl.Put(ctx, "files", src, remote, client.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].FilesSent != 4 || res[0].BytesSent != 3<<20+123+6+19+16 || res[0].SymlinksSent != 1 {
+		t.Fatalf("first put = %+v", res)
+	}
+	want := treeSummary(t, src)
+	if got := treeSummary(t, remote); got != want {
+		t.Fatalf("remote tree differs:\n got %s\nwant %s", got, want)
+	}
+
+	// Nothing changed: nothing moves.
+	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{})
+	if err != nil || res[0].FilesSent != 0 || res[0].BytesSent != 0 || res[0].SymlinksSent != 0 {
+		t.Fatalf("second put = %+v, %v", res, err)
+	}
+
+	// Same size and time, other content: only --checksum notices.
+	a := filepath.Join(src, "a.txt")
+	st, _ := os.Stat(a)
+	_ = os.WriteFile(a, []byte("HELLO\n"), 0o644)
+	_ = os.Chtimes(a, st.ModTime(), st.ModTime())
+	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{})
+	if err != nil || res[0].FilesSent != 0 {
+		t.Fatalf("put without checksum = %+v, %v", res, err)
+	}
+	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{Checksum: true})
+	if err != nil || res[0].FilesSent != 1 {
+		t.Fatalf("put with checksum = %+v, %v", res, err)
+	}
+
+	// --delete removes what the source lost; --exclude leaves things out.
+	_ = os.Remove(filepath.Join(src, "secret", "key"))
+	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{Delete: true})
+	if err != nil || res[0].FilesDeleted != 1 {
+		t.Fatalf("put --delete = %+v, %v", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(remote, "secret", "key")); !os.IsNotExist(err) {
+		t.Fatalf("deleted file still on the node: %v", err)
+	}
+	other := filepath.Join(t.TempDir(), "excl")
+	if _, err := e.cl.Put(ctx, "files", src, other, client.SyncOptions{Exclude: []string{"*.bin"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "data", "big.bin")); !os.IsNotExist(err) {
+		t.Fatalf("excluded file was sent: %v", err)
+	}
+
+	// And back.
+	back := filepath.Join(t.TempDir(), "back")
+	res, err = e.cl.GetFiles(ctx, "files", remote, back, client.SyncOptions{})
+	if err != nil || res[0].FilesSent != 3 {
+		t.Fatalf("get = %+v, %v", res, err)
+	}
+	if got, want := treeSummary(t, back), treeSummary(t, src); got != want {
+		t.Fatalf("fetched tree differs:\n got %s\nwant %s", got, want)
+	}
+	// A missing remote path is reported as such.
+	if _, err := e.cl.GetFiles(ctx, "files", filepath.Join(remote, "nope"), back, client.SyncOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("get of a missing path: %v", err)
+	}
+}

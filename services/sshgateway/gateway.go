@@ -1,0 +1,368 @@
+// Package sshgateway is rh's SSH side. It is the worker of BYO clusters
+// (connect to the user's machines, record their host keys on first contact,
+// gather facts, report Up, Degraded or Failed, re-check on refresh), and it
+// runs commands and moves files on the nodes of every kind of cluster: its
+// request API (rh.api.ssh.*) resolves a cluster's nodes from the record and
+// its secrets from the secret store, and talks to them over one pool of
+// persistent SSH connections.
+//
+// Secrets (keys, passwords) are read from KV rh_secrets only when a
+// connection is made; they never enter logs, events, metrics or answers,
+// except the connect endpoint, whose purpose is to hand the key to the
+// user's own ssh.
+package sshgateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/pkg/sftp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/internal/svc"
+	"github.com/rhq/rh/internal/worker"
+)
+
+// Version is the gateway's micro service version.
+const Version = "0.1.0"
+
+// Durable is the consumer name of the BYO worker, shared by every replica.
+const Durable = "sshgateway"
+
+// Config configures the gateway.
+type Config struct {
+	// ID names this instance (owner in reports, handle subjects); default random.
+	ID string
+	// ConnectTimeout bounds one dial; default 15 s.
+	ConnectTimeout time.Duration
+	// ProbeTimeout bounds checking one node (dial and facts); default 20 s.
+	ProbeTimeout time.Duration
+	// KeepaliveInterval and IdleTimeout tune the connection pool.
+	KeepaliveInterval time.Duration
+	IdleTimeout       time.Duration
+	// HomeDir is where the gateway user's default keys (~/.ssh/id_*) are
+	// looked for; default the user's home.
+	HomeDir string
+	// HandleIdle closes file handles unused for this long; default 2 min.
+	HandleIdle time.Duration
+	// ClientStall cancels a run whose client acknowledged nothing for this
+	// long while the window was full; default 60 s.
+	ClientStall time.Duration
+	// Heartbeat is the period of run stream heartbeats; default 5 s.
+	Heartbeat time.Duration
+	// Worker tunes the BYO event loop (Kind, Durable, Logger and Registry are set here).
+	Worker   worker.Config
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+func (c *Config) defaults() {
+	if c.ID == "" {
+		c.ID = "sshgateway-" + uuid.NewString()[:8]
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = sshx.DefaultConnectTimeout
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = 20 * time.Second
+	}
+	if c.HandleIdle == 0 {
+		c.HandleIdle = 2 * time.Minute
+	}
+	if c.ClientStall == 0 {
+		c.ClientStall = 60 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Service is a running gateway.
+type Service struct {
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	records  jetstream.KeyValue
+	secrets  jetstream.KeyValue
+	hostKeys *kvHostKeys
+	pool     *sshx.Pool
+	log      *slog.Logger
+	m        *metrics
+	handles  *handleTable
+
+	svc     micro.Service
+	subs    []*nats.Subscription
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	runs    sync.WaitGroup
+	targets targetCache
+
+	mu    sync.Mutex
+	conns map[string]map[*sshx.Client]bool // cluster → connections it used
+	sftps map[*sshx.Client]*sftpEntry
+}
+
+type sftpEntry struct {
+	ready chan struct{}
+	c     *sftp.Client
+	err   error
+}
+
+// Start starts the BYO worker, the request API and the file handle server.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	cfg.defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("sshgateway: %w", err)
+	}
+	if err := events.Setup(ctx, js, events.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("sshgateway: %w", err)
+	}
+	kv := func(name string) (jetstream.KeyValue, error) {
+		b, err := js.KeyValue(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("sshgateway: bucket %s: %w", name, err)
+		}
+		return b, nil
+	}
+	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", "sshgateway"),
+		conns: map[string]map[*sshx.Client]bool{}, sftps: map[*sshx.Client]*sftpEntry{}}
+	if s.records, err = kv(events.BucketClusters); err != nil {
+		return nil, err
+	}
+	if s.secrets, err = kv(events.BucketSecrets); err != nil {
+		return nil, err
+	}
+	hk, err := kv(events.BucketHostKeys)
+	if err != nil {
+		return nil, err
+	}
+	s.hostKeys = &kvHostKeys{kv: hk}
+	s.pool = &sshx.Pool{
+		Dialer:      &sshx.Dialer{HostKeys: s.hostKeys, KeepaliveInterval: cfg.KeepaliveInterval, Logger: s.log},
+		IdleTimeout: cfg.IdleTimeout,
+	}
+	s.m = newMetrics(cfg.Registry, s.pool)
+	s.handles = newHandleTable()
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+
+	wcfg := cfg.Worker
+	wcfg.Kind, wcfg.Durable, wcfg.ID, wcfg.Logger, wcfg.Registry = rh.KindBYO, Durable, cfg.ID, s.log, cfg.Registry
+	w, err := worker.New(ctx, js, wcfg, s.handleIntent)
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("sshgateway: %w", err)
+	}
+	if err := s.startAPI(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	sub, err := nc.Subscribe(s.handleSubject()+".*", s.onHandleMsg)
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("sshgateway: handle subject: %w", err)
+	}
+	s.subs = append(s.subs, sub)
+	s.wg.Go(func() {
+		if err := w.Run(s.ctx); err != nil {
+			s.log.Error("byo worker stopped", "err", err)
+		}
+	})
+	s.wg.Go(func() { s.sweepHandles(s.ctx) })
+	return s, nil
+}
+
+// Stop stops the API, cancels runs (killing their remote processes), closes
+// open files and every pooled connection.
+func (s *Service) Stop() {
+	if s.svc != nil {
+		_ = s.svc.Stop()
+	}
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.cancel()
+	// Open writers' goroutines end when their handle closes.
+	s.handles.closeAll()
+	s.runs.Wait()
+	s.wg.Wait()
+	s.mu.Lock()
+	for c, e := range s.sftps {
+		select {
+		case <-e.ready:
+			if e.c != nil {
+				e.c.Close()
+			}
+		default:
+		}
+		delete(s.sftps, c)
+	}
+	s.mu.Unlock()
+	_ = s.pool.Close()
+}
+
+// handleSubject is where this instance serves open files.
+func (s *Service) handleSubject() string { return "rh.ssh.fsh." + s.cfg.ID }
+
+func (s *Service) startAPI() error {
+	sv, err := micro.AddService(s.nc, micro.Config{
+		Name: api.SSHService, Version: Version, Description: "rh SSH gateway: commands and files on cluster nodes",
+	})
+	if err != nil {
+		return fmt.Errorf("sshgateway: micro: %w", err)
+	}
+	s.svc = sv
+	g := sv.AddGroup(api.SSHPrefix)
+	fsg := g.AddGroup("fs")
+	ctx := s.ctx
+	type ep struct {
+		g    micro.Group
+		name string
+		h    micro.Handler
+	}
+	eps := []ep{
+		{g, api.SSHOpRun, svc.Handle(ctx, s.log, s.Run)},
+		{g, api.SSHOpTrust, svc.Handle(ctx, s.log, s.Trust)},
+		{g, api.SSHOpConnect, svc.Handle(ctx, s.log, s.Connect)},
+		{g, api.SSHOpNodes, svc.Handle(ctx, s.log, s.Nodes)},
+		{fsg, api.FSStat, svc.Handle(ctx, s.log, s.fsStat)},
+		{fsg, api.FSWalk, micro.HandlerFunc(s.fsWalk)},
+		{fsg, api.FSOpen, svc.Handle(ctx, s.log, s.fsOpen)},
+		{fsg, api.FSCreate, svc.Handle(ctx, s.log, s.fsCreate)},
+		{fsg, api.FSMkdir, svc.Handle(ctx, s.log, s.fsMkdir)},
+		{fsg, api.FSRemove, svc.Handle(ctx, s.log, s.fsRemove)},
+		{fsg, api.FSSymlink, svc.Handle(ctx, s.log, s.fsSymlink)},
+		{fsg, api.FSChmod, svc.Handle(ctx, s.log, s.fsChmod)},
+		{fsg, api.FSChtimes, svc.Handle(ctx, s.log, s.fsChtimes)},
+	}
+	var errs []error
+	for _, e := range eps {
+		// micro calls a handler once at a time per endpoint; every request here
+		// may wait on a node, so each runs on its own goroutine.
+		if err := e.g.AddEndpoint(e.name, s.async(e.h)); err != nil {
+			errs = append(errs, fmt.Errorf("sshgateway: endpoint %s: %w", e.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// async runs h on its own goroutine, so one slow node does not hold up
+// requests about other nodes.
+func (s *Service) async(h micro.Handler) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		s.wg.Go(func() { h.Handle(r) })
+	})
+}
+
+// client returns the pooled connection to t and remembers that cluster
+// uses it, so teardown and trust can close it.
+func (s *Service) client(ctx context.Context, cluster string, t sshx.Target) (*sshx.Client, error) {
+	c, err := s.pool.Get(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	set := s.conns[cluster]
+	if set == nil {
+		set = map[*sshx.Client]bool{}
+		s.conns[cluster] = set
+	}
+	if !set[c] {
+		set[c] = true
+		s.m.sessions.WithLabelValues("conn").Inc()
+		go func() {
+			<-c.Done()
+			s.m.sessions.WithLabelValues("conn").Dec()
+			s.mu.Lock()
+			delete(s.conns[cluster], c)
+			if len(s.conns[cluster]) == 0 {
+				delete(s.conns, cluster)
+			}
+			s.mu.Unlock()
+		}()
+	}
+	s.mu.Unlock()
+	return c, nil
+}
+
+// closeCluster closes the connections a cluster used; the pool dials
+// afresh on the next use.
+func (s *Service) closeCluster(cluster string) {
+	s.targets.forget(cluster)
+	s.mu.Lock()
+	var cs []*sshx.Client
+	for c := range s.conns[cluster] {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
+
+// sftpClient returns the SFTP client over c, opening it on first use; it
+// is closed when c ends.
+func (s *Service) sftpClient(c *sshx.Client) (*sftp.Client, error) {
+	s.mu.Lock()
+	e := s.sftps[c]
+	if e != nil {
+		select {
+		case <-e.ready:
+			if e.err != nil {
+				delete(s.sftps, c)
+				e = nil
+			}
+		default:
+		}
+	}
+	if e == nil {
+		e = &sftpEntry{ready: make(chan struct{})}
+		s.sftps[c] = e
+		s.mu.Unlock()
+		e.c, e.err = sftp.NewClient(c.SSH(), sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
+		close(e.ready)
+		if e.err == nil {
+			go func() {
+				// The SFTP channel ends with the connection or on its own.
+				done := make(chan struct{})
+				go func() { _ = e.c.Wait(); close(done) }()
+				select {
+				case <-c.Done():
+				case <-done:
+				}
+				e.c.Close()
+				s.mu.Lock()
+				if s.sftps[c] == e {
+					delete(s.sftps, c)
+				}
+				s.mu.Unlock()
+			}()
+		}
+	} else {
+		s.mu.Unlock()
+		<-e.ready
+	}
+	if e.err != nil {
+		return nil, fmt.Errorf("start sftp on %s: %w", c.Target(), e.err)
+	}
+	return e.c, nil
+}

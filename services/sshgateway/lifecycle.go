@@ -1,0 +1,177 @@
+package sshgateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/internal/worker"
+)
+
+// handleIntent is the BYO worker. Nothing here changes the machines: create
+// and refresh connect and look, teardown only closes connections.
+func (s *Service) handleIntent(ctx context.Context, op string, in *events.ClusterIntent, r *worker.Reporter) error {
+	log := s.log.With("cluster", in.Cluster, "op", op, "generation", in.Generation)
+	switch op {
+	case events.OpCreate, events.OpRefresh:
+		sec, err := s.loadSecrets(ctx, in.Cluster)
+		if err != nil {
+			return err
+		}
+		var reported []rh.Node
+		if c, err := s.loadCluster(ctx, in.Cluster); err == nil {
+			reported = c.Status.Nodes
+		}
+		ts, err := s.targetsFor(in.Cluster, in.Spec, reported, sec)
+		if err != nil {
+			return worker.Permanent(err)
+		}
+		if op == events.OpCreate {
+			s.targets.forget(in.Cluster)
+			nodes := make([]rh.Node, len(ts))
+			for i, t := range ts {
+				nodes[i] = t.Node
+			}
+			if err := r.Report(ctx, rh.PhaseProvisioning, fmt.Sprintf("connecting to %d node(s)", len(ts)), nodes, nil); err != nil {
+				return err
+			}
+		}
+		nodes, down := s.probeAll(ctx, in.Cluster, ts)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		phase, msg := summarize(nodes, down)
+		if phase == rh.PhaseFailed {
+			log.Warn("no node reachable", "reason", msg)
+			if op == events.OpCreate {
+				return worker.Permanent(errors.New(msg))
+			}
+			// A cluster that was up and lost every node may come back: it is
+			// degraded, not failed, and the next refresh looks again.
+			phase = rh.PhaseDegraded
+		}
+		log.Info("nodes checked", "phase", phase, "reachable", len(nodes)-len(down), "nodes", len(nodes))
+		return r.Report(ctx, phase, msg, nodes, nil)
+	case events.OpTeardown:
+		s.closeCluster(in.Cluster)
+		return r.Report(ctx, rh.PhaseTerminated, "connections closed; the machines were not touched", nil, nil)
+	case events.OpUpdate:
+		// BYO clusters have no settings the gateway acts on (autostop is
+		// always -1); report the current state so the update counts as observed.
+		c, err := s.loadCluster(ctx, in.Cluster)
+		if err != nil {
+			if rh.ErrorCode(err) == rh.ENOTFOUND {
+				return nil
+			}
+			return err
+		}
+		if !c.Status.Phase.Live() {
+			return nil
+		}
+		return r.Report(ctx, c.Status.Phase, c.Status.Message, nil, nil)
+	}
+	return worker.Permanent(fmt.Errorf("unknown operation %q", op))
+}
+
+// summarize gives the phase and message for the probed nodes.
+func summarize(nodes []rh.Node, down []int) (rh.Phase, string) {
+	switch {
+	case len(down) == 0:
+		return rh.PhaseUp, fmt.Sprintf("%d/%d nodes reachable", len(nodes), len(nodes))
+	case len(down) == len(nodes) && len(nodes) == 1:
+		return rh.PhaseFailed, nodes[0].Message
+	case len(down) == len(nodes):
+		parts := make([]string, len(down))
+		for i, d := range down {
+			parts[i] = nodes[d].Message
+		}
+		return rh.PhaseFailed, "no node reachable: " + strings.Join(parts, "; ")
+	}
+	parts := make([]string, len(down))
+	for i, d := range down {
+		parts[i] = nodes[d].Message
+	}
+	return rh.PhaseDegraded, fmt.Sprintf("%d/%d nodes reachable; unreachable: %s", len(nodes)-len(down), len(nodes), strings.Join(parts, "; "))
+}
+
+// probeAll checks every node in parallel and returns them with the indexes
+// of those that could not be reached.
+func (s *Service) probeAll(ctx context.Context, cluster string, ts []nodeTarget) ([]rh.Node, []int) {
+	nodes := make([]rh.Node, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() { nodes[i] = s.probe(ctx, cluster, t) })
+	}
+	wg.Wait()
+	var down []int
+	for i, n := range nodes {
+		if !n.Reachable {
+			down = append(down, i)
+		}
+	}
+	return nodes, down
+}
+
+// probe connects to a node (recording its host key on first contact) and
+// gathers its facts.
+func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.Node {
+	n := t.Node
+	n.Reachable, n.Message = false, ""
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
+	defer cancel()
+	var facts sshx.Facts
+	var c *sshx.Client
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		c, err = s.client(ctx, cluster, t.Target)
+		if err != nil {
+			break
+		}
+		facts, err = sshx.GetFacts(ctx, c)
+		if err == nil {
+			break
+		}
+		// A connection that died since its last use, or one a timeout left
+		// in doubt, is dropped so the next attempt (or refresh) dials afresh.
+		_ = c.Close()
+		if !errors.Is(err, sshx.ErrConnLost) {
+			break
+		}
+	}
+	if err != nil {
+		n.Message = fmt.Sprintf("%s: %s", t.Label, reason(cluster, err))
+		return n
+	}
+	n.Reachable = true
+	n.HostKey = c.HostKey().Fingerprint
+	os := facts.OS
+	if facts.Distro != "" {
+		os = facts.Distro
+	}
+	f := &rh.Facts{OS: os, Kernel: facts.Kernel, Arch: facts.Arch, CPUs: facts.CPUs, MemoryBytes: facts.MemoryBytes}
+	for _, g := range facts.GPUs {
+		f.GPUs = append(f.GPUs, rh.GPU{Name: g.Name, MemoryBytes: g.MemoryBytes})
+	}
+	n.Facts = f
+	return n
+}
+
+// reason says why a node could not be reached, in words a user can act on.
+// sshx's messages already name the class (authentication refused,
+// connection refused, timed out, host key changed, no such host); this adds
+// what to do about it.
+func reason(cluster string, err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, sshx.ErrHostKeyChanged):
+		return msg + fmt.Sprintf(" (if you trust the new key: rhcli cluster trust %s, then rhcli cluster up %s)", cluster, cluster)
+	case errors.Is(err, sshx.ErrAuthFailed):
+		return msg + " (check the user, key or password)"
+	}
+	return msg
+}

@@ -1,0 +1,305 @@
+package sshgateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/internal/sshx"
+)
+
+// A run outlives any request timeout, so the run endpoint only validates,
+// resolves the nodes and subscribes to the run's cancel and ack subjects,
+// then answers RunAccepted and works in the background:
+//
+//   - each node's stdout and stderr go to the client's stream subject as
+//     they are produced, in chunks of at most api.MaxChunk bytes, raw, with
+//     headers naming node, stream and a run-wide sequence number. One lock
+//     orders numbering and publishing, so the sequence is the order on the wire.
+//   - flow control: at most Window chunks may be unacknowledged; the writer
+//     then blocks, which blocks the SSH channel, which blocks the remote
+//     process on its pipe. 10 MB or 10 GB of output never piles up in NATS.
+//     A client that acknowledges nothing for ClientStall is gone: the run is
+//     cancelled.
+//   - each node ends with an "exit" message (code or error), the run with
+//     one "done" message carrying every result. Heartbeats every Heartbeat
+//     let a client tell a quiet command from a dead gateway.
+//   - a message on the cancel subject (the client's Ctrl-C) cancels the
+//     sshx.Run contexts, which kill the commands' process groups on the nodes.
+
+var runIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// errCancelled is the cause of a run cancelled by its client.
+var errCancelled = errors.New("cancelled by the client")
+
+// errStalled is the cause of a run whose client stopped reading.
+var errStalled = errors.New("the client stopped reading the output")
+
+type run struct {
+	s       *Service
+	id      string
+	req     api.RunRequest
+	nodes   []nodeTarget
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	window  int64
+	acked   atomic.Int64
+	ackSig  chan struct{}
+	pubMu   sync.Mutex
+	seq     int64
+	subs    []*nats.Subscription
+	started time.Time
+}
+
+// Run starts a command on the selected nodes; see the comment above.
+func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunAccepted, error) {
+	if strings.TrimSpace(req.Command) == "" {
+		return nil, rh.Invalid("command", "must not be empty")
+	}
+	if req.Stream == "" || strings.ContainsAny(req.Stream, " \t\r\n*>") {
+		return nil, rh.Invalid("stream", "%q is not a subject to publish to", req.Stream)
+	}
+	if req.TimeoutSeconds < 0 {
+		return nil, rh.Invalid("timeout_seconds", "%d is negative", req.TimeoutSeconds)
+	}
+	if req.RunID == "" {
+		req.RunID = uuid.NewString()
+	} else if !runIDRe.MatchString(req.RunID) {
+		return nil, rh.Invalid("run_id", "must be 1-64 letters, digits, '-' or '_'")
+	}
+	for k := range req.Env {
+		if !envNameRe.MatchString(k) {
+			return nil, rh.Invalid("env", "%q is not a variable name", k)
+		}
+	}
+	window := int64(req.Window)
+	if window <= 0 {
+		window = api.DefaultRunWindow
+	}
+	ts, err := s.clusterNodes(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := selectNodes(req.Node, ts)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{s: s, id: req.RunID, req: req, nodes: sel, window: window, ackSig: make(chan struct{}, 1), started: time.Now()}
+	r.ctx, r.cancel = context.WithCancelCause(s.ctx)
+	if req.TimeoutSeconds > 0 {
+		var c context.CancelFunc
+		r.ctx, c = context.WithTimeoutCause(r.ctx, time.Duration(req.TimeoutSeconds)*time.Second,
+			fmt.Errorf("timed out after %ds", req.TimeoutSeconds))
+		inner := r.cancel
+		r.cancel = func(err error) { inner(err); c() }
+	}
+	// Subscribed before answering: a cancel right after the answer is not lost.
+	cs, err := s.nc.Subscribe(api.RunCancelSubject(r.id), func(*nats.Msg) { r.cancel(errCancelled) })
+	if err != nil {
+		r.cancel(nil)
+		return nil, fmt.Errorf("sshgateway: subscribe cancel: %w", err)
+	}
+	as, err := s.nc.Subscribe(api.RunAckSubject(r.id), r.onAck)
+	if err != nil {
+		_ = cs.Unsubscribe()
+		r.cancel(nil)
+		return nil, fmt.Errorf("sshgateway: subscribe ack: %w", err)
+	}
+	r.subs = []*nats.Subscription{cs, as}
+	if err := s.nc.Flush(); err != nil {
+		r.stop()
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "NATS connection lost", Err: err}
+	}
+	labels := make([]string, len(sel))
+	for i, t := range sel {
+		labels[i] = t.Label
+	}
+	s.log.Info("run started", "cluster", req.Name, "run_id", r.id, "nodes", strings.Join(labels, ","))
+	s.runs.Go(r.execute)
+	return &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id), Window: int(window)}, nil
+}
+
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (r *run) stop() {
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
+	}
+	r.cancel(nil)
+}
+
+func (r *run) onAck(m *nats.Msg) {
+	n, err := strconv.ParseInt(strings.TrimSpace(string(m.Data)), 10, 64)
+	if err != nil {
+		return
+	}
+	for {
+		old := r.acked.Load()
+		if n <= old || r.acked.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	select {
+	case r.ackSig <- struct{}{}:
+	default:
+	}
+}
+
+func (r *run) execute() {
+	defer r.stop()
+	hbDone := make(chan struct{})
+	go r.heartbeats(hbDone)
+	results := make([]api.RunNodeResult, len(r.nodes))
+	var wg sync.WaitGroup
+	for i, t := range r.nodes {
+		wg.Go(func() { results[i] = r.runOn(i, t) })
+	}
+	wg.Wait()
+	close(hbDone)
+	body, _ := json.Marshal(api.RunDone{RunID: r.id, Results: results})
+	m := nats.NewMsg(r.req.Stream)
+	m.Header.Set(api.HdrEvent, api.EventDone)
+	m.Data = body
+	r.publish(m)
+	_ = r.s.nc.Flush()
+	r.s.log.Info("run finished", "cluster", r.req.Name, "run_id", r.id, "duration", time.Since(r.started).Round(time.Millisecond))
+}
+
+func (r *run) heartbeats(done chan struct{}) {
+	t := time.NewTicker(r.s.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			m := nats.NewMsg(r.req.Stream)
+			m.Header.Set(api.HdrEvent, api.EventHeartbeat)
+			r.publish(m)
+		}
+	}
+}
+
+func (r *run) publish(m *nats.Msg) {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	if err := r.s.nc.PublishMsg(m); err != nil {
+		r.s.log.Warn("run: publish failed", "run_id", r.id, "err", err)
+	}
+}
+
+// runOn runs the command on one node and publishes its exit.
+func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
+	res := api.RunNodeResult{Node: t.Label, ExitCode: -1}
+	m := r.s.m
+	start := time.Now()
+	code, err := func() (int, error) {
+		if _, err := r.s.client(r.ctx, r.req.Name, t.Target); err != nil {
+			return -1, err
+		}
+		m.sessions.WithLabelValues("command").Inc()
+		defer m.sessions.WithLabelValues("command").Dec()
+		return r.s.pool.Run(r.ctx, t.Target, sshx.RunRequest{
+			Command: r.req.Command, Env: r.req.Env, Dir: r.req.Dir,
+			Stdout: &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"},
+			Stderr: &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"},
+		})
+	}()
+	outcome := "ok"
+	switch {
+	case err != nil && r.ctx.Err() != nil:
+		outcome = "cancelled"
+		res.Error = context.Cause(r.ctx).Error()
+		if errors.Is(context.Cause(r.ctx), context.Canceled) {
+			res.Error = "the gateway is shutting down"
+		}
+	case err != nil:
+		outcome = "error"
+		res.Error = reason(r.req.Name, err)
+	default:
+		res.ExitCode = code
+		if code != 0 {
+			outcome = "nonzero"
+		}
+		m.latency.Observe(time.Since(start).Seconds())
+	}
+	m.commands.WithLabelValues(outcome).Inc()
+	msg := nats.NewMsg(r.req.Stream)
+	msg.Header.Set(api.HdrEvent, api.EventExit)
+	msg.Header.Set(api.HdrNode, t.Label)
+	msg.Header.Set(api.HdrNodeIdx, strconv.Itoa(i))
+	msg.Header.Set(api.HdrExitCode, strconv.Itoa(res.ExitCode))
+	if res.Error != "" {
+		msg.Header.Set(api.HdrError, res.Error)
+	}
+	r.publish(msg)
+	return res
+}
+
+// send publishes one chunk once the window has room.
+func (r *run) send(node string, idx int, stream string, p []byte) error {
+	stall := time.NewTimer(r.s.cfg.ClientStall)
+	defer stall.Stop()
+	for {
+		r.pubMu.Lock()
+		if r.seq-r.acked.Load() < r.window {
+			r.seq++
+			m := nats.NewMsg(r.req.Stream)
+			m.Header.Set(api.HdrEvent, api.EventData)
+			m.Header.Set(api.HdrNode, node)
+			m.Header.Set(api.HdrNodeIdx, strconv.Itoa(idx))
+			m.Header.Set(api.HdrStream, stream)
+			m.Header.Set(api.HdrSeq, strconv.FormatInt(r.seq, 10))
+			m.Data = p
+			err := r.s.nc.PublishMsg(m)
+			r.pubMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("publish output: %w", err)
+			}
+			r.s.m.bytes.WithLabelValues(stream).Add(float64(len(p)))
+			return nil
+		}
+		r.pubMu.Unlock()
+		select {
+		case <-r.ackSig:
+		case <-r.ctx.Done():
+			return context.Cause(r.ctx)
+		case <-stall.C:
+			r.cancel(errStalled)
+			return errStalled
+		}
+	}
+}
+
+// chunkWriter turns a node's output stream into chunks on the run stream.
+type chunkWriter struct {
+	r      *run
+	node   string
+	idx    int
+	stream string
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := p[:min(len(p), api.MaxChunk)]
+		if err := w.r.send(w.node, w.idx, w.stream, c); err != nil {
+			return n, err
+		}
+		n += len(c)
+		p = p[len(c):]
+	}
+	return n, nil
+}
