@@ -8,7 +8,11 @@ work=$(mktemp -d -t rh-demo.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 14222)
 export RH_NATS_URL=nats://127.0.0.1:$port
 serve_pid=
+nodes_pid=
 cleanup() {
+  if [ -n "$nodes_pid" ] && kill -0 "$nodes_pid" 2>/dev/null; then
+    kill -TERM "$nodes_pid"; wait "$nodes_pid" 2>/dev/null || true
+  fi
   if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
     kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
   fi
@@ -32,12 +36,33 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+mkdir -p "$work/project/src" && echo 'print("hello from rh")' >"$work/project/src/train.py" && echo "lr: 0.1" >"$work/project/config.yaml"
+
+echo; echo "== a bring-your-own cluster: two machines (local sshd nodes started by 'rhcli sim nodes') =="
+"$rhcli" sim nodes --count 2 --dir "$work" >"$work/nodes.txt" 2>"$work/nodes.log" &
+nodes_pid=$!
+for _ in $(seq 100); do grep -q "ips=" "$work/nodes.txt" 2>/dev/null && break; sleep 0.1; done
+eval "$(cat "$work/nodes.txt")"   # ips= port= user= key=
+step "$rhcli" cluster create mybox --ips "$ips" --ssh-port "$port" --ssh-user "$user" --ssh-key "$key" --wait
+step "$rhcli" cluster status mybox
+step "$rhcli" run mybox --node all -- 'echo "$(hostname) has $(nproc) CPUs"; uname -sr'
+step "$rhcli" put mybox "$work/project" /tmp/rh-demo-project
+step "$rhcli" put mybox "$work/project" /tmp/rh-demo-project
+step "$rhcli" run-python mybox -- 'import sys; print("python", sys.version.split()[0])'
+step "$rhcli" run mybox -- 'exit 3' || echo "(exit $?: the remote command's exit code)"
+step "$rhcli" cluster teardown mybox --wait
+step "$rhcli" cluster delete mybox
+
 echo; echo "== an on-demand cluster (SkyPilot simulator; its machines are local sshd nodes) =="
 step "$rhcli" check
 step "$rhcli" cluster create gpus --instance-type A100:4 --num-instances 2 --provider aws --region us-east-1 --autostop-mins 30 --wait
 step "$rhcli" cluster list
 step "$rhcli" cluster create gpus --instance-type m5.xlarge || echo "(exit $?: a cluster of that name exists)"
 step "$rhcli" cluster create Bad_Name --instance-type m5.xlarge || echo "(exit $?: invalid input names the field)"
+step "$rhcli" run gpus --node all -- 'echo "hello from $(hostname -I 2>/dev/null || hostname)"'
+step "$rhcli" put gpus "$work/project/config.yaml" /tmp/rh-demo-config.yaml --node all
+step "$rhcli" get gpus /tmp/rh-demo-config.yaml "$work/config-back.yaml"
+step cat "$work/config-back.yaml"
 step "$rhcli" cluster autostop gpus 60
 step "$rhcli" cluster status gpus --refresh
 step "$rhcli" cluster teardown gpus --wait
@@ -45,6 +70,16 @@ step "$rhcli" cluster events gpus
 step "$rhcli" cluster delete gpus
 step "$rhcli" cluster list
 
+echo; echo "== a SageMaker cluster (SageMaker simulator through the real AWS SDK; SSH through an SSM-style proxy command) =="
+step "$rhcli" cluster create sm --instance-type ml.m5.large --role DemoSageMakerRole --autostop-mins 30 --wait
+step "$rhcli" run sm -- 'echo "hello from the training instance: $(uname -n)"'
+step "$rhcli" put sm "$work/project" /tmp/rh-demo-sm-$$
+step "$rhcli" run sm -- "ls -l /tmp/rh-demo-sm-$$/src"
+step "$rhcli" cluster teardown sm --wait
+step "$rhcli" cluster events sm
+step "$rhcli" cluster delete sm
+
 echo; echo "stopping rh"
+kill -TERM "$nodes_pid"; wait "$nodes_pid" 2>/dev/null || true; nodes_pid=
 kill -TERM "$serve_pid"; wait "$serve_pid" || true; serve_pid=
 echo "done"

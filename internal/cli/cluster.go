@@ -72,7 +72,13 @@ func (a *app) createCmd() *cobra.Command {
 					return err
 				}
 			}
-			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+			if err := a.print(c, func(w io.Writer) { clusterDetail(w, c) }); err != nil {
+				return err
+			}
+			if f.wait && c.Status.Phase != rh.PhaseUp {
+				return fmt.Errorf("cluster %q is %s: %s", c.Name, c.Status.Phase, c.Status.Message)
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -338,7 +344,14 @@ func (a *app) waitPhase(ctx context.Context, cl *client.Client, c *rh.Cluster, w
 			fmt.Fprintf(a.io.Err, "%6.1fs  %-12s %s\n", time.Since(start).Seconds(), cur.Status.Phase, oneLine(cur.Status.Message))
 			last, lastMsg = cur.Status.Phase, cur.Status.Message
 		}
-		return cur.Status.Phase == want || (cur.Status.Phase.Final() && want != rh.PhaseTerminated) || cur.Status.Phase == rh.PhaseTerminated
+		switch {
+		case cur.Status.Phase == want, cur.Status.Phase.Final():
+			return true
+		case want == rh.PhaseUp && cur.Status.Phase == rh.PhaseDegraded:
+			// Up with some nodes unreachable: waiting longer would not change that.
+			return true
+		}
+		return false
 	})
 }
 
@@ -426,11 +439,14 @@ func (a *app) upCmd() *cobra.Command {
 				if c, err = a.waitUp(ctx, cl, c); err != nil {
 					return err
 				}
-				if c.Status.Phase != rh.PhaseUp {
-					return fmt.Errorf("cluster %q is %s: %s", c.Name, c.Status.Phase, c.Status.Message)
-				}
 			}
-			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
+			if err := a.print(c, func(w io.Writer) { clusterDetail(w, c) }); err != nil {
+				return err
+			}
+			if wait && c.Status.Phase != rh.PhaseUp {
+				return fmt.Errorf("cluster %q is %s: %s", c.Name, c.Status.Phase, c.Status.Message)
+			}
+			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the cluster is Up")

@@ -63,7 +63,12 @@ func (a *app) simNodesCmd() *cobra.Command {
 				}
 			}()
 			for range n {
-				nd, err := sshnode.Start(ctx, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}})
+				// One port for all, as BYO clusters take one --ssh-port.
+				port := 0
+				if len(nodes) > 0 {
+					port = nodes[0].Port()
+				}
+				nd, err := sshnode.Start(ctx, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}, Port: port})
 				if err != nil {
 					return err
 				}

@@ -54,6 +54,10 @@ type Options struct {
 	User string
 	// AuthorizedKeys are authorized_keys lines accepted for User.
 	AuthorizedKeys []string
+	// Port, when set, is the port to listen on (each node has its own
+	// loopback address, so several nodes can share one port, as a cluster's
+	// machines share port 22). Zero picks a free one.
+	Port int
 	// Password enables PasswordAuthentication. When User is empty the
 	// harness creates TestUser with this password (EnsureUser); when User
 	// is set, the account must already have this password.
@@ -197,7 +201,9 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	// A free port can be taken between probing and sshd's bind; retry then.
 	for attempt := 0; ; attempt++ {
 		n.addr = nextLoopback()
-		if n.port, err = freePort(n.addr); err != nil {
+		if opts.Port != 0 {
+			n.port = opts.Port
+		} else if n.port, err = freePort(n.addr); err != nil {
 			return nil, err
 		}
 		err = n.launch(ctx)

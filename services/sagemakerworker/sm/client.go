@@ -13,6 +13,7 @@ package sm
 import (
 	"context"
 	"fmt"
+	"github.com/aws/smithy-go/logging"
 	"log/slog"
 	"time"
 
@@ -38,6 +39,9 @@ func LoadConfig(ctx context.Context, profile, region string) (aws.Config, error)
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
+	// The SDK's own log lines (e.g. "falling back to IMDSv1" off EC2) would
+	// land in rhcli's output; errors reach the user through our messages.
+	opts = append(opts, config.WithLogger(logging.Nop{}))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		if profile != "" {

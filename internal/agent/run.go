@@ -1,0 +1,389 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// RunRequest is one command to run on the node.
+type RunRequest struct {
+	// Argv runs a program directly (looked up in PATH). Exactly one of Argv
+	// and Shell must be set.
+	Argv []string
+	// Shell is a command line for /bin/sh -c.
+	Shell string
+	// Env is added to the agent's environment.
+	Env map[string]string
+	// Dir is the working directory; relative or "~/..." paths are taken
+	// from the home directory. Default: the agent's (the login) directory.
+	Dir string
+	// Stdin feeds the command; nil gives it /dev/null.
+	Stdin io.Reader
+	// Stdout and Stderr receive output as it arrives; nil discards it.
+	Stdout, Stderr io.Writer
+	// Timeout, when positive, is enforced on the node: the process group is
+	// killed and Run returns an error matching ErrTimeout.
+	Timeout time.Duration
+}
+
+// RunInfo describes a running command in Status.
+type RunInfo struct {
+	ID      uint32    `json:"id"`
+	PID     int       `json:"pid"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+}
+
+type runOpen struct {
+	Op        string            `json:"op"`
+	Argv      []string          `json:"argv,omitempty"`
+	Shell     string            `json:"shell,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Dir       string            `json:"dir,omitempty"`
+	Stdin     bool              `json:"stdin,omitempty"`
+	TimeoutMS int64             `json:"timeout_ms,omitempty"`
+}
+
+type runResult struct {
+	ExitCode int `json:"exit_code"`
+	Signal   int `json:"signal,omitempty"`
+}
+
+// drainGrace is how long output pipes may stay silent after the command
+// exited before they are closed: a background child that inherited them
+// would otherwise hold the run open for its whole life.
+const drainGrace = 200 * time.Millisecond
+
+func (srv *server) run(s *stream, payload []byte) (any, error) {
+	var req runOpen
+	if err := decodeReq(payload, &req); err != nil {
+		return nil, err
+	}
+	if (len(req.Argv) == 0) == (req.Shell == "") {
+		return nil, &codedError{code: codeBadRequest, msg: "run: exactly one of argv and shell must be given"}
+	}
+	env := os.Environ()
+	for k, v := range req.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return nil, &codedError{code: codeBadRequest, msg: fmt.Sprintf("run: invalid environment variable %q", k)}
+		}
+		env = append(env, k+"="+v)
+	}
+	var cmd *exec.Cmd
+	if req.Shell != "" {
+		cmd = exec.Command("/bin/sh", "-c", req.Shell)
+	} else {
+		cmd = exec.Command(req.Argv[0], req.Argv[1:]...)
+	}
+	cmd.Env = env
+	cmd.Dir = expandHome(req.Dir)
+	// Its own process group, so cancelling kills everything it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	var inR, inW *os.File
+	if req.Stdin {
+		if inR, inW, err = os.Pipe(); err != nil {
+			outR.Close()
+			outW.Close()
+			errR.Close()
+			errW.Close()
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		cmd.Stdin = inR
+	}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if inR != nil {
+		inR.Close()
+	}
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		if inW != nil {
+			inW.Close()
+		}
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	pid := cmd.Process.Pid
+	command := req.Shell
+	if command == "" {
+		command = strings.Join(req.Argv, " ")
+	}
+	srv.mu.Lock()
+	srv.runs[s.id] = RunInfo{ID: s.id, PID: pid, Command: command, Started: time.Now()}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.runs, s.id)
+		srv.mu.Unlock()
+	}()
+
+	ctx := s.ctx
+	tctx := ctx
+	if req.TimeoutMS > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMS)*time.Millisecond)
+		defer cancel()
+	}
+
+	var exited atomic.Bool
+	var pumps sync.WaitGroup
+	for _, p := range []struct {
+		f  *os.File
+		ch byte
+	}{{outR, chanStdout}, {errR, chanStderr}} {
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			pump(ctx, s, p.f, p.ch, &exited)
+		}()
+	}
+	if inW != nil {
+		go feedStdin(ctx, s, inW)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	killed := false
+	select {
+	case werr = <-waited:
+	case <-tctx.Done():
+		killed = true
+		killGroup(pid)
+		werr = <-waited
+	}
+	exited.Store(true)
+	if killed {
+		killGroup(pid) // children forked while we were killing
+	}
+	now := time.Now()
+	outR.SetReadDeadline(now.Add(drainGrace))
+	errR.SetReadDeadline(now.Add(drainGrace))
+	pumps.Wait()
+	outR.Close()
+	errR.Close()
+	if inW != nil {
+		inW.Close()
+	}
+	if killed {
+		if ctx.Err() == nil {
+			return nil, &codedError{code: codeTimeout, msg: fmt.Sprintf("run: timed out after %s; process group killed", time.Duration(req.TimeoutMS)*time.Millisecond)}
+		}
+		return nil, &codedError{code: codeCanceled, msg: fmt.Sprintf("run: cancelled (%v); process group killed", context.Cause(ctx))}
+	}
+	code, sig := exitStatus(werr)
+	if code < 0 {
+		return nil, fmt.Errorf("run: wait: %w", werr)
+	}
+	return runResult{ExitCode: code, Signal: sig}, nil
+}
+
+func killGroup(pgid int) {
+	if pgid > 1 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+// exitStatus maps a Wait error to a shell-style exit code: 128+n for a
+// signal. -1 means the error is not an exit status.
+func exitStatus(err error) (code, sig int) {
+	if err == nil {
+		return 0, 0
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return -1, 0
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), int(ws.Signal())
+	}
+	return ee.ExitCode(), 0
+}
+
+// pump streams one output pipe. After the command exits, each read gets a
+// fresh drainGrace deadline: output still flowing is delivered in full, a
+// pipe held open by a silent background child is abandoned.
+func pump(ctx context.Context, s *stream, f *os.File, ch byte, exited *atomic.Bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		if exited.Load() {
+			f.SetReadDeadline(time.Now().Add(drainGrace))
+		}
+		n, err := f.Read(buf)
+		if n > 0 {
+			if serr := s.sendData(ctx, ch, buf[:n]); serr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// feedStdin copies the client's stdin frames into the command.
+func feedStdin(ctx context.Context, s *stream, w *os.File) {
+	defer w.Close()
+	for {
+		e, err := s.next(ctx)
+		if err != nil {
+			return
+		}
+		switch e.typ {
+		case frameData:
+			_, werr := w.Write(e.data)
+			s.consumed(len(e.data))
+			if werr != nil {
+				// The command stopped reading: keep consuming so the
+				// client's sender is not left waiting for credit.
+				w.Close()
+			}
+		case frameEOF, frameReset:
+			return
+		}
+	}
+}
+
+func expandHome(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return dir
+	}
+	if dir == "~" {
+		return home
+	}
+	if rest, ok := strings.CutPrefix(dir, "~/"); ok {
+		return filepath.Join(home, rest)
+	}
+	return dir
+}
+
+// Run runs req on the node and returns its exit code: 128+n when a signal
+// n killed it, as shells report; a non-zero code is not an error. err is set
+// (and the code is -1) only when the command could not run to completion.
+// When ctx ends first, the command's process group is killed on the node
+// before Run returns (bounded wait) and err matches ctx's error (and
+// ErrTimeout for deadlines). Run returns only after the last write to
+// Stdout and Stderr. A Stdin that blocks forever (os.Stdin) keeps one
+// goroutine reading it after Run returns, as with os/exec. Safe for
+// concurrent use.
+func (c *Client) Run(ctx context.Context, req RunRequest) (int, error) {
+	if (len(req.Argv) == 0) == (req.Shell == "") {
+		return -1, errors.New("agent: run: exactly one of Argv and Shell must be set")
+	}
+	open := runOpen{Op: "run", Argv: req.Argv, Shell: req.Shell, Env: req.Env, Dir: req.Dir,
+		Stdin: req.Stdin != nil, TimeoutMS: req.Timeout.Milliseconds()}
+	if req.Timeout > 0 && open.TimeoutMS == 0 {
+		open.TimeoutMS = 1
+	}
+	s, err := c.open(open)
+	if err != nil {
+		return -1, err
+	}
+	defer c.conn.forget(s)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if req.Stdin != nil {
+		go feedRemote(runCtx, s, req.Stdin)
+	}
+	for {
+		e, err := s.next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return -1, c.abandon(s, "run", ctx)
+			}
+			return -1, fmt.Errorf("agent: run: %w", err)
+		}
+		switch e.typ {
+		case frameData:
+			w := req.Stdout
+			if e.ch == chanStderr {
+				w = req.Stderr
+			}
+			if w != nil {
+				if _, werr := w.Write(e.data); werr != nil {
+					s.reset("client could not write output")
+					return -1, fmt.Errorf("agent: run: write output: %w", werr)
+				}
+			}
+			s.consumed(len(e.data))
+		case frameResult:
+			var rr runResult
+			if err := decodeResult("run", e.data, &rr); err != nil {
+				return -1, err
+			}
+			return rr.ExitCode, nil
+		case frameReset:
+			return -1, &StreamError{Msg: string(e.data)}
+		}
+	}
+}
+
+// feedRemote sends r as the stream's input, then EOF.
+func feedRemote(ctx context.Context, s *stream, r io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if serr := s.sendData(ctx, chanIn, buf[:n]); serr != nil {
+				return
+			}
+		}
+		if err != nil {
+			_ = s.c.sendCtrl(frameEOF, s.id, nil)
+			return
+		}
+	}
+}
+
+// abandon handles ctx ending during an operation: the agent is told to
+// stop (for a run: kill the process group), and we wait briefly for its
+// acknowledgement so that "Run returned" means "the command is gone".
+func (c *Client) abandon(s *stream, op string, ctx context.Context) error {
+	cause := context.Cause(ctx)
+	s.reset("cancelled by the client: " + cause.Error())
+	wait, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		e, err := s.next(wait)
+		if err != nil {
+			break
+		}
+		if e.typ == frameData {
+			s.consumed(len(e.data))
+			continue
+		}
+		if e.typ == frameResult || e.typ == frameReset {
+			break
+		}
+	}
+	if errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("agent: %s: %w: %w", op, ErrTimeout, cause)
+	}
+	return fmt.Errorf("agent: %s: %w", op, cause)
+}

@@ -1,0 +1,81 @@
+package sagemakerworker
+
+import (
+	"context"
+	"errors"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Job outcomes (the label values of rh_sagemakerworker_jobs_total).
+const (
+	outcomeCreated   = "created"   // CreateTrainingJob answered with a new job
+	outcomeAdopted   = "adopted"   // the job already existed and is ours: nothing created
+	outcomeTraining  = "training"  // the job reached Training
+	outcomeFailed    = "failed"    // a definite refusal or a failed job
+	outcomeRetried   = "retried"   // no definite answer; the event is retried
+	outcomeCancelled = "cancelled" // overtaken by a teardown, or the worker stopped
+)
+
+type metrics struct {
+	jobs      *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	apiErrors *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		jobs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_sagemakerworker_jobs_total", Help: "Training job creates by outcome (created, adopted, training, failed, retried, cancelled).",
+		}, []string{"outcome"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rh_sagemakerworker_create_to_training_seconds", Help: "Time from creating (or adopting) a training job to its reaching Training, or failing first.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 13),
+		}, []string{"outcome"}),
+		apiErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_sagemakerworker_aws_errors_total", Help: "AWS API errors by operation and error code (unknown codes grouped by fault).",
+		}, []string{"op", "code"}),
+	}
+}
+
+// knownCodes are the error codes counted under their own name; others are
+// grouped, so a service inventing codes cannot grow the label set.
+var knownCodes = map[string]bool{
+	"ThrottlingException": true, "ValidationException": true, "ResourceInUse": true,
+	"ResourceLimitExceeded": true, "ResourceNotFound": true, "InternalFailure": true,
+	"ServiceUnavailable": true, "AccessDeniedException": true, "UnrecognizedClientException": true,
+	"ExpiredTokenException": true, "InvalidSignatureException": true, "IncompleteSignatureException": true,
+	"MissingAuthenticationTokenException": true, "InvalidClientTokenId": true, "AccessDenied": true,
+	"SignatureDoesNotMatch": true, "ExpiredToken": true,
+}
+
+// errorCode maps an error to a bounded label value.
+func errorCode(err error) string {
+	var ae smithy.APIError
+	var re *awshttp.ResponseError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	case errors.As(err, &ae):
+		if knownCodes[ae.ErrorCode()] {
+			return ae.ErrorCode()
+		}
+		if ae.ErrorFault() == smithy.FaultServer {
+			return "other_server"
+		}
+		return "other_client"
+	case errors.As(err, &re):
+		return "http"
+	}
+	return "network_or_credentials"
+}
+
+func (m *metrics) apiError(op string, err error) {
+	if err != nil {
+		m.apiErrors.WithLabelValues(op, errorCode(err)).Inc()
+	}
+}

@@ -1,0 +1,265 @@
+// Package sagemakerworker is the worker of SageMaker clusters: it consumes the
+// lifecycle intents of kind sagemaker and carries them out as training jobs
+// (create → CreateTrainingJob and follow it to Training, teardown →
+// StopTrainingJob and follow it to Stopped, refresh → DescribeTrainingJob),
+// reporting what it observed to the registry.
+//
+// A SageMaker "cluster" is one long-running training job. A compute backend
+// runs the keep-alive entry point (sshd plus an idle autostop) and is Up once
+// the job reaches Training; an estimator cluster runs the user's training
+// workload and is followed to its end (Completed → Terminated, Failed →
+// Failed), each secondary-status transition showing in the cluster's history.
+//
+// Job names are deterministic (sm.JobName) and recorded in the rh_sm_jobs
+// bucket before the job is created, so a retried or redelivered create — or a
+// worker that dies mid-create and is replaced — adopts the job it already
+// asked for instead of starting a second one, and a teardown always knows
+// which job to stop.
+package sagemakerworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/worker"
+	"github.com/rhq/rh/services/sagemakerworker/sm"
+)
+
+// Durable is the consumer name shared by every sagemakerworker replica.
+const Durable = "sagemakerworker"
+
+// BucketJobs holds one job record per cluster: which generation runs under
+// which training job.
+const BucketJobs = "rh_sm_jobs"
+
+// DefaultSSHUser is the account SageMaker containers run as.
+const DefaultSSHUser = "root"
+
+// Config configures the worker. Zero values mean defaults.
+type Config struct {
+	// Client talks to SageMaker for every cluster (tests and --sim). When
+	// nil, one is made from the environment with sm.LoadConfig(Profile,
+	// Region) and ClientOptions, and clusters naming another profile or
+	// region get their own.
+	Client        *sm.Client
+	ClientOptions sm.Options
+	Profile       string
+	Region        string
+	// ProxyCommand returns the SSH ProxyCommand of a node whose address is
+	// the SSM target; default sm.SSMProxyCommand with the cluster's profile
+	// and region. `--sim` points it at `rhcli sim ssm-proxy`.
+	ProxyCommand func(target string) string
+	// DefaultRole is used when a cluster names no role, before sm's own
+	// defaults (RH_SAGEMAKER_ROLE, the SageMaker SDK's config file); --sim
+	// sets the simulator's account role so no configuration is needed.
+	DefaultRole string
+	// SSHUser is the account nodes accept (default DefaultSSHUser).
+	SSHUser string
+	// PollMin and PollMax bound the interval between DescribeTrainingJob
+	// calls while a job is followed: it starts at PollMin after each change
+	// and doubles up to PollMax while nothing changes (default 2 s, 30 s).
+	PollMin time.Duration
+	PollMax time.Duration
+	// ID names this process in reports (default "sagemakerworker").
+	ID       string
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Replicas of the rh_sm_jobs bucket (1 unless NATS is a cluster).
+	Replicas int
+
+	// Event loop settings, passed to internal/worker (zero: its defaults).
+	AckWait     time.Duration
+	MaxDeliver  int
+	Concurrency int
+	RetryBase   time.Duration
+}
+
+// Service is a running sagemakerworker.
+type Service struct {
+	cfg     Config
+	sm      *sm.Client
+	js      jetstream.JetStream
+	jobs    jetstream.KeyValue
+	secrets jetstream.KeyValue
+	records jetstream.KeyValue
+	log     *slog.Logger
+	m       *metrics
+
+	clientsMu sync.Mutex
+	clients   map[string]*sm.Client // by profile and region, when Config.Client is nil
+
+	// hard is cancelled by Stop: handlers end at once instead of after the
+	// loop's grace, and their creates resume (adopt) in the next process.
+	hard       context.Context
+	cancelHard context.CancelFunc
+	cancelRun  context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// errStopping is the cancel cause of handlers interrupted by Stop.
+var errStopping = errors.New("sagemakerworker stopping")
+
+// Start prepares streams and buckets and starts consuming. It needs no AWS
+// answer to start: credentials are resolved lazily, and a create that cannot
+// reach AWS is retried.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.ID == "" {
+		cfg.ID = Durable
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.SSHUser == "" {
+		cfg.SSHUser = DefaultSSHUser
+	}
+	if cfg.PollMin <= 0 {
+		cfg.PollMin = 2 * time.Second
+	}
+	if cfg.PollMax < cfg.PollMin {
+		cfg.PollMax = max(30*time.Second, cfg.PollMin)
+	}
+	if cfg.ClientOptions.Logger == nil {
+		cfg.ClientOptions.Logger = cfg.Logger
+	}
+	client := cfg.Client
+	if client == nil {
+		awsCfg, err := sm.LoadConfig(ctx, cfg.Profile, cfg.Region)
+		if err != nil {
+			return nil, fmt.Errorf("sagemakerworker: %w", err)
+		}
+		client = sm.NewClient(awsCfg, cfg.ClientOptions)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("sagemakerworker: %w", err)
+	}
+	lim := events.DefaultLimits()
+	lim.Replicas = cfg.Replicas
+	if err := events.Setup(ctx, js, lim); err != nil {
+		return nil, fmt.Errorf("sagemakerworker: %w", err)
+	}
+	jobs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketJobs, Description: "rh sagemakerworker: training job of each cluster",
+		History: 1, MaxBytes: 16 << 20, MaxValueSize: 4 << 10, TTL: 30 * 24 * time.Hour,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sagemakerworker: bucket %s: %w", BucketJobs, err)
+	}
+	secrets, err := js.KeyValue(ctx, events.BucketSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("sagemakerworker: %w", err)
+	}
+	records, err := js.KeyValue(ctx, events.BucketClusters)
+	if err != nil {
+		return nil, fmt.Errorf("sagemakerworker: %w", err)
+	}
+	s := &Service{cfg: cfg, sm: client, js: js, jobs: jobs, secrets: secrets, records: records,
+		log: cfg.Logger.With("service", Durable), m: newMetrics(cfg.Registry), clients: map[string]*sm.Client{}}
+	w, err := worker.New(ctx, js, worker.Config{
+		Kind: rh.KindSageMaker, Durable: Durable, ID: cfg.ID, Logger: cfg.Logger, Registry: cfg.Registry,
+		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, Concurrency: cfg.Concurrency, RetryBase: cfg.RetryBase,
+	}, s.handle)
+	if err != nil {
+		return nil, fmt.Errorf("sagemakerworker: %w", err)
+	}
+	s.hard, s.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancelRun = cancel
+	started := make(chan error, 1)
+	s.wg.Go(func() {
+		if err := w.Run(runCtx); err != nil {
+			started <- err
+			s.log.Error("event loop ended", "err", err)
+		}
+	})
+	// Run fails fast when the consumer cannot be made; wait that long for it.
+	select {
+	case err := <-started:
+		s.Stop()
+		return nil, fmt.Errorf("sagemakerworker: %w", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.log.Info("SageMaker worker started", "region", client.Region())
+	return s, nil
+}
+
+// Stop ends the loop. Running handlers are interrupted; their events are
+// redelivered and adopt the job already created.
+func (s *Service) Stop() {
+	s.cancelRun()
+	s.cancelHard()
+	s.wg.Wait()
+}
+
+// Client is the default SageMaker client.
+func (s *Service) Client() *sm.Client { return s.sm }
+
+// clientFor returns the client of a cluster's profile and region: the
+// configured one when it was given (tests, --sim) or when the cluster names
+// neither; otherwise one per profile and region, made once.
+func (s *Service) clientFor(ctx context.Context, profile, region string) (*sm.Client, error) {
+	if s.cfg.Client != nil || (profile == "" || profile == s.cfg.Profile) && (region == "" || region == s.sm.Region()) {
+		return s.sm, nil
+	}
+	key := profile + "\x00" + region
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if c, ok := s.clients[key]; ok {
+		return c, nil
+	}
+	if profile == "" {
+		profile = s.cfg.Profile
+	}
+	awsCfg, err := sm.LoadConfig(ctx, profile, region)
+	if err != nil {
+		return nil, err
+	}
+	c := sm.NewClient(awsCfg, s.cfg.ClientOptions)
+	s.clients[key] = c
+	return c, nil
+}
+
+func (s *Service) handle(ctx context.Context, op string, in *events.ClusterIntent, r *worker.Reporter) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(s.hard, func() { cancel(errStopping) })
+	defer stop()
+	sp := in.Spec.SageMaker
+	if sp == nil {
+		return worker.Permanent(errors.New("sagemakerworker: the spec has no sagemaker section"))
+	}
+	cli, err := s.clientFor(ctx, sp.Profile, sp.Region)
+	if err != nil {
+		return worker.Permanent(fmt.Errorf("sagemakerworker: %w", err))
+	}
+	c := &call{s: s, in: in, sp: sp, r: r, op: op, cli: cli,
+		log: s.log.With("cluster", in.Cluster, "op", op, "generation", in.Generation)}
+	switch op {
+	case events.OpCreate:
+		return c.create(ctx)
+	case events.OpTeardown:
+		return c.teardown(ctx)
+	case events.OpUpdate:
+		return c.update(ctx)
+	case events.OpRefresh:
+		return c.refresh(ctx)
+	}
+	return worker.Permanent(fmt.Errorf("sagemakerworker: unknown op %q", op))
+}

@@ -1,0 +1,574 @@
+package sagemakerworker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/sagemakersim"
+	"github.com/rhq/rh/internal/simnodes"
+	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/services/registry"
+	"github.com/rhq/rh/services/sagemakerworker"
+	"github.com/rhq/rh/services/sagemakerworker/sm"
+)
+
+// envProxy makes the test binary act as the nodes' ProxyCommand — what
+// `rhcli sim ssm-proxy --endpoint URL --target %h` does — so the SSH leg is
+// tested through a real proxy process without building rhcli.
+const envProxy = "SMW_TEST_SSM_PROXY_ENDPOINT"
+
+func TestMain(m *testing.M) {
+	if endpoint := os.Getenv(envProxy); endpoint != "" {
+		if err := sagemakersim.ProxyMain(context.Background(), endpoint, os.Args[1], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "ssm proxy:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const testRole = "arn:aws:iam::123456789012:role/rh-test"
+
+// fastRetryer is the SDK's standard retryer with its real retry rules but
+// millisecond backoff and no retry quota, so storms cost no wall time.
+func fastRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+type env struct {
+	t   testing.TB
+	reg *prometheus.Registry // the last started worker's metrics
+	ns  *natstest.Server
+	cl  *client.Client
+	sim *sagemakersim.Server
+	smc *sm.Client
+	url string
+}
+
+func setup(t testing.TB, opts sagemakersim.Options) *env {
+	t.Helper()
+	ns := natstest.Start(t)
+	reg, err := registry.Start(context.Background(), ns.NC, registry.Config{ReconcileEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	sim := sagemakersim.New(opts)
+	ts := httptest.NewServer(sim)
+	t.Cleanup(func() {
+		sim.Close()
+		ts.Close()
+	})
+	cl, err := client.New(ns.NC, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ns: ns, cl: cl, sim: sim, url: ts.URL}
+	e.smc = e.quietClient(nil)
+	return e
+}
+
+// quietClient is an SDK client of the simulator (log nil: slog.Default()).
+func (e *env) quietClient(log *slog.Logger) *sm.Client {
+	return sm.NewClient(aws.Config{
+		Region: "us-east-1", Retryer: fastRetryer,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+	}, sm.Options{SageMakerEndpoint: e.url, STSEndpoint: e.url, SageMakerConfigPaths: []string{}, LaunchBackoff: 5 * time.Millisecond, Logger: log})
+}
+
+// proxyCommand runs this test binary as the simulator's SSM proxy.
+func (e *env) proxyCommand(string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return envProxy + "=" + sshx.ShellQuote(e.url) + " exec " + sshx.ShellQuote(exe) + " %h"
+}
+
+// startWorker starts a worker; it is stopped at cleanup unless the test
+// stops it first.
+func (e *env) startWorker() func() {
+	e.t.Helper()
+	e.reg = prometheus.NewRegistry()
+	w, err := sagemakerworker.Start(context.Background(), e.ns.NC, sagemakerworker.Config{
+		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
+		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
+		RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(w.Stop) }
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func compute(n int) rh.Spec {
+	return rh.Spec{Kind: rh.KindSageMaker, SageMaker: &rh.SageMakerSpec{Role: testRole, InstanceType: "ml.m5.large", NumInstances: n}}
+}
+
+func (e *env) create(name string, spec rh.Spec) {
+	e.t.Helper()
+	if _, err := e.cl.Create(context.Background(), name, spec, nil); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) waitFor(name, what string, ok func(*rh.Cluster) bool) *rh.Cluster {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := e.cl.WaitFor(ctx, name, ok)
+	if err != nil {
+		e.t.Fatalf("waiting for %s: %v (last: %+v)", what, err, c)
+	}
+	return c
+}
+
+// waitSettled waits for Up or a final phase and checks it is want.
+func (e *env) waitSettled(name string, want rh.Phase) *rh.Cluster {
+	e.t.Helper()
+	c := e.waitFor(name, string(want), func(c *rh.Cluster) bool {
+		return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final()
+	})
+	if c.Status.Phase != want {
+		e.t.Fatalf("%s: phase %s (%q), want %s", name, c.Status.Phase, c.Status.Message, want)
+	}
+	return c
+}
+
+// createdJobs counts the CreateTrainingJob calls that really created a job.
+func (e *env) createdJobs() int {
+	n := 0
+	for _, c := range e.sim.CreateCalls() {
+		if c.Outcome == "created" || c.Outcome == "lost-answer" {
+			n++
+		}
+	}
+	return n
+}
+
+func secretOf(t testing.TB, js jetstream.JetStream, name string) (*rh.Secrets, error) {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), events.BucketSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), events.ClusterKey(name))
+	if err != nil {
+		return nil, err
+	}
+	var s rh.Secrets
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s, nil
+}
+
+// streamHolds reports whether any message of stream contains s.
+func streamHolds(t testing.TB, js jetstream.JetStream, stream, s string) bool {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err == nil && bytes.Contains(m.Data, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// counter is the value of a counter of the last worker with these labels.
+func (e *env) counter(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue metric
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
+// TestComputeClusterLifecycleOverRealSSH: a 2-node compute backend comes Up
+// with nodes addressed by SSM target, reachable through their proxy command
+// with the key only rh_secrets holds; an autostop change says when it
+// applies; a teardown stops the job and leaves nothing running.
+func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
+	nodes := simnodes.New(simnodes.Options{})
+	t.Cleanup(func() { _ = nodes.Close() })
+	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
+	e.startWorker()
+	ctx := context.Background()
+
+	e.create("sm-a", compute(2))
+	c := e.waitSettled("sm-a", rh.PhaseUp)
+	job := sm.JobName("sm-a", c.Generation)
+	if len(c.Status.Nodes) != 2 {
+		t.Fatalf("nodes = %+v, want 2", c.Status.Nodes)
+	}
+	for i, n := range c.Status.Nodes {
+		if n.Address != sm.SSMTarget(job, i+1) || n.Port != 22 || n.User != "root" || !n.Reachable || !strings.Contains(n.ProxyCommand, "%h") {
+			t.Fatalf("node %d = %+v", i, n)
+		}
+	}
+	info := c.Status.Info
+	if info["job_name"] != job || !strings.HasSuffix(info["job_arn"], "training-job/"+job) || info["instance_type"] != "ml.m5.large" ||
+		info["secondary_status"] != "Training" || info["workload"] != "compute-backend" || info["autostop"] != "off (runs until its max runtime)" {
+		t.Fatalf("info = %v", info)
+	}
+	hist, err := e.cl.History(ctx, "sm-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs := historyText(hist); !strings.Contains(msgs, "creating training job "+job) || !strings.Contains(msgs, "Starting: ") || !strings.Contains(msgs, "Downloading: ") {
+		t.Fatalf("history lacks the job's transitions:\n%s", msgs)
+	}
+
+	sec, err := secretOf(t, e.ns.JS, "sm-a")
+	if err != nil || !strings.Contains(sec.SSHPrivateKey, "OPENSSH PRIVATE KEY") {
+		t.Fatalf("key not in rh_secrets: %v", err)
+	}
+	// Through each node's own proxy command, as the gateway will connect.
+	pool := &sshx.Pool{Dialer: &sshx.Dialer{HostKeys: &sshx.MemoryHostKeys{}}}
+	t.Cleanup(func() { _ = pool.Close() })
+	for _, n := range c.Status.Nodes {
+		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var out bytes.Buffer
+		code, err := pool.Run(rctx, sshx.Target{Host: n.Address, Port: n.Port, User: n.User, PrivateKey: []byte(sec.SSHPrivateKey), ProxyCommand: n.ProxyCommand},
+			sshx.RunRequest{Command: "echo ok-$((6*7))", Stdout: &out})
+		cancel()
+		if err != nil || code != 0 || strings.TrimSpace(out.String()) != "ok-42" {
+			t.Fatalf("run on %s: code %d, %q, %v", n.Address, code, out.String(), err)
+		}
+	}
+	_ = pool.Close()
+	// The private key is nowhere else: not in the record, not in any event.
+	keyLine := strings.Split(strings.TrimSpace(sec.SSHPrivateKey), "\n")[1]
+	if b, _ := json.Marshal(c); bytes.Contains(b, []byte(keyLine)) {
+		t.Fatal("the record holds the private key")
+	}
+	for _, st := range []string{events.StreamEvents, events.StreamState} {
+		if streamHolds(t, e.ns.JS, st, keyLine) {
+			t.Fatalf("stream %s holds the private key", st)
+		}
+	}
+
+	if _, err := e.cl.SetAutostop(ctx, "sm-a", 30); err != nil {
+		t.Fatal(err)
+	}
+	c = e.waitFor("sm-a", "autostop noted", func(c *rh.Cluster) bool {
+		return strings.HasPrefix(c.Status.Info["autostop_next"], "30 min") && c.Status.ObservedGeneration == c.Generation
+	})
+	if c.Status.Phase != rh.PhaseUp || !strings.Contains(c.Status.Message, "next `up`") {
+		t.Fatalf("after autostop: %s %q", c.Status.Phase, c.Status.Message)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if c, err = e.cl.Refresh(rctx, "sm-a"); err != nil || c.Status.Phase != rh.PhaseUp {
+		t.Fatalf("refresh: %v %+v", err, c)
+	}
+
+	if _, err := e.cl.Teardown(ctx, "sm-a"); err != nil {
+		t.Fatal(err)
+	}
+	c = e.waitFor("sm-a", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	if c.Status.Phase != rh.PhaseTerminated || c.Status.Message != "training job "+job+" stopped" {
+		t.Fatalf("after teardown: %s %q", c.Status.Phase, c.Status.Message)
+	}
+	if st, _, _ := e.sim.JobStatus(job); st != "Stopped" {
+		t.Fatalf("job status %q, want Stopped", st)
+	}
+	if n := nodes.Live(""); n != 0 {
+		t.Fatalf("%d sshd nodes still running", n)
+	}
+	if _, err := secretOf(t, e.ns.JS, "sm-a"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("key still stored after teardown: %v", err)
+	}
+	if err := e.cl.Delete(ctx, "sm-a", false); err != nil {
+		t.Fatal(err)
+	}
+	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
+		t.Fatalf("created %d jobs, sim has %d; want 1", e.createdJobs(), e.sim.JobCount())
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting until %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func historyText(h []rh.Transition) string {
+	var b strings.Builder
+	for _, t := range h {
+		fmt.Fprintf(&b, "%s %s\n", t.To, t.Message)
+	}
+	return b.String()
+}
+
+// TestEstimatorRunsToCompletion: an estimator cluster (its role given by
+// name, resolved through STS) is followed through its secondary statuses to
+// Terminated, each one in the cluster's history in order.
+func TestEstimatorRunsToCompletion(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	e.create("train-1", rh.Spec{Kind: rh.KindSageMaker, SageMaker: &rh.SageMakerSpec{Role: "rh-test", Estimator: `
+image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest
+command: [python, train.py, --epochs, "3"]
+instance_type: ml.c5.xlarge
+instance_count: 2
+hyperparameters: {lr: 0.01}
+`}})
+	c := e.waitFor("train-1", "final", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	if c.Status.Phase != rh.PhaseTerminated || !strings.HasPrefix(c.Status.Message, "job completed") {
+		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
+	}
+	if c.Status.Info["workload"] != "estimator" || c.Status.Info["instance_type"] != "ml.c5.xlarge" || c.Status.Info["instances"] != "2" {
+		t.Fatalf("info = %v", c.Status.Info)
+	}
+	hist, err := e.cl.History(context.Background(), "train-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hist {
+		if h.To == rh.PhasePending {
+			continue // the registry's own entry
+		}
+		status, _, _ := strings.Cut(h.Message, ":")
+		got = append(got, string(h.To)+"/"+strings.Fields(status)[0])
+	}
+	want := []string{"Provisioning/creating", "Provisioning/Starting", "Provisioning/Downloading", "Up/Training", "TearingDown/Uploading", "Terminated/job"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("history = %v\nwant      %v\n%s", got, want, historyText(hist))
+	}
+	if e.createdJobs() != 1 {
+		t.Fatalf("created %d jobs", e.createdJobs())
+	}
+}
+
+// TestFailedJobFails: a job that fails ends its cluster Failed with AWS's
+// FailureReason.
+func TestFailedJobFails(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	e.sim.FailNextJob("ClientError: Unable to pull image 123.dkr.ecr/none:latest")
+	e.create("doomed", compute(1))
+	c := e.waitSettled("doomed", rh.PhaseFailed)
+	if !strings.Contains(c.Status.Message, "ClientError: Unable to pull image") {
+		t.Fatalf("message = %q", c.Status.Message)
+	}
+	if e.createdJobs() != 1 {
+		t.Fatalf("created %d jobs; a failed job is not retried", e.createdJobs())
+	}
+}
+
+// TestThrottlingStormCreatesOneJob: throttled calls and a create whose
+// answer was lost are retried without ever creating a second job.
+func TestThrottlingStormCreatesOneJob(t *testing.T) {
+	e := setup(t, sagemakersim.Options{TimeScale: 0.005})
+	e.startWorker()
+	e.sim.ThrottleNext(40)
+	e.create("stormy", compute(2))
+	e.waitFor("stormy", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
+	e.sim.ThrottleFor(300 * time.Millisecond)
+	c := e.waitSettled("stormy", rh.PhaseUp)
+	if len(c.Status.Nodes) != 2 {
+		t.Fatalf("nodes = %+v", c.Status.Nodes)
+	}
+	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
+		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
+	}
+	if n := e.counter("rh_sagemakerworker_jobs_total", map[string]string{"outcome": "created"}); n != 1 {
+		t.Fatalf("jobs created metric = %v", n)
+	}
+	if n := e.counter("rh_sagemakerworker_aws_errors_total", map[string]string{"op": "create", "code": "ThrottlingException"}); n < 1 {
+		t.Fatalf("throttled creates metric = %v", n)
+	}
+
+	// A create whose answer is lost: the retry meets ResourceInUse and adopts.
+	e.sim.LoseNextCreateAnswer(1)
+	e.create("lost", compute(1))
+	e.waitSettled("lost", rh.PhaseUp)
+	if e.sim.JobCount() != 2 {
+		t.Fatalf("sim has %d jobs, want 2: %+v", e.sim.JobCount(), e.sim.CreateCalls())
+	}
+}
+
+// TestWorkerKilledMidCreateCreatesOnce: a worker stopped while its job is
+// starting is replaced; the new one adopts the job instead of creating one.
+func TestWorkerKilledMidCreateCreatesOnce(t *testing.T) {
+	e := setup(t, sagemakersim.Options{TimeScale: 0.01})
+	stopA := e.startWorker()
+	e.create("kill-me", compute(1))
+	e.waitFor("kill-me", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
+	stopA()
+	job := sm.JobName("kill-me", 1)
+	if st, sec, _ := e.sim.JobStatus(job); st != "InProgress" || sec != "Starting" {
+		t.Fatalf("job after the worker died = %s/%s, want InProgress/Starting", st, sec)
+	}
+	e.startWorker()
+	e.waitSettled("kill-me", rh.PhaseUp)
+	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
+		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
+	}
+}
+
+// TestTeardownDuringProvisioning: a teardown overtakes the create that is
+// following the job; the job is stopped and the cluster Terminated without
+// waiting for the job to come up.
+func TestTeardownDuringProvisioning(t *testing.T) {
+	e := setup(t, sagemakersim.Options{TimeScale: 0.01, Timings: sagemakersim.Timings{Starting: 10 * time.Minute}})
+	e.startWorker()
+	ctx := context.Background()
+	e.create("short-lived", compute(2))
+	e.waitFor("short-lived", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
+	if _, err := e.cl.Teardown(ctx, "short-lived"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c := e.waitFor("short-lived", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	if c.Status.Phase != rh.PhaseTerminated {
+		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Fatal("teardown waited for the job to start instead of stopping it")
+	}
+	if st, _, _ := e.sim.JobStatus(sm.JobName("short-lived", 1)); st != "Stopped" {
+		t.Fatalf("job status %q, want Stopped", st)
+	}
+	if err := e.cl.Delete(ctx, "short-lived", false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResourceLimitFails: an account quota refusal fails the cluster with
+// AWS's message, is not retried, and leaves nothing to stop.
+func TestResourceLimitFails(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	e.sim.ResourceLimitNext(1)
+	e.create("no-quota", compute(4))
+	c := e.waitSettled("no-quota", rh.PhaseFailed)
+	if !strings.Contains(c.Status.Message, "ResourceLimitExceeded") || !strings.Contains(c.Status.Message, "account-level service limit") {
+		t.Fatalf("message = %q", c.Status.Message)
+	}
+	if n := len(e.sim.CreateCalls()); n != 1 || e.sim.JobCount() != 0 {
+		t.Fatalf("create calls %d, jobs %d; want 1, 0", n, e.sim.JobCount())
+	}
+	if _, err := e.cl.Teardown(context.Background(), "no-quota"); err != nil {
+		t.Fatal(err)
+	}
+	c = e.waitFor("no-quota", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseTerminated })
+	if c.Status.Message != sagemakerworker.MsgNoJob {
+		t.Fatalf("message = %q", c.Status.Message)
+	}
+}
+
+// TestMissingRoleFails: no role anywhere fails the cluster with sm's message
+// naming the fix, before anything reaches SageMaker.
+func TestMissingRoleFails(t *testing.T) {
+	t.Setenv(sm.EnvRole, "")
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	spec := compute(1)
+	spec.SageMaker.Role = ""
+	e.create("no-role", spec)
+	c := e.waitSettled("no-role", rh.PhaseFailed)
+	if !strings.Contains(c.Status.Message, "no SageMaker execution role") || !strings.Contains(c.Status.Message, "--role") {
+		t.Fatalf("message = %q", c.Status.Message)
+	}
+	if n := len(e.sim.CreateCalls()); n != 0 {
+		t.Fatalf("%d create calls", n)
+	}
+}
+
+// TestRefreshAfterIdleAutostop: the keep-alive ends an idle job behind rh's
+// back; a refresh shows the cluster Terminated and forgets its key.
+func TestRefreshAfterIdleAutostop(t *testing.T) {
+	e := setup(t, sagemakersim.Options{TimeScale: 0.002})
+	e.startWorker()
+	spec := compute(1)
+	spec.AutostopMins = new(1)
+	e.create("idle", spec)
+	c := e.waitSettled("idle", rh.PhaseUp)
+	if c.Status.Info["autostop"] != "1 min idle, then the job ends" {
+		t.Fatalf("info = %v", c.Status.Info)
+	}
+	job := sm.JobName("idle", c.Generation)
+	eventually(t, 10*time.Second, "the keep-alive ends the idle job", func() bool {
+		st, _, _ := e.sim.JobStatus(job)
+		return st == "Completed"
+	})
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := e.cl.Refresh(rctx, "idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.Phase != rh.PhaseTerminated || !strings.Contains(c.Status.Message, "ended (Completed)") {
+		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
+	}
+	if _, err := secretOf(t, e.ns.JS, "idle"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("key of an ended job still stored: %v", err)
+	}
+}
