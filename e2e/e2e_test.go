@@ -1,0 +1,221 @@
+// Package e2e runs rh as compose would: each service a separate `rhcli serve`
+// process joined to one standalone NATS, driven by the real rhcli binary.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/sshnode"
+)
+
+var rhcliBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rh-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rhcliBin = filepath.Join(dir, "rhcli")
+	build := exec.Command("go", "build", "-o", rhcliBin, "github.com/rhq/rh/cmd/rhcli")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building rhcli:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// service is one `rhcli serve` process.
+type service struct {
+	name string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	http string
+	done chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startService(t *testing.T, natsURL, name string, extra ...string) *service {
+	t.Helper()
+	s := &service{name: name, log: &bytes.Buffer{}, http: freeAddr(t), done: make(chan error, 1)}
+	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.http, "--reconcile-every", "500ms"}, extra...)
+	s.cmd = exec.Command(rhcliBin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, s.log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready: %v\n%s", name, err, s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (s *service) stop(t *testing.T) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("%s exited with %v after SIGTERM:\n%s", s.name, err, s.log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not stop within 30s of SIGTERM", s.name)
+	}
+}
+
+func (s *service) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+func rhcli(t *testing.T, natsURL string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, rhcliBin, args...)
+	cmd.Env = append(os.Environ(), "RH_NATS_URL="+natsURL)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+func TestServicesAsSeparateProcesses(t *testing.T) {
+	ns := natstest.Start(t)
+	key, err := sshnode.GenerateUserKey(sshnode.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}})
+	n2 := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}, Port: n1.Port()})
+	keyPath := filepath.Join(t.TempDir(), "id")
+	if err := os.WriteFile(keyPath, key.PrivatePEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	registry := startService(t, ns.URL, "registry")
+	gateway := startService(t, ns.URL, "sshgateway")
+
+	code, out, stderr := rhcli(t, ns.URL, "cluster", "create", "e2e", "--ips", n1.Addr()+","+n2.Addr(),
+		"--ssh-port", fmt.Sprint(n1.Port()), "--ssh-user", n1.User(), "--ssh-key", keyPath, "--wait", "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal([]byte(out), &c); err != nil || c.Status.Phase != rh.PhaseUp || len(c.Status.Nodes) != 2 {
+		t.Fatalf("create --wait gave %s", out)
+	}
+
+	code, out, _ = rhcli(t, ns.URL, "run", "e2e", "--node", "all", "-o", "json", "--", "echo", "hi")
+	var results []struct {
+		Node     string `json:"node"`
+		ExitCode int    `json:"exit_code"`
+		Stdout   string `json:"stdout"`
+	}
+	if err := json.Unmarshal([]byte(out), &results); code != 0 || err != nil || len(results) != 2 {
+		t.Fatalf("run: exit %d, %v: %s", code, err, out)
+	}
+	for _, r := range results {
+		if r.ExitCode != 0 || r.Stdout != "hi\n" {
+			t.Fatalf("run result %+v", r)
+		}
+	}
+
+	// The gateway dies without warning and comes back: commands work again,
+	// nothing was lost.
+	gateway.kill()
+	gateway = startService(t, ns.URL, "sshgateway")
+	if code, out, stderr := rhcli(t, ns.URL, "run", "e2e", "--", "echo", "again"); code != 0 || out != "again\n" {
+		t.Fatalf("run after gateway restart: exit %d %q %q", code, out, stderr)
+	}
+
+	// The registry restarts: records live in NATS, not in the process.
+	registry.stop(t)
+	registry = startService(t, ns.URL, "registry")
+	code, out, _ = rhcli(t, ns.URL, "cluster", "get", "e2e", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || c.Status.Phase != rh.PhaseUp {
+		t.Fatalf("get after registry restart: exit %d: %s", code, out)
+	}
+
+	// A node stops answering: the reconciler's refresh shows it within a period.
+	n2.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, out, _ = rhcli(t, ns.URL, "cluster", "get", "e2e", "-o", "json")
+		_ = json.Unmarshal([]byte(out), &c)
+		if c.Status.Phase == rh.PhaseDegraded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster never showed Degraded after a node stopped: %s %q", c.Status.Phase, c.Status.Message)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(c.Status.Message, n2.Addr()) {
+		t.Fatalf("Degraded message %q does not name %s", c.Status.Message, n2.Addr())
+	}
+
+	if code, _, stderr := rhcli(t, ns.URL, "cluster", "teardown", "e2e", "--wait"); code != 0 {
+		t.Fatalf("teardown: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := rhcli(t, ns.URL, "cluster", "delete", "e2e"); code != 0 {
+		t.Fatalf("delete: exit %d: %s", code, stderr)
+	}
+	gateway.stop(t)
+	registry.stop(t)
+}
