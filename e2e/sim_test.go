@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	rh "github.com/rhq/rh"
+)
+
+// startSimServe runs `rhcli serve --sim` (embedded NATS, every service, the
+// SkyPilot and SageMaker simulators) as its own process and returns its URL.
+func startSimServe(t *testing.T) string {
+	t.Helper()
+	addr := freeAddr(t)
+	var log bytes.Buffer
+	cmd := exec.Command(rhcliBin, "serve", "--sim", "--data-dir", t.TempDir(), "--listen", addr, "--reconcile-every", "1s")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("rhcli serve --sim exited with %v after SIGTERM", err)
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("rhcli serve --sim did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("serve log:\n%s", log.String())
+		}
+	})
+	url := "nats://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if code, _, _ := rhcli(t, url, "cluster", "list"); code == 0 {
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rhcli serve --sim never answered:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getCluster(t *testing.T, url, name string) rh.Cluster {
+	t.Helper()
+	code, out, stderr := rhcli(t, url, "cluster", "get", name, "-o", "json")
+	var c rh.Cluster
+	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil {
+		t.Fatalf("get %s: exit %d %v %s", name, code, err, stderr)
+	}
+	return c
+}
+
+// runOn runs a command through rhcli -o json and returns each node's result.
+func runOn(t *testing.T, url, name string, args ...string) []struct {
+	Node     string `json:"node"`
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+} {
+	t.Helper()
+	code, out, stderr := rhcli(t, url, append([]string{"run", name, "-o", "json"}, args...)...)
+	var res []struct {
+		Node     string `json:"node"`
+		ExitCode int    `json:"exit_code"`
+		Stdout   string `json:"stdout"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+		t.Fatalf("run %s %v: exit %d %v\n%s\n%s", name, args, code, err, out, stderr)
+	}
+	return res
+}
+
+// Issue 4's walk through rhcli: a 2-node on-demand cluster on the SkyPilot simulator.
+func TestOnDemandClusterThroughRhcli(t *testing.T) {
+	url := startSimServe(t)
+	if code, _, stderr := rhcli(t, url, "cluster", "create", "od", "--instance-type", "A100:4", "--num-instances", "2",
+		"--provider", "aws", "--region", "us-east-1", "--autostop-mins", "30", "--wait"); code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	c := getCluster(t, url, "od")
+	if c.Status.Phase != rh.PhaseUp || len(c.Status.Nodes) != 2 {
+		t.Fatalf("cluster %s with %d nodes", c.Status.Phase, len(c.Status.Nodes))
+	}
+	res := runOn(t, url, "od", "--node", "all", "--", "echo", "on-node")
+	if len(res) != 2 || res[0].Stdout != "on-node\n" || res[1].Stdout != "on-node\n" {
+		t.Fatalf("run on both nodes: %+v", res)
+	}
+	local := filepath.Join(t.TempDir(), "weights.bin")
+	if err := os.WriteFile(local, []byte("0123456789"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	remote := fmt.Sprintf("/tmp/rh-e2e-od-%d/weights.bin", os.Getpid())
+	if code, out, stderr := rhcli(t, url, "put", "od", local, remote, "--node", "all"); code != 0 || !strings.Contains(out, "1 files sent") {
+		t.Fatalf("put: exit %d %q %q", code, out, stderr)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(remote)) })
+	res = runOn(t, url, "od", "--", "cat", remote)
+	if res[0].Stdout != "0123456789" {
+		t.Fatalf("the put file reads %q on the node", res[0].Stdout)
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "autostop", "od", "45"); code != 0 {
+		t.Fatalf("autostop: %d %s", code, stderr)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(getCluster(t, url, "od").Status.Info["autostop"], "45") {
+		if time.Now().After(deadline) {
+			t.Fatalf("status never reported the new autostop: %v", getCluster(t, url, "od").Status.Info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "teardown", "od", "--wait"); code != 0 {
+		t.Fatalf("teardown: %d %s", code, stderr)
+	}
+	if p := getCluster(t, url, "od").Status.Phase; p != rh.PhaseTerminated {
+		t.Fatalf("after teardown: %s", p)
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "delete", "od"); code != 0 {
+		t.Fatalf("delete: %d %s", code, stderr)
+	}
+}
+
+// Issue 5's walk through rhcli: a compute-backend SageMaker cluster, reached
+// through its SSM-style proxy command.
+func TestSageMakerClusterThroughRhcli(t *testing.T) {
+	url := startSimServe(t)
+	if code, _, stderr := rhcli(t, url, "cluster", "create", "sm", "--instance-type", "ml.m5.large", "--role", "E2ERole", "--wait"); code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	c := getCluster(t, url, "sm")
+	if c.Status.Phase != rh.PhaseUp || len(c.Status.Nodes) != 1 || !strings.Contains(c.Status.Nodes[0].ProxyCommand, "ssm-proxy") {
+		t.Fatalf("cluster %s nodes %+v", c.Status.Phase, c.Status.Nodes)
+	}
+	res := runOn(t, url, "sm", "--", "echo", "through-ssm")
+	if len(res) != 1 || res[0].Stdout != "through-ssm\n" {
+		t.Fatalf("run through the proxy command: %+v", res)
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "teardown", "sm", "--wait"); code != 0 {
+		t.Fatalf("teardown: %d %s", code, stderr)
+	}
+	code, out, _ := rhcli(t, url, "cluster", "events", "sm", "-o", "json")
+	var hist []rh.Transition
+	if err := json.Unmarshal([]byte(out), &hist); code != 0 || err != nil {
+		t.Fatalf("events: %d %v", code, err)
+	}
+	var msgs []string
+	for _, h := range hist {
+		msgs = append(msgs, h.Message)
+	}
+	joined := strings.Join(msgs, " | ")
+	for _, want := range []string{"Starting", "Training", "stopped"} {
+		if !strings.Contains(joined, want) {
+			t.Fatalf("history lacks %q: %s", want, joined)
+		}
+	}
+	if p := getCluster(t, url, "sm").Status.Phase; p != rh.PhaseTerminated {
+		t.Fatalf("after teardown: %s", p)
+	}
+}
