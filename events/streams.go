@@ -2,11 +2,14 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	rh "github.com/rhq/rh"
 )
 
 // Streams and buckets. Every one has explicit limits: JetStream's defaults are
@@ -110,4 +113,21 @@ func Setup(ctx context.Context, js jetstream.JetStream, l Limits) error {
 // replica buckets may report a stale update as "key exists".
 func IsCASConflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
+
+// LoadCluster reads a cluster's record and its revision from the records
+// bucket. A missing record is an rh not-found error.
+func LoadCluster(ctx context.Context, records jetstream.KeyValue, name string) (*rh.Cluster, uint64, error) {
+	e, err := records.Get(ctx, ClusterKey(name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, rh.NotFound("cluster %q not found", name)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("events: read record of %s: %w", name, err)
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		return nil, 0, fmt.Errorf("events: decode record of %s: %w", name, err)
+	}
+	return &c, e.Revision(), nil
 }

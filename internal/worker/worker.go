@@ -6,7 +6,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -317,16 +316,12 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 
 // stale reports whether a newer up or teardown (or a delete) made the event moot.
 func (w *Worker) stale(ctx context.Context, in *events.ClusterIntent) (bool, string) {
-	e, err := w.records.Get(ctx, events.ClusterKey(in.Cluster))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	c, _, err := events.LoadCluster(ctx, w.records, in.Cluster)
+	if rh.ErrorCode(err) == rh.ENOTFOUND {
 		return true, "cluster deleted"
 	}
 	if err != nil {
 		return false, "" // cannot tell: do the work, handlers are idempotent
-	}
-	var c rh.Cluster
-	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		return false, ""
 	}
 	if in.Generation < c.Incarnation {
 		return true, fmt.Sprintf("generation %d is older than incarnation %d", in.Generation, c.Incarnation)

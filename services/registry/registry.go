@@ -385,18 +385,7 @@ func (s *Service) load(ctx context.Context, name string) (*rh.Cluster, uint64, e
 	if err := rh.ValidateName(name); err != nil {
 		return nil, 0, err
 	}
-	e, err := s.records.Get(ctx, events.ClusterKey(name))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, rh.NotFound("cluster %q not found", name)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("registry: read %s: %w", name, err)
-	}
-	var c rh.Cluster
-	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		return nil, 0, fmt.Errorf("registry: decode %s: %w", name, err)
-	}
-	return &c, e.Revision(), nil
+	return events.LoadCluster(ctx, s.records, name)
 }
 
 func (s *Service) all(ctx context.Context) ([]*rh.Cluster, error) {

@@ -2,7 +2,6 @@ package sagemakerworker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
@@ -287,12 +285,8 @@ func (c *call) reportTransition(ctx context.Context, rec *jobRecord, d *sm.JobDe
 // this generation, so a redelivered create does not report them twice.
 func (c *call) reportedMessages(ctx context.Context) map[string]bool {
 	seen := map[string]bool{}
-	e, err := c.s.records.Get(ctx, events.ClusterKey(c.in.Cluster))
+	cl, _, err := events.LoadCluster(ctx, c.s.records, c.in.Cluster)
 	if err != nil {
-		return seen
-	}
-	var cl rh.Cluster
-	if json.Unmarshal(e.Value(), &cl) != nil {
 		return seen
 	}
 	for _, t := range cl.History {
@@ -469,16 +463,12 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 
 // recordedPhase reads the cluster's phase from the registry's record.
 func (c *call) recordedPhase(ctx context.Context) (rh.Phase, error) {
-	e, err := c.s.records.Get(ctx, events.ClusterKey(c.in.Cluster))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	cl, _, err := events.LoadCluster(ctx, c.s.records, c.in.Cluster)
+	if rh.ErrorCode(err) == rh.ENOTFOUND {
 		return rh.PhaseTerminated, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("sagemakerworker: read record of %s: %w", c.in.Cluster, err)
-	}
-	var cl rh.Cluster
-	if err := json.Unmarshal(e.Value(), &cl); err != nil {
-		return "", fmt.Errorf("sagemakerworker: decode record of %s: %w", c.in.Cluster, err)
+		return "", fmt.Errorf("sagemakerworker: %w", err)
 	}
 	return cl.Status.Phase, nil
 }

@@ -290,16 +290,12 @@ func (c *call) reportObserved(ctx context.Context, cr *skypilot.ClusterRecord) e
 
 // recordedPhase reads the cluster's phase from the registry's record.
 func (c *call) recordedPhase(ctx context.Context) (rh.Phase, error) {
-	e, err := c.s.records.Get(ctx, events.ClusterKey(c.in.Cluster))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	cl, _, err := events.LoadCluster(ctx, c.s.records, c.in.Cluster)
+	if rh.ErrorCode(err) == rh.ENOTFOUND {
 		return rh.PhaseTerminated, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("skyworker: read record of %s: %w", c.in.Cluster, err)
-	}
-	var cl rh.Cluster
-	if err := json.Unmarshal(e.Value(), &cl); err != nil {
-		return "", fmt.Errorf("skyworker: decode record of %s: %w", c.in.Cluster, err)
+		return "", fmt.Errorf("skyworker: %w", err)
 	}
 	return cl.Status.Phase, nil
 }
