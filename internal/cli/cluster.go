@@ -177,8 +177,6 @@ func (a *app) buildCreate(cmd *cobra.Command, f *createFlags, args []string) (st
 		}
 		if set("ssh-user") {
 			b.SSHUser = f.sshUser
-		} else if b.SSHUser == "" {
-			b.SSHUser = a.io.Getenv("USER")
 		}
 		if set("ssh-port") {
 			if f.sshPort < 1 || f.sshPort > 65535 {
@@ -197,6 +195,13 @@ func (a *app) buildCreate(cmd *cobra.Command, f *createFlags, args []string) (st
 		}
 		if set("use-agent") {
 			b.UseAgent = f.useAgent
+		}
+		given := byoFlagsSet{user: b.SSHUser != "", port: b.SSHPort != 0, proxy: b.ProxyCommand != "", jump: b.JumpHost != "", key: keyPath != ""}
+		if err := resolveSSHAliases(b, sshConfigPath(a.io.Getenv), given, secrets); err != nil {
+			return "", spec, nil, err
+		}
+		if b.SSHUser == "" {
+			b.SSHUser = a.io.Getenv("USER")
 		}
 	}
 	if odFlags {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -241,5 +242,42 @@ func TestEventsFollowAndCreateWaitSeeWorkerReports(t *testing.T) {
 	fcancel()
 	if code := <-fdone; code != 0 {
 		t.Fatalf("events --follow exited %d after cancel", code)
+	}
+}
+
+func TestIPsMayBeSSHConfigAliases(t *testing.T) {
+	e := startRegistry(t)
+	home := e.env["HOME"]
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(home, ".ssh", "lab_key")
+	const keyBody = "-----BEGIN OPENSSH PRIVATE KEY-----\nbGFiLWtleQ==\n-----END OPENSSH PRIVATE KEY-----\n"
+	if err := os.WriteFile(keyPath, []byte(keyBody), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("Host gpu1\n  HostName 10.8.0.11\nHost gpu2\n  HostName 10.8.0.12\nHost gpu1 gpu2\n  User ml\n  Port 2222\n  IdentityFile %s\n  ProxyJump jump@bastion.lab:2200\n", keyPath)
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := e.rhcli(t, "cluster", "create", "lab", "--ips", "gpu1,gpu2", "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	var c rh.Cluster
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatal(err)
+	}
+	b := c.Spec.BYO
+	if strings.Join(b.IPs, ",") != "10.8.0.11,10.8.0.12" || b.SSHUser != "ml" || b.SSHPort != 2222 || b.JumpHost != "jump@bastion.lab:2200" || !b.HasKey {
+		t.Fatalf("aliases resolved to %+v", b)
+	}
+	if strings.Contains(out, "bGFiLWtleQ") {
+		t.Fatal("the key from the ssh config leaked into the record")
+	}
+	// A flag still wins over the config.
+	code, out, _ = e.rhcli(t, "cluster", "create", "lab2", "--ips", "gpu1", "--ssh-user", "other", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || c.Spec.BYO.SSHUser != "other" {
+		t.Fatalf("--ssh-user did not win: %s", out)
 	}
 }
