@@ -170,6 +170,25 @@ type Cluster struct {
 	History   []Transition `json:"history,omitempty"`
 }
 
+// ClusterSummary is what `list` shows of a cluster: enough for a table, small
+// enough that ten thousand of them list in a blink. `get` gives the record.
+type ClusterSummary struct {
+	Name       string    `json:"name"`
+	Kind       Kind      `json:"kind"`
+	Phase      Phase     `json:"phase"`
+	Message    string    `json:"message,omitempty"`
+	Nodes      int       `json:"nodes"`
+	Generation int64     `json:"generation"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Summary returns the cluster's summary.
+func (c *Cluster) Summary() ClusterSummary {
+	return ClusterSummary{Name: c.Name, Kind: c.Spec.Kind, Phase: c.Status.Phase, Message: c.Status.Message,
+		Nodes: len(c.Status.Nodes), Generation: c.Generation, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+}
+
 // Intent names an operation requested of the cluster's worker.
 type Intent struct {
 	Op         string    `json:"op"` // create, teardown, update

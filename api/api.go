@@ -57,9 +57,25 @@ type ClusterReply struct {
 	Cluster *rh.Cluster `json:"cluster"`
 }
 
-// ListReply carries every record, sorted by name.
+// ListRequest asks for one page of records in name order.
+type ListRequest struct {
+	// After is the last name of the previous page; empty for the first.
+	After string `json:"after,omitempty"`
+	// Limit bounds the page (0 or more than MaxListPage: MaxListPage).
+	Limit int `json:"limit,omitempty"`
+}
+
+// Page bounds of list: a page stays under NATS's default 1 MiB payload.
+const (
+	MaxListPage  = 5000
+	MaxListBytes = 768 << 10
+)
+
+// ListReply carries one page of cluster summaries, sorted by name; Next,
+// when set, is the After of the next page.
 type ListReply struct {
-	Clusters []*rh.Cluster `json:"clusters"`
+	Clusters []rh.ClusterSummary `json:"clusters"`
+	Next     string              `json:"next,omitempty"`
 }
 
 // EventsReply carries a cluster's history, oldest first.

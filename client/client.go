@@ -159,13 +159,22 @@ func (c *Client) Get(ctx context.Context, name string) (*rh.Cluster, error) {
 	return c.cluster(ctx, api.OpGet, api.NameRequest{Name: name})
 }
 
-// List lists every cluster.
-func (c *Client) List(ctx context.Context) ([]*rh.Cluster, error) {
-	var r api.ListReply
-	if err := c.Call(ctx, api.RegistrySubject(api.OpList), struct{}{}, &r); err != nil {
-		return nil, err
+// List summarises every cluster in name order (Get gives a whole record),
+// fetching as many pages as it takes.
+func (c *Client) List(ctx context.Context) ([]rh.ClusterSummary, error) {
+	var out []rh.ClusterSummary
+	req := api.ListRequest{}
+	for {
+		var r api.ListReply
+		if err := c.Call(ctx, api.RegistrySubject(api.OpList), req, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r.Clusters...)
+		if r.Next == "" {
+			return out, nil
+		}
+		req.After = r.Next
 	}
-	return r.Clusters, nil
 }
 
 // Up brings a cluster up (again); it does nothing to one already up or coming up.

@@ -381,7 +381,7 @@ func (a *app) listCmd() *cobra.Command {
 				return err
 			}
 			if cs == nil {
-				cs = []*rh.Cluster{}
+				cs = []rh.ClusterSummary{}
 			}
 			return a.print(cs, func(w io.Writer) { clusterTable(w, cs) })
 		}),

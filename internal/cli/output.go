@@ -62,10 +62,10 @@ func age(t time.Time) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-func clusterTable(w io.Writer, cs []*rh.Cluster) {
+func clusterTable(w io.Writer, cs []rh.ClusterSummary) {
 	fmt.Fprintln(w, "NAME\tKIND\tPHASE\tNODES\tAGE\tMESSAGE")
 	for _, c := range cs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, c.Spec.Kind, c.Status.Phase, len(c.Status.Nodes), age(c.CreatedAt), oneLine(c.Status.Message))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, c.Kind, c.Phase, c.Nodes, age(c.CreatedAt), oneLine(c.Message))
 	}
 }
 

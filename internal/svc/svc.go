@@ -44,9 +44,17 @@ func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, fn func(contex
 			RespondError(r, err)
 			return
 		}
+		if raw, ok := any(resp).(RawResponse); ok {
+			_ = r.Respond(raw.RawJSON())
+			return
+		}
 		_ = r.RespondJSON(resp)
 	})
 }
+
+// RawResponse is a response already encoded as JSON, sent as it is: large
+// answers (a page of records) skip encoding/json's re-validation.
+type RawResponse interface{ RawJSON() []byte }
 
 // RespondError answers with err as an rh error; internal details stay in the log.
 func RespondError(r micro.Request, err error) {

@@ -76,6 +76,8 @@ type Service struct {
 	log     *slog.Logger
 	m       *metrics
 
+	cache *recordCache
+
 	svc    micro.Service
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -101,9 +103,13 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now}
+	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache()}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	if err := s.watchRecords(runCtx); err != nil {
+		cancel()
+		return nil, err
+	}
 	if err := s.startAPI(runCtx); err != nil {
 		cancel()
 		return nil, err
@@ -196,6 +202,7 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 	if err != nil {
 		return nil, fmt.Errorf("registry: store %s: %w", c.Name, err)
 	}
+	s.cache.put(c.Name, cloneCluster(c), rev)
 	if !req.Secrets.Empty() {
 		sb, _ := json.Marshal(req.Secrets)
 		if _, err := s.secrets.Put(ctx, events.ClusterKey(c.Name), sb); err != nil {
@@ -217,13 +224,51 @@ func (s *Service) Get(ctx context.Context, req api.NameRequest) (*api.ClusterRep
 	return &api.ClusterReply{Cluster: c}, nil
 }
 
-// List returns every record sorted by name.
-func (s *Service) List(ctx context.Context, _ struct{}) (*api.ListReply, error) {
-	cs, err := s.all(ctx)
-	if err != nil {
-		return nil, err
+// List returns one page of cluster summaries in name order, each page small
+// enough for NATS's payload limit.
+func (s *Service) List(_ context.Context, req api.ListRequest) (*listReply, error) {
+	limit := req.Limit
+	if limit <= 0 || limit > api.MaxListPage {
+		limit = api.MaxListPage
 	}
-	return &api.ListReply{Clusters: cs}, nil
+	page, last, more := s.cache.summaryPage(req.After, limit, api.MaxListBytes)
+	r := &listReply{Clusters: page}
+	if r.Clusters == nil {
+		r.Clusters = []json.RawMessage{}
+	}
+	if more {
+		r.Next = last
+	}
+	return r, nil
+}
+
+// listReply is api.ListReply with the summaries already encoded.
+type listReply struct {
+	Clusters []json.RawMessage `json:"clusters"`
+	Next     string            `json:"next,omitempty"`
+}
+
+// RawJSON assembles the reply from the cached encodings.
+func (r *listReply) RawJSON() []byte {
+	size := 32 + len(r.Next)
+	for _, c := range r.Clusters {
+		size += len(c) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"clusters":[`...)
+	for i, c := range r.Clusters {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c...)
+	}
+	b = append(b, ']')
+	if r.Next != "" {
+		next, _ := json.Marshal(r.Next)
+		b = append(b, `,"next":`...)
+		b = append(b, next...)
+	}
+	return append(b, '}')
 }
 
 // Up brings a stopped, failed or terminated cluster up again. It is a no-op
@@ -285,6 +330,7 @@ func (s *Service) Delete(ctx context.Context, req api.DeleteRequest) (*struct{},
 		}
 		return nil, fmt.Errorf("registry: delete %s: %w", c.Name, err)
 	}
+	s.cache.put(c.Name, nil, rev+1)
 	if err := s.secrets.Purge(ctx, events.ClusterKey(c.Name)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.log.Warn("cannot purge secrets", "cluster", c.Name, "err", err)
 	}
@@ -388,34 +434,9 @@ func (s *Service) load(ctx context.Context, name string) (*rh.Cluster, uint64, e
 	return events.LoadCluster(ctx, s.records, name)
 }
 
-func (s *Service) all(ctx context.Context) ([]*rh.Cluster, error) {
-	lister, err := s.records.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("registry: list: %w", err)
-	}
-	var out []*rh.Cluster
-	for key := range lister.Keys() {
-		c, _, err := s.load(ctx, key[len("cluster."):])
-		if rh.ErrorCode(err) == rh.ENOTFOUND {
-			continue // deleted while listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b *rh.Cluster) int { return cmpString(a.Name, b.Name) })
-	return out, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// all returns every record (shared snapshots: read only) in name order.
+func (s *Service) all(context.Context) ([]*rh.Cluster, error) {
+	return s.cache.all(), nil
 }
 
 // maxCASAttempts bounds retries of one mutation under contention.
@@ -425,8 +446,12 @@ const maxCASAttempts = 200
 // compare-and-set, retrying from a fresh read when another write came first.
 // fn returns false to leave the record as it is.
 func (s *Service) mutate(ctx context.Context, name string, fn func(*rh.Cluster) (bool, error)) (*rh.Cluster, error) {
+	if err := rh.ValidateName(name); err != nil {
+		return nil, err
+	}
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		c, rev, err := s.load(ctx, name)
+		// The first try trusts the cache; after a lost race, read the bucket.
+		c, rev, err := s.loadForUpdate(ctx, name, attempt == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -439,8 +464,9 @@ func (s *Service) mutate(ctx context.Context, name string, fn func(*rh.Cluster) 
 		if err != nil {
 			return nil, fmt.Errorf("registry: encode %s: %w", name, err)
 		}
-		_, err = s.records.Update(ctx, events.ClusterKey(name), b, rev)
+		newRev, err := s.records.Update(ctx, events.ClusterKey(name), b, rev)
 		if err == nil {
+			s.cache.put(name, cloneCluster(c), newRev)
 			return c, nil
 		}
 		if !events.IsCASConflict(err) {

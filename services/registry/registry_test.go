@@ -34,11 +34,16 @@ func start(t *testing.T, cfg registry.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Stop)
-	cl, err := client.New(ns.NC, 10*time.Second)
+	return &env{ns: ns, reg: reg, cl: clientFor(t, ns)}
+}
+
+func clientFor(t testing.TB, ns *natstest.Server) *client.Client {
+	t.Helper()
+	cl, err := client.New(ns.NC, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{ns: ns, reg: reg, cl: cl}
+	return cl
 }
 
 func byo(ips ...string) rh.Spec {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"time"
 
@@ -29,16 +30,45 @@ func (s *Service) startStateConsumer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registry: state consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { s.onReport(ctx, m) })
+	// Reports for different clusters are applied in parallel; one cluster's
+	// reports stay in order on one shard.
+	shards := make([]chan jetstream.Msg, reportShards)
+	for i := range shards {
+		shards[i] = make(chan jetstream.Msg, 64)
+		s.wg.Go(func() {
+			for m := range shards[i] {
+				s.onReport(ctx, m)
+			}
+		})
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		shards[shardOf(m.Subject())] <- m
+	}, jetstream.PullMaxMessages(256))
 	if err != nil {
+		for _, sh := range shards {
+			close(sh)
+		}
 		return fmt.Errorf("registry: consume state: %w", err)
 	}
 	s.wg.Go(func() {
 		<-ctx.Done()
 		cc.Drain()
 		<-cc.Closed()
+		for _, sh := range shards {
+			close(sh)
+		}
 	})
 	return nil
+}
+
+// reportShards is how many clusters' reports are applied at once.
+const reportShards = 8
+
+// shardOf maps a report subject (which names the cluster) to its shard.
+func shardOf(subject string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(subject))
+	return int(h.Sum32() % reportShards)
 }
 
 func (s *Service) onReport(ctx context.Context, m jetstream.Msg) {
