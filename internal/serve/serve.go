@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,6 +138,10 @@ func Run(ctx context.Context, o Options) error {
 		running = append(running, s)
 	}
 	ready.Store(true)
+	// Start-up garbage (stream and bucket set-up, the KV cache's first fill)
+	// would otherwise sit in RSS until the next GC cycle: an idle serve should
+	// be small.
+	debug.FreeOSMemory()
 	log.Info("rh is serving", "services", strings.Join(names, ","), "nats", url)
 	if o.Ready != nil {
 		o.Ready(url)
