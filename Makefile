@@ -30,7 +30,7 @@ lint:
 	$(GO) vet $(PKGS)
 
 bench: test-deps
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+	@scripts/bench.sh
 
 demo: build
 	@scripts/demo.sh $(BIN)/rhcli

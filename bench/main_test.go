@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// TestMain builds nothing unless benchmarks were asked for: the world is
+// built by the first benchmark that runs (shared), so `go test ./...`
+// starts no node. Whatever was built is torn down at the end, also on
+// SIGINT/SIGTERM; then the comparison table is printed.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run())
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		progress("%v: cleaning up", s)
+		teardown.run()
+		os.Exit(2)
+	}()
+	code := m.Run()
+	signal.Stop(sigs)
+	teardown.run()
+	printSummary(os.Stdout)
+	os.Exit(code)
+}
+
+// result is the last measurement of one sub-benchmark (the testing package
+// calls a benchmark with growing b.N; the last call is the one reported).
+type result struct {
+	nsPerOp float64
+	n       int
+	extra   map[string]float64
+}
+
+var (
+	resultsMu sync.Mutex
+	results   = map[string]result{}
+)
+
+// record reports the custom metrics and keeps the numbers for the summary.
+func record(b *testing.B, extra map[string]float64) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(ns/1e6, "ms/op")
+	for unit, v := range extra {
+		b.ReportMetric(v, unit)
+	}
+	resultsMu.Lock()
+	results[b.Name()] = result{nsPerOp: ns, n: b.N, extra: extra}
+	resultsMu.Unlock()
+}
+
+// goal is one line of an issue's goals: rh's case against its baseline,
+// which it must not exceed max times (strictly below when max is 1). Issue 6
+// goals are checked with the agent and, for comparison, without it.
+type goal struct {
+	what, rh, base string
+	max            float64
+}
+
+// sessionGoals are issue 3's: the gateway with plain SSH sessions (no agent).
+var sessionGoals = []goal{
+	{"warm run (sessions) vs ControlMaster", "BenchmarkRunTrue/rhcli-sdk-noagent", "BenchmarkRunTrue/ssh-controlmaster", 1.3},
+	{"warm run (sessions) vs fresh ssh", "BenchmarkRunTrue/rhcli-sdk-noagent", "BenchmarkRunTrue/ssh-fresh", 1.0 / 3},
+	{"fan-out 8 (sessions) vs pdsh", "BenchmarkFanOut8/rhcli-sdk-noagent", "BenchmarkFanOut8/pdsh", 1},
+	{"put 1 GiB (sessions) vs rsync", "BenchmarkPut1GB/rhcli-noagent", "BenchmarkPut1GB/rsync", 1.25},
+	{"put 5,000 files (sessions) vs rsync", "BenchmarkPutTree5000/rhcli-noagent", "BenchmarkPutTree5000/rsync", 0},
+}
+
+var goals = []goal{
+	{"warm run, CLI", "BenchmarkRunTrue/rhcli-cli", "BenchmarkRunTrue/ssh-controlmaster", 0.25},
+	{"warm run, SDK", "BenchmarkRunTrue/rhcli-sdk", "BenchmarkRunTrue/ssh-controlmaster", 0.25},
+	{"fan-out 8, CLI", "BenchmarkFanOut8/rhcli-cli", "BenchmarkFanOut8/pdsh", 0.25},
+	{"fan-out 8, SDK", "BenchmarkFanOut8/rhcli-sdk", "BenchmarkFanOut8/pdsh", 0.25},
+	{"re-sync 5,000 unchanged files", "BenchmarkResyncTree5000/rhcli", "BenchmarkResyncTree5000/rsync", 1},
+	{"re-sync 1 GiB, 1 MiB changed", "BenchmarkResync1GBChanged1MB/rhcli", "BenchmarkResync1GBChanged1MB/rsync", 1},
+}
+
+// printSummary prints every measurement and the goals of issue 6 as
+// Markdown tables.
+func printSummary(w io.Writer) {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if len(results) == 0 {
+		return
+	}
+	gateway := "plain SSH sessions (the gateway has no node agent yet)"
+	if world != nil && world.agent {
+		gateway = "node agent; *-noagent: plain SSH sessions"
+	}
+	fmt.Fprintf(w, "\nrh vs OpenSSH tools, gateway: %s\n\n", gateway)
+	fmt.Fprintln(w, "| case | ms/op | runs | other |")
+	fmt.Fprintln(w, "|---|---:|---:|---|")
+	names := make([]string, 0, len(results))
+	for name := range results {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		r := results[name]
+		var other []string
+		for unit, v := range r.extra {
+			other = append(other, fmt.Sprintf("%.0f %s", v, unit))
+		}
+		sort.Strings(other)
+		fmt.Fprintf(w, "| %s | %.1f | %d | %s |\n", name, r.nsPerOp/1e6, r.n, strings.Join(other, ", "))
+	}
+
+	fmt.Fprintln(w, "\n| goal | rh | baseline | ratio | target | met |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	for _, g := range sessionGoals {
+		r, ok1 := results[g.rh]
+		base, ok2 := results[g.base]
+		if !ok1 || !ok2 {
+			continue
+		}
+		ratio := r.nsPerOp / base.nsPerOp
+		target, met := fmt.Sprintf("≤ %.2f×", g.max), ratio <= g.max
+		switch g.max {
+		case 0:
+			target, met = "(no goal)", true
+		case 1:
+			target, met = "< 1×", ratio < 1
+		}
+		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %.2f× | %s | %s |\n", g.what, r.nsPerOp/1e6, base.nsPerOp/1e6, ratio, target, yesNo(met))
+	}
+	for _, g := range goals {
+		for _, v := range []struct{ suffix, label string }{{"", ""}, {"-noagent", " (no agent)"}} {
+			r, ok1 := results[g.rh+v.suffix]
+			base, ok2 := results[g.base]
+			if !ok1 || !ok2 {
+				continue
+			}
+			ratio := r.nsPerOp / base.nsPerOp
+			target, met := fmt.Sprintf("≤ %.2f×", g.max), ratio <= g.max
+			if g.max == 1 {
+				target, met = "< 1×", ratio < 1
+			}
+			fmt.Fprintf(w, "| %s%s | %.1f ms | %.1f ms | %.2f× | %s | %s |\n",
+				g.what, v.label, r.nsPerOp/1e6, base.nsPerOp/1e6, ratio, target, yesNo(met))
+		}
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
