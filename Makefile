@@ -8,8 +8,12 @@ FUZZTIME ?= 5s
 
 .PHONY: build test test-deps unit fuzz bench lint demo clean
 
+# rhcli for this machine, plus the node agent's builds for Linux nodes of either
+# architecture: the gateway places rhcli-linux-<arch> from beside its own binary.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/rhcli ./cmd/rhcli
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/rhcli-linux-amd64 ./cmd/rhcli
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/rhcli-linux-arm64 ./cmd/rhcli
 
 # The README's test command: machine prerequisites, vet, the race-checked
 # suite, and a short run of every fuzz target.

@@ -149,11 +149,17 @@ type RunDone struct {
 type NodesRequest struct {
 	Name string `json:"name"`
 	Node string `json:"node,omitempty"`
+	// Agent asks which of the nodes run the agent (starting it where it is
+	// not running yet), so a transfer can use hashblocks and patch there.
+	Agent bool `json:"agent,omitempty"`
 }
 
 // NodesReply lists node labels, as run output and results name them.
 type NodesReply struct {
 	Nodes []string `json:"nodes"`
+	// Agents, when asked for, says per node (same order) whether it runs the
+	// agent: only those serve hashblocks and patch.
+	Agents []bool `json:"agents,omitempty"`
 }
 
 // TrustReply lists the host:port whose recorded host keys were forgotten.
@@ -210,6 +216,8 @@ type FSRequest struct {
 	// Rules and Side for walk (filesync.WalkOptions).
 	Rules []string `json:"rules,omitempty"`
 	Side  int      `json:"side,omitempty"`
+	// BlockSize for hashblocks.
+	BlockSize int `json:"block_size,omitempty"`
 }
 
 // FSEntryReply answers stat.
@@ -229,4 +237,95 @@ type FSHandleReply struct {
 	// HandleSubject prefixes the handle's operations: <HandleSubject>.read.
 	HandleSubject string `json:"handle_subject"`
 	Size          int64  `json:"size,omitempty"`
+}
+
+// Node agent endpoints and file operations served only where the node runs
+// the agent (see docs/agent-protocol.md).
+const (
+	// SSHOpStatus answers a cluster's live view, node by node (LiveReply).
+	SSHOpStatus = "status"
+	// SSHOpRestartAgent kills and restarts each node's agent (LiveReply).
+	SSHOpRestartAgent = "restart-agent"
+
+	// FSHashBlocks answers the SHA-256 of each block of a file, hashed on
+	// the node, in pages like walk (FSSumsPage). Agent nodes only.
+	FSHashBlocks = "hashblocks"
+	// FSPatch opens a write handle that rebuilds a file from its current
+	// version: the handle's byte stream is a 4-byte big-endian length, the
+	// patch as JSON (filesync.Patch), then the literal blocks. Commit applies
+	// it. Agent nodes only.
+	FSPatch = "patch"
+)
+
+// Agent states of a node in NodeLive.
+const (
+	AgentRunning     = "running"     // commands and files go through the agent
+	AgentUnavailable = "unavailable" // it cannot run there: plain SSH sessions
+	AgentDisabled    = "disabled"    // the gateway is configured without agents
+	AgentError       = "error"       // it should run but did not start (retried)
+)
+
+// FSBlockSum is filesync.BlockSum on the wire.
+type FSBlockSum struct {
+	Size int    `json:"size"`
+	Sum  string `json:"sum"` // SHA-256, hex
+}
+
+// FSSumsPage is one message of a hashblocks answer; every page but the last
+// has the HdrMore header.
+type FSSumsPage struct {
+	Sums []FSBlockSum `json:"sums"`
+}
+
+// LiveRequest names the cluster (and optionally a node selector, default all).
+type LiveRequest struct {
+	Name string `json:"name"`
+	Node string `json:"node,omitempty"`
+}
+
+// LiveReply is a cluster's live state, one entry per node in node order.
+type LiveReply struct {
+	Name  string     `json:"name"`
+	Nodes []NodeLive `json:"nodes"`
+}
+
+// NodeLive is one node's live state as its agent reports it, or why there is
+// no agent (Agent not "running": Message says why and what is used instead).
+type NodeLive struct {
+	Node           string    `json:"node"`
+	Agent          string    `json:"agent"` // AgentRunning, AgentUnavailable, ...
+	Message        string    `json:"message,omitempty"`
+	AgentVersion   string    `json:"agent_version,omitempty"`
+	AgentPID       int       `json:"agent_pid,omitempty"`
+	UptimeSeconds  float64   `json:"uptime_seconds,omitempty"`
+	CPUPercent     float64   `json:"cpu_percent"`
+	LoadAverage    []float64 `json:"load_average,omitempty"`
+	MemoryUsed     uint64    `json:"memory_used,omitempty"`
+	MemoryTotal    uint64    `json:"memory_total,omitempty"`
+	DiskPath       string    `json:"disk_path,omitempty"`
+	DiskUsed       uint64    `json:"disk_used,omitempty"`
+	DiskTotal      uint64    `json:"disk_total,omitempty"`
+	GPUs           []GPULive `json:"gpus,omitempty"`
+	Runs           []RunLive `json:"runs"`
+	SampledAt      time.Time `json:"sampled_at,omitzero"`
+	AgentRestarts  int       `json:"agent_restarts,omitempty"`
+	AgentStartedAt time.Time `json:"agent_started_at,omitzero"`
+}
+
+// GPULive is one GPU's live use.
+type GPULive struct {
+	Index       int    `json:"index"`
+	Name        string `json:"name"`
+	UtilPercent int    `json:"util_percent"`
+	MemoryUsed  uint64 `json:"memory_used"`
+	MemoryTotal uint64 `json:"memory_total"`
+}
+
+// RunLive is a command running on a node: started by `rhcli run` through
+// the agent (PID set), or through a plain session (RunID set, no PID).
+type RunLive struct {
+	RunID   string    `json:"run_id,omitempty"`
+	PID     int       `json:"pid,omitempty"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
 }

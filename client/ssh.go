@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,6 +225,12 @@ type SyncOptions struct {
 	Delete bool
 	// Exclude holds gitignore-style patterns.
 	Exclude []string
+	// Filter holds rsync-style filter rules ("- *.o", "+ keep/", ":- .gitignore"),
+	// checked before Exclude.
+	Filter []string
+	// WholeFile sends changed files whole even where the node runs the agent
+	// (which otherwise sends only changed blocks of large files).
+	WholeFile bool
 	// Checksum compares contents instead of size and modification time.
 	Checksum bool
 	DryRun   bool
@@ -247,7 +254,7 @@ type SyncResult struct {
 // changed (see filesync.Sync for the path rules). Files stream in chunks;
 // nothing is held whole in memory.
 func (c *Client) Put(ctx context.Context, name, local, remote string, o SyncOptions) ([]SyncResult, error) {
-	return c.sync(ctx, name, o, func(r *remoteFS, _ bool) (filesync.FS, string, filesync.FS, string) {
+	return c.sync(ctx, name, o, func(r filesync.FS, _ bool) (filesync.FS, string, filesync.FS, string) {
 		return filesync.LocalFS{}, local, r, remote
 	})
 }
@@ -256,27 +263,37 @@ func (c *Client) Put(ctx context.Context, name, local, remote string, o SyncOpti
 // cluster records). With several nodes,
 // each one's copy goes to local/<node>.
 func (c *Client) GetFiles(ctx context.Context, name, remote, local string, o SyncOptions) ([]SyncResult, error) {
-	return c.sync(ctx, name, o, func(r *remoteFS, several bool) (filesync.FS, string, filesync.FS, string) {
+	return c.sync(ctx, name, o, func(r filesync.FS, several bool) (filesync.FS, string, filesync.FS, string) {
 		dst := local
 		if several {
-			dst = path.Join(local, r.node)
+			dst = path.Join(local, nodeOf(r))
 		}
 		return r, remote, filesync.LocalFS{}, dst
 	})
 }
 
-func (c *Client) sync(ctx context.Context, name string, o SyncOptions, ends func(*remoteFS, bool) (filesync.FS, string, filesync.FS, string)) ([]SyncResult, error) {
-	nodes, err := c.Nodes(ctx, name, o.Node)
-	if err != nil {
+func (c *Client) sync(ctx context.Context, name string, o SyncOptions, ends func(filesync.FS, bool) (filesync.FS, string, filesync.FS, string)) ([]SyncResult, error) {
+	if _, err := filesync.ParseFilter(o.Filter); err != nil {
+		return nil, &rh.Error{Code: rh.EINVALID, Field: "filter", Message: err.Error()}
+	}
+	// Asking which nodes run the agent starts it where it should run.
+	var nr api.NodesReply
+	if err := c.Call(ctx, api.SSHSubject(api.SSHOpNodes), api.NodesRequest{Name: name, Node: o.Node, Agent: true}, &nr); err != nil {
 		return nil, err
 	}
-	opts := filesync.Options{Delete: o.Delete, Exclude: o.Exclude, Checksum: o.Checksum, DryRun: o.DryRun, Parallel: o.Parallel}
+	nodes := nr.Nodes
+	opts := filesync.Options{Delete: o.Delete, Exclude: o.Exclude, Filter: o.Filter, Checksum: o.Checksum, DryRun: o.DryRun,
+		Parallel: o.Parallel, WholeFile: o.WholeFile}
 	res := make([]SyncResult, len(nodes))
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			src, sp, dst, dp := ends(&remoteFS{c: c, name: name, node: n}, len(nodes) > 1)
+			var rfs filesync.FS = &remoteFS{c: c, name: name, node: n}
+			if i < len(nr.Agents) && nr.Agents[i] {
+				rfs = &agentRemoteFS{remoteFS{c: c, name: name, node: n}}
+			}
+			src, sp, dst, dp := ends(rfs, len(nodes) > 1)
 			st, err := filesync.Sync(ctx, src, sp, dst, dp, opts)
 			res[i] = SyncResult{Node: n, FilesSeen: st.FilesSeen, FilesSent: st.FilesSent, SymlinksSent: st.SymlinksSent,
 				DirsCreated: st.DirsCreated, FilesDeleted: st.FilesDeleted, BytesSent: st.BytesSent, BytesSkipped: st.BytesSkipped}
@@ -575,6 +592,62 @@ func (r *remoteReader) Read(p []byte) (int, error) {
 	}
 }
 
+// ReadAt implements io.ReaderAt, so a delta transfer from the node reads
+// only the blocks it needs: each chunk is one request to the handle, with up
+// to fileWindow in flight. It is independent of Read's read-ahead.
+func (r *remoteReader) ReadAt(p []byte, off int64) (int, error) {
+	type part struct {
+		n   int
+		eof bool
+		err error
+	}
+	nparts := (len(p) + api.FileChunk - 1) / api.FileChunk
+	parts := make([]part, nparts)
+	sem := make(chan struct{}, fileWindow)
+	var wg sync.WaitGroup
+	for i := range nparts {
+		lo := i * api.FileChunk
+		hi := min(lo+api.FileChunk, len(p))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m := nats.NewMsg(r.h.subj + "." + api.FSRead)
+			m.Header.Set(api.HdrHandle, r.h.handle)
+			m.Header.Set(api.HdrOffset, strconv.FormatInt(off+int64(lo), 10))
+			m.Header.Set(api.HdrLength, strconv.Itoa(hi-lo))
+			ctx, cancel := context.WithTimeout(r.h.ctx, handleTimeout)
+			defer cancel()
+			rep, err := r.h.nc.RequestMsgWithContext(ctx, m)
+			if err != nil {
+				parts[i].err = &rh.Error{Code: rh.EUNAVAILABLE, Message: "the gateway stopped answering during a file transfer", Err: err}
+				return
+			}
+			if err := msgError(rep); err != nil {
+				parts[i].err = err
+				return
+			}
+			parts[i].n = copy(p[lo:hi], rep.Data)
+			parts[i].eof = rep.Header.Get(api.HdrEOF) != ""
+		})
+	}
+	wg.Wait()
+	n := 0
+	for i, pt := range parts {
+		n += pt.n
+		if pt.err != nil {
+			return n, pt.err
+		}
+		lo := i * api.FileChunk
+		if pt.n < min(lo+api.FileChunk, len(p))-lo {
+			return n, io.EOF
+		}
+		if pt.eof && i == nparts-1 {
+			return n, io.EOF
+		}
+	}
+	return n, nil
+}
+
 func (r *remoteReader) Close() error {
 	if r.closed {
 		return nil
@@ -680,4 +753,129 @@ func (w *remoteWriter) Abort() error {
 	}
 	w.done = true
 	return w.h.finish(api.FSAbort)
+}
+
+// nodeOf names the node a remote FS is about.
+func nodeOf(f filesync.FS) string {
+	switch r := f.(type) {
+	case *remoteFS:
+		return r.node
+	case *agentRemoteFS:
+		return r.node
+	}
+	return ""
+}
+
+// agentRemoteFS is remoteFS on a node that runs the agent: it also hashes
+// files on the node (hashblocks) and rebuilds them there from changed blocks
+// (patch), so filesync.Sync moves only what changed inside large files, in
+// both directions; and it keeps modification times to the nanosecond.
+type agentRemoteFS struct {
+	remoteFS
+}
+
+var (
+	_ filesync.Hasher  = (*agentRemoteFS)(nil)
+	_ filesync.Patcher = (*agentRemoteFS)(nil)
+)
+
+// MtimePrecision implements filesync.TimePrecision: the agent sets exact times.
+func (*agentRemoteFS) MtimePrecision() time.Duration { return time.Nanosecond }
+
+// HashBlocks implements filesync.Hasher: the node hashes its own file and
+// the sums come back in pages.
+func (r *agentRemoteFS) HashBlocks(ctx context.Context, p string, blockSize int) ([]filesync.BlockSum, error) {
+	nc := r.c.nc
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("client: hashblocks: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req := r.req(p)
+	req.BlockSize = blockSize
+	body, _ := json.Marshal(req)
+	if err := nc.PublishRequest(api.FSSubject(api.FSHashBlocks), inbox, body); err != nil {
+		return nil, fmt.Errorf("client: hashblocks: %w", err)
+	}
+	var out []filesync.BlockSum
+	for {
+		// Hashing a large file takes a while before the first page.
+		wctx, cancel := context.WithTimeout(ctx, max(r.c.timeout, 5*time.Minute))
+		m, err := sub.NextMsgWithContext(wctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "hashblocks " + p + ": the gateway did not answer in time", Err: err}
+		}
+		if err := msgError(m); err != nil {
+			return nil, err
+		}
+		var page api.FSSumsPage
+		if err := json.Unmarshal(m.Data, &page); err != nil {
+			return nil, fmt.Errorf("client: hashblocks %s: decode page: %w", p, err)
+		}
+		for _, b := range page.Sums {
+			var s filesync.Sum
+			if err := s.UnmarshalText([]byte(b.Sum)); err != nil {
+				return nil, fmt.Errorf("client: hashblocks %s: %w", p, err)
+			}
+			out = append(out, filesync.BlockSum{Size: b.Size, Sum: s})
+		}
+		if m.Header.Get(api.HdrMore) == "" {
+			return out, nil
+		}
+	}
+}
+
+// Patch implements filesync.Patcher: the patch and the literal blocks go to
+// a patch handle as one byte stream (see api.FSPatch); Commit applies it.
+func (r *agentRemoteFS) Patch(ctx context.Context, p string, pt filesync.Patch, data io.Reader) error {
+	hdr, err := json.Marshal(pt)
+	if err != nil {
+		return fmt.Errorf("client: patch: %w", err)
+	}
+	h, err := r.openHandle(ctx, api.FSPatch, r.req(p))
+	if err != nil {
+		return err
+	}
+	w := &remoteWriter{h: h, buf: make([]byte, 0, api.FileChunk)}
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(hdr)))
+	if _, err := w.Write(n[:]); err != nil {
+		_ = w.Abort()
+		return err
+	}
+	if _, err := w.Write(hdr); err != nil {
+		_ = w.Abort()
+		return err
+	}
+	if _, err := io.Copy(w, data); err != nil {
+		_ = w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+// LiveStatus reports the live state of a cluster's nodes (node "" = all):
+// agent version and uptime, CPU, memory, disk and GPU use, running commands;
+// or, for a node without an agent, why.
+func (c *Client) LiveStatus(ctx context.Context, name, node string) (*api.LiveReply, error) {
+	var r api.LiveReply
+	if err := c.Call(ctx, api.SSHSubject(api.SSHOpStatus), api.LiveRequest{Name: name, Node: node}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// RestartAgent kills and restarts the agent on a cluster's nodes (node "" =
+// all) and reports the new agents.
+func (c *Client) RestartAgent(ctx context.Context, name, node string) (*api.LiveReply, error) {
+	var r api.LiveReply
+	if err := c.Call(ctx, api.SSHSubject(api.SSHOpRestartAgent), api.LiveRequest{Name: name, Node: node}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

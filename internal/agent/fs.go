@@ -412,6 +412,15 @@ func (f *remoteFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// ReaderAt reads path at offsets, one fs.readat round trip per call, without
+// opening a stream: Open starts streaming the file at once (a window's worth
+// crosses the wire whether read or not), which a reader that only wants a few
+// blocks (a delta transfer, a remote handle serving chunk reads) should not
+// pay for. Calls use ctx; a missing file fails on the first read.
+func (r *RemoteFS) ReaderAt(ctx context.Context, p string) io.ReaderAt {
+	return &remoteFile{fs: r, path: p, ctx: ctx}
+}
+
 func (f *remoteFile) Close() error {
 	if f.sr.end == nil {
 		f.sr.s.reset("reader closed")

@@ -210,7 +210,9 @@ func noexecError(path string, code int) error {
 }
 
 func upload(ctx context.Context, sshClient *ssh.Client, local, remote string) error {
-	sc, err := sftp.NewClient(sshClient)
+	// Concurrent writes keep many packets in flight: one at a time, a
+	// 30 MB binary takes seconds even over loopback.
+	sc, err := sftp.NewClient(sshClient, sftp.UseConcurrentWrites(true))
 	if err != nil {
 		return fmt.Errorf("agent: install: start sftp: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/client"
 )
 
@@ -423,13 +424,26 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(c.Status, func(w io.Writer) { clusterDetail(w, c) })
+			var live *api.LiveReply
+			if liveStatus != nil && c.Status.Phase.Live() {
+				live = liveStatus(ctx, cl, args[0])
+			}
+			return a.print(statusView{Status: c.Status, Live: live}, func(w io.Writer) {
+				clusterDetail(w, c)
+				if live != nil {
+					liveDetail(w, live)
+				}
+			})
 		}),
 	}
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "ask the worker to observe the cluster now")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --refresh waits for a report")
 	return cmd
 }
+
+// liveStatus, when set (agent.go), fetches the gateway's live view of a
+// cluster's nodes for `cluster status`; nil when no gateway answers.
+var liveStatus func(ctx context.Context, cl *client.Client, name string) *api.LiveReply
 
 func (a *app) upCmd() *cobra.Command {
 	var wait bool

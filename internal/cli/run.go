@@ -256,11 +256,13 @@ func (p *prefixWriters) flush() {
 }
 
 type syncFlags struct {
-	node     string
-	delete   bool
-	exclude  []string
-	checksum bool
-	dryRun   bool
+	node      string
+	delete    bool
+	exclude   []string
+	filter    []string
+	checksum  bool
+	dryRun    bool
+	wholeFile bool
 }
 
 func (f *syncFlags) add(cmd *cobra.Command) {
@@ -268,12 +270,15 @@ func (f *syncFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.node, "node", api.NodeHead, "which nodes: all, head, a 0-based index or an address")
 	fl.BoolVar(&f.delete, "delete", false, "delete what the source does not have")
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "gitignore-style pattern to leave out (repeatable)")
+	fl.StringArrayVarP(&f.filter, "filter", "f", nil, "rsync-style filter rule, e.g. '- *.o', '+ keep/', ':- .gitignore' (repeatable; checked before --exclude)")
+	fl.BoolVarP(&f.wholeFile, "whole-file", "W", false, "send changed files whole, never only their changed blocks")
 	fl.BoolVar(&f.checksum, "checksum", false, "compare contents, not size and modification time")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would change, change nothing")
 }
 
 func (f *syncFlags) options() client.SyncOptions {
-	return client.SyncOptions{Node: f.node, Delete: f.delete, Exclude: f.exclude, Checksum: f.checksum, DryRun: f.dryRun}
+	return client.SyncOptions{Node: f.node, Delete: f.delete, Exclude: f.exclude, Filter: f.filter, Checksum: f.checksum,
+		DryRun: f.dryRun, WholeFile: f.wholeFile}
 }
 
 func (a *app) putCmd() *cobra.Command {

@@ -86,6 +86,14 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	if code, out, _ := e.rhcli(t, "put", "box", src, remote); code != 0 || out != "0 files sent, 0 bytes\n" {
 		t.Fatalf("second put: exit %d, %q", code, out)
 	}
+	// rsync-style filter rules, as rsync users write them.
+	filtered := filepath.Join(t.TempDir(), "f")
+	if code, out, stderr := e.rhcli(t, "put", "box", src, filtered, "--filter", "- b"); code != 0 || out != "1 files sent, 3 bytes\n" {
+		t.Fatalf("put --filter: exit %d, %q %q", code, out, stderr)
+	}
+	if code, _, stderr := e.rhcli(t, "put", "box", src, filtered, "--filter", "bogus rule"); code != 2 || !strings.Contains(stderr, "filter") {
+		t.Fatalf("put with a bad filter: exit %d, %q", code, stderr)
+	}
 	back := filepath.Join(t.TempDir(), "back")
 	if code, out, _ := e.rhcli(t, "get", "box", remote, back); code != 0 || out != "2 files received, 7 bytes\n" {
 		t.Fatalf("get: exit %d, %q", code, out)

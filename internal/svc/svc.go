@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	rh "github.com/rhq/rh"
@@ -65,3 +66,49 @@ func RespondError(r micro.Request, err error) {
 	body, _ := json.Marshal(e)
 	_ = r.Error(api.ErrorStatus(e.Code), e.Error(), body)
 }
+
+// Detach copies a request so another goroutine can answer it. micro reads a
+// request's error state when the handler returns (for its stats); a handler
+// that hands the request to a goroutine and returns would race with that
+// goroutine's answer. The copy answers on the reply subject itself.
+func Detach(nc *nats.Conn, r micro.Request) micro.Request {
+	return &detached{nc: nc, data: r.Data(), headers: r.Headers(), subject: r.Subject(), reply: r.Reply()}
+}
+
+type detached struct {
+	nc             *nats.Conn
+	data           []byte
+	headers        micro.Headers
+	subject, reply string
+}
+
+func (d *detached) Respond(b []byte, opts ...micro.RespondOpt) error {
+	m := &nats.Msg{Subject: d.reply, Data: b}
+	for _, o := range opts {
+		o(m)
+	}
+	return d.nc.PublishMsg(m)
+}
+
+func (d *detached) RespondJSON(v any, opts ...micro.RespondOpt) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return micro.ErrMarshalResponse
+	}
+	return d.Respond(b, opts...)
+}
+
+func (d *detached) Error(code, description string, data []byte, opts ...micro.RespondOpt) error {
+	m := &nats.Msg{Subject: d.reply, Data: data, Header: nats.Header{
+		micro.ErrorHeader: []string{description}, micro.ErrorCodeHeader: []string{code},
+	}}
+	for _, o := range opts {
+		o(m)
+	}
+	return d.nc.PublishMsg(m)
+}
+
+func (d *detached) Data() []byte           { return d.data }
+func (d *detached) Headers() micro.Headers { return d.headers }
+func (d *detached) Subject() string        { return d.subject }
+func (d *detached) Reply() string          { return d.reply }

@@ -26,6 +26,9 @@ func (s *Service) Nodes(ctx context.Context, req api.NodesRequest) (*api.NodesRe
 	for _, t := range sel {
 		out.Nodes = append(out.Nodes, t.Label)
 	}
+	if req.Agent {
+		out.Agents = s.agentsFor(ctx, req.Name, sel)
+	}
 	return out, nil
 }
 

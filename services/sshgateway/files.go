@@ -2,6 +2,7 @@ package sshgateway
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/filesync"
 	"github.com/rhq/rh/internal/svc"
 )
@@ -28,8 +30,10 @@ import (
 // happen here, next to the node, and come back in pages; file content moves
 // in api.FileChunk pieces through handles (see handleTable), several in flight.
 
-// nodeFS resolves the one node a file request is about.
-func (s *Service) nodeFS(ctx context.Context, name, node string) (*filesync.SFTPFS, error) {
+// nodeFS resolves the one node a file request is about: its agent's file
+// system when the node runs the agent (walks, hashes and patches happen on
+// the node), SFTP otherwise.
+func (s *Service) nodeFS(ctx context.Context, name, node string) (filesync.FS, error) {
 	ts, err := s.clusterNodes(ctx, name)
 	if err != nil {
 		return nil, err
@@ -45,11 +49,27 @@ func (s *Service) nodeFS(ctx context.Context, name, node string) (*filesync.SFTP
 	if err != nil {
 		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: reason(name, err)}
 	}
+	if ac, _ := s.agentFor(ctx, name, sel[0]); ac != nil {
+		return ac.FS(), nil
+	}
 	sc, err := s.sftpClient(c)
 	if err != nil {
 		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: err.Error()}
 	}
 	return filesync.NewSFTPFS(sc), nil
+}
+
+// agentFS is nodeFS for the operations only an agent serves.
+func (s *Service) agentFS(ctx context.Context, name, node string) (*agent.RemoteFS, error) {
+	f, err := s.nodeFS(ctx, name, node)
+	if err != nil {
+		return nil, err
+	}
+	af, ok := f.(*agent.RemoteFS)
+	if !ok {
+		return nil, rh.Conflict("node %s of %s does not run the agent (hashblocks and patch need it); use whole-file transfers", node, name)
+	}
+	return af, nil
 }
 
 // fsErr turns a file system error into an rh error the client maps back:
@@ -195,16 +215,26 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 	if err != nil {
 		return nil, fsErr("open", req.Path, err)
 	}
-	rc, err := f.Open(ctx, req.Path)
-	if err != nil {
-		return nil, fsErr("open", req.Path, err)
+	h := &handle{id: uuid.NewString(), path: req.Path}
+	if af, ok := f.(*agent.RemoteFS); ok {
+		// Chunk reads go straight to the node at their offsets; the handle
+		// outlives this request, so its reads use the service's context.
+		if !e.IsRegular() {
+			return nil, fsErr("open", req.Path, fmt.Errorf("not a regular file"))
+		}
+		h.reader, h.readerAt = io.NopCloser(nil), af.ReaderAt(s.ctx, req.Path)
+	} else {
+		rc, err := f.Open(ctx, req.Path)
+		if err != nil {
+			return nil, fsErr("open", req.Path, err)
+		}
+		ra, ok := rc.(io.ReaderAt)
+		if !ok {
+			rc.Close()
+			return nil, fmt.Errorf("sshgateway: open %s: reader has no ReadAt", req.Path)
+		}
+		h.reader, h.readerAt = rc, ra
 	}
-	ra, ok := rc.(io.ReaderAt)
-	if !ok {
-		rc.Close()
-		return nil, fmt.Errorf("sshgateway: open %s: reader has no ReadAt", req.Path)
-	}
-	h := &handle{id: uuid.NewString(), reader: rc, readerAt: ra}
 	s.handles.add(h)
 	s.m.handles.Inc()
 	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject(), Size: e.Size}, nil
@@ -215,15 +245,153 @@ func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandl
 	if err != nil {
 		return nil, err
 	}
-	w, err := f.Create(ctx, req.Path, fs.FileMode(req.Perm))
+	// The writer outlives this request: an agent's writer keeps the context
+	// it was created with for every write.
+	w, err := f.Create(s.ctx, req.Path, fs.FileMode(req.Perm))
 	if err != nil {
 		return nil, fsErr("create", req.Path, err)
 	}
-	h := &handle{id: uuid.NewString(), writer: w, path: req.Path, queue: make(chan *nats.Msg, 64)}
+	return s.writeHandle(w, req.Path), nil
+}
+
+func (s *Service) writeHandle(w filesync.FileWriter, p string) *api.FSHandleReply {
+	h := &handle{id: uuid.NewString(), writer: w, path: p, queue: make(chan *nats.Msg, 64)}
 	s.handles.add(h)
 	s.m.handles.Inc()
 	s.wg.Go(func() { s.serveWriter(h) })
-	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject()}, nil
+	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject()}
+}
+
+// sumsPage bounds a hashblocks page well below NATS's 1 MiB message limit.
+const sumsPage = 4000
+
+// fsHashBlocks answers the block sums of a file, hashed by the node's agent,
+// in pages (a file of many blocks has more sums than one message holds).
+func (s *Service) fsHashBlocks(r micro.Request) {
+	var req api.FSRequest
+	if err := json.Unmarshal(r.Data(), &req); err != nil {
+		svc.RespondError(r, rh.Invalid("request", "not a valid request body: %v", err))
+		return
+	}
+	if req.BlockSize <= 0 || req.BlockSize > 64<<20 {
+		svc.RespondError(r, rh.Invalid("block_size", "%d is outside 1-%d", req.BlockSize, 64<<20))
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Minute)
+	defer cancel()
+	af, err := s.agentFS(ctx, req.Name, req.Node)
+	if err != nil {
+		svc.RespondError(r, err)
+		return
+	}
+	sums, err := af.HashBlocks(ctx, req.Path, req.BlockSize)
+	if err != nil {
+		svc.RespondError(r, fsErr("hash", req.Path, err))
+		return
+	}
+	for start := 0; ; start += sumsPage {
+		end := min(start+sumsPage, len(sums))
+		page := api.FSSumsPage{Sums: make([]api.FSBlockSum, 0, end-start)}
+		for _, b := range sums[start:end] {
+			page.Sums = append(page.Sums, api.FSBlockSum{Size: b.Size, Sum: b.Sum.String()})
+		}
+		body, _ := json.Marshal(page)
+		m := nats.NewMsg(r.Reply())
+		m.Data = body
+		if end < len(sums) {
+			m.Header.Set(api.HdrMore, "1")
+		}
+		if err := s.nc.PublishMsg(m); err != nil {
+			s.log.Warn("hashblocks: publish page failed", "err", err)
+			return
+		}
+		if end == len(sums) {
+			return
+		}
+	}
+}
+
+// fsPatch opens a write handle whose byte stream (see api.FSPatch) the
+// node's agent applies: only the literal blocks cross NATS and SSH.
+func (s *Service) fsPatch(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
+	af, err := s.agentFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	return s.writeHandle(newPatchWriter(s.ctx, af, req.Path), req.Path), nil
+}
+
+// patchWriter is a FileWriter feeding RemoteFS.Patch: the first bytes are
+// the length-prefixed patch, the rest the literal data, streamed through a
+// pipe while Patch runs.
+type patchWriter struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	err  error // Patch's result, once done is closed
+	end  bool
+}
+
+var errPatchAborted = errors.New("patch aborted")
+
+func newPatchWriter(ctx context.Context, af *agent.RemoteFS, p string) *patchWriter {
+	pr, pw := io.Pipe()
+	w := &patchWriter{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		w.err = func() error {
+			var n [4]byte
+			if _, err := io.ReadFull(pr, n[:]); err != nil {
+				return fmt.Errorf("read patch header: %w", err)
+			}
+			size := binary.BigEndian.Uint32(n[:])
+			if size > 256<<20 {
+				return rh.Invalid("patch", "header of %d bytes is too large", size)
+			}
+			hdr := make([]byte, size)
+			if _, err := io.ReadFull(pr, hdr); err != nil {
+				return fmt.Errorf("read patch header: %w", err)
+			}
+			var pt filesync.Patch
+			if err := json.Unmarshal(hdr, &pt); err != nil {
+				return rh.Invalid("patch", "not a valid patch: %v", err)
+			}
+			return af.Patch(ctx, p, pt, pr)
+		}()
+		// Unblock a writer still sending after a failure.
+		pr.CloseWithError(errPatchAborted)
+	}()
+	return w
+}
+
+func (w *patchWriter) Write(b []byte) (int, error) {
+	n, err := w.pw.Write(b)
+	if err != nil {
+		<-w.done
+		if w.err != nil {
+			return n, w.err
+		}
+	}
+	return n, err
+}
+
+func (w *patchWriter) Commit() error {
+	if w.end {
+		return errors.New("commit after commit or abort")
+	}
+	w.end = true
+	_ = w.pw.Close()
+	<-w.done
+	return w.err
+}
+
+func (w *patchWriter) Abort() error {
+	if w.end {
+		return nil
+	}
+	w.end = true
+	w.pw.CloseWithError(errPatchAborted)
+	<-w.done
+	return nil
 }
 
 // handle is an open remote file. Readers serve reads concurrently (ReadAt);

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
@@ -62,6 +64,26 @@ type Config struct {
 	ClientStall time.Duration
 	// Heartbeat is the period of run stream heartbeats; default 5 s.
 	Heartbeat time.Duration
+	// DisableAgent runs everything over plain SSH sessions and SFTP, as
+	// before node agents existed: for comparison benchmarks, and nodes
+	// where placing a binary is not wanted. RH_SSH_AGENT=off sets it too.
+	DisableAgent bool
+	// AgentVersion names the agent binary placed on nodes
+	// (~/.rh/bin/rhcli-<version>); default agent.Version, which rhcli sets to
+	// its own version. A node holding another version gets this one.
+	AgentVersion string
+	// AgentBinaries maps a Go architecture (amd64, arm64) to the Linux
+	// binary placed on nodes of that architecture. Default: this executable
+	// for its own (linux) architecture, rhcli-linux-<arch> next to it for others.
+	AgentBinaries map[string]string
+	// AgentStartTimeout bounds placing and starting one agent; default 60 s.
+	AgentStartTimeout time.Duration
+	// AgentRetry is how long a node where the agent cannot run stays on
+	// plain sessions before the gateway looks again; default 10 min.
+	AgentRetry time.Duration
+	// AgentRestartBackoff is the first delay between restarts of an agent
+	// that keeps failing; it doubles; default 200 ms.
+	AgentRestartBackoff time.Duration
 	// Worker tunes the BYO event loop (Kind, Durable, Logger and Registry are set here).
 	Worker   worker.Config
 	Logger   *slog.Logger
@@ -89,6 +111,21 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if os.Getenv("RH_SSH_AGENT") == "off" {
+		c.DisableAgent = true
+	}
+	if c.AgentVersion == "" {
+		c.AgentVersion = agent.Version
+	}
+	if c.AgentStartTimeout == 0 {
+		c.AgentStartTimeout = 60 * time.Second
+	}
+	if c.AgentRetry == 0 {
+		c.AgentRetry = 10 * time.Minute
+	}
+	if c.AgentRestartBackoff == 0 {
+		c.AgentRestartBackoff = 200 * time.Millisecond
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -119,6 +156,10 @@ type Service struct {
 	mu    sync.Mutex
 	conns map[string]map[*sshx.Client]bool // cluster → connections it used
 	sftps map[*sshx.Client]*sftpEntry
+	// agents holds one entry per node (agentKey), see agents.go.
+	agents map[string]*nodeAgent
+	// active are the runs in progress, for live status.
+	active sync.Map // run id → *run
 }
 
 type sftpEntry struct {
@@ -145,7 +186,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return b, nil
 	}
 	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", "sshgateway"),
-		conns: map[string]map[*sshx.Client]bool{}, sftps: map[*sshx.Client]*sftpEntry{}}
+		conns: map[string]map[*sshx.Client]bool{}, sftps: map[*sshx.Client]*sftpEntry{}, agents: map[string]*nodeAgent{}}
 	if s.records, err = kv(events.BucketClusters); err != nil {
 		return nil, err
 	}
@@ -203,6 +244,8 @@ func (s *Service) Stop() {
 	s.cancel()
 	// Open writers' goroutines end when their handle closes.
 	s.handles.closeAll()
+	// Agents kill their commands when their session ends.
+	s.closeAgents()
 	s.runs.Wait()
 	s.wg.Wait()
 	s.mu.Lock()
@@ -244,6 +287,10 @@ func (s *Service) startAPI() error {
 		{g, api.SSHOpTrust, svc.Handle(ctx, s.log, s.Trust)},
 		{g, api.SSHOpConnect, svc.Handle(ctx, s.log, s.Connect)},
 		{g, api.SSHOpNodes, svc.Handle(ctx, s.log, s.Nodes)},
+		{g, api.SSHOpStatus, svc.Handle(ctx, s.log, s.Status)},
+		{g, api.SSHOpRestartAgent, svc.Handle(ctx, s.log, s.RestartAgent)},
+		{fsg, api.FSHashBlocks, micro.HandlerFunc(s.fsHashBlocks)},
+		{fsg, api.FSPatch, svc.Handle(ctx, s.log, s.fsPatch)},
 		{fsg, api.FSStat, svc.Handle(ctx, s.log, s.fsStat)},
 		{fsg, api.FSWalk, micro.HandlerFunc(s.fsWalk)},
 		{fsg, api.FSOpen, svc.Handle(ctx, s.log, s.fsOpen)},
@@ -269,7 +316,8 @@ func (s *Service) startAPI() error {
 // requests about other nodes.
 func (s *Service) async(h micro.Handler) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		s.wg.Go(func() { h.Handle(r) })
+		d := svc.Detach(s.nc, r)
+		s.wg.Go(func() { h.Handle(d) })
 	})
 }
 

@@ -48,6 +48,7 @@ type env struct {
 	cl   *client.Client
 	logs *syncBuffer
 	prom *prometheus.Registry
+	log  *slog.Logger
 	// secrets must never show up in the logs.
 	secrets []string
 }
@@ -55,6 +56,22 @@ type env struct {
 // start runs NATS, the registry and the gateway in-process, logging to a
 // buffer that is checked for secrets when the test ends.
 func start(t *testing.T) *env {
+	t.Helper()
+	return startWith(t, nil)
+}
+
+// gatewayConfig is the tests' gateway configuration: logging to log, with
+// this test binary as the node agent.
+func gatewayConfig(t *testing.T, log *slog.Logger, prom *prometheus.Registry) sshgateway.Config {
+	return sshgateway.Config{
+		Logger: log, Registry: prom, ConnectTimeout: 5 * time.Second, ProbeTimeout: 8 * time.Second,
+		HomeDir: t.TempDir(), Worker: worker.Config{RetryBase: 50 * time.Millisecond},
+		AgentVersion: testAgentVersion, AgentBinaries: agentBinaries(), AgentRestartBackoff: 50 * time.Millisecond,
+	}
+}
+
+// startWith is start with the gateway's configuration adjusted by adjust.
+func startWith(t *testing.T, adjust func(*sshgateway.Config)) *env {
 	t.Helper()
 	ns := natstest.Start(t)
 	ctx := context.Background()
@@ -66,10 +83,11 @@ func start(t *testing.T) *env {
 	}
 	t.Cleanup(reg.Stop)
 	prom := prometheus.NewRegistry()
-	gw, err := sshgateway.Start(ctx, ns.NC, sshgateway.Config{
-		Logger: log, Registry: prom, ConnectTimeout: 5 * time.Second, ProbeTimeout: 8 * time.Second,
-		HomeDir: t.TempDir(), Worker: worker.Config{RetryBase: 50 * time.Millisecond},
-	})
+	cfg := gatewayConfig(t, log, prom)
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	gw, err := sshgateway.Start(ctx, ns.NC, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +96,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{ns: ns, reg: reg, gw: gw, cl: cl, logs: logs, prom: prom}
+	e := &env{ns: ns, reg: reg, gw: gw, cl: cl, logs: logs, prom: prom, log: log}
 	t.Cleanup(func() {
 		out := logs.String()
 		if !strings.Contains(out, "service=sshgateway") {

@@ -1,12 +1,19 @@
 package sshgateway_test
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/rhq/rh/internal/agent"
 
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
@@ -15,11 +22,45 @@ import (
 // TestMain doubles as netcat for proxy commands: with RH_TEST_NC set to
 // addr=port,... it connects to the port of the address in its argument and
 // pipes stdin and stdout, as `nc host port` would (no nc on test machines).
+//
+// It is also the node agent: the gateways of these tests place this binary
+// on the nodes (Config.AgentBinaries) as ~/.rh/bin/rhcli-<version>, and
+// started as `<that> agent` it serves like `rhcli agent`, reporting the
+// version it was placed as, as a real rhcli build reports its own.
 func TestMain(m *testing.M) {
 	if routes := os.Getenv("RH_TEST_NC"); routes != "" {
 		os.Exit(netcat(routes, os.Args[1]))
 	}
-	os.Exit(m.Run())
+	if len(os.Args) == 2 && os.Args[1] == "agent" {
+		agent.Version = strings.TrimPrefix(filepath.Base(os.Args[0]), "rhcli-")
+		os.Exit(agent.Main(context.Background()))
+	}
+	code := m.Run()
+	// The nodes run on this machine: remove the binaries the tests placed.
+	if home, err := os.UserHomeDir(); err == nil {
+		left, _ := filepath.Glob(filepath.Join(home, agent.InstallDir, "rhcli-"+testAgentVersion+"*"))
+		for _, p := range left {
+			_ = os.Remove(p)
+		}
+	}
+	os.Exit(code)
+}
+
+// testAgentVersion is unique per test process, so concurrent runs sharing
+// the home directory never replace each other's agents.
+var testAgentVersion = func() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return "t" + hex.EncodeToString(b[:])
+}()
+
+// agentBinaries places this test binary as the agent (see TestMain).
+func agentBinaries() map[string]string {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	return map[string]string{runtime.GOARCH: exe}
 }
 
 func netcat(routes, host string) int {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/worker"
@@ -56,7 +57,7 @@ func (s *Service) handleIntent(ctx context.Context, op string, in *events.Cluste
 			phase = rh.PhaseDegraded
 		}
 		log.Info("nodes checked", "phase", phase, "reachable", len(nodes)-len(down), "nodes", len(nodes))
-		return r.Report(ctx, phase, msg, nodes, nil)
+		return r.Report(ctx, phase, msg, nodes, s.agentInfo(nodes))
 	case events.OpTeardown:
 		s.closeCluster(in.Cluster)
 		return r.Report(ctx, rh.PhaseTerminated, "connections closed; the machines were not touched", nil, nil)
@@ -76,6 +77,35 @@ func (s *Service) handleIntent(ctx context.Context, op string, in *events.Cluste
 		return r.Report(ctx, c.Status.Phase, c.Status.Message, nil, nil)
 	}
 	return worker.Permanent(fmt.Errorf("unknown operation %q", op))
+}
+
+// agentInfo summarises the nodes' agents for the record's info: how many
+// run it, and which use plain sessions instead (their messages say why).
+func (s *Service) agentInfo(nodes []rh.Node) map[string]string {
+	if s.cfg.DisableAgent {
+		return map[string]string{"agent": "disabled; using plain SSH sessions"}
+	}
+	running, reachable := 0, 0
+	var without []string
+	for _, n := range nodes {
+		if !n.Reachable {
+			continue
+		}
+		reachable++
+		if n.Message == "" {
+			running++
+		} else {
+			without = append(without, n.Address)
+		}
+	}
+	if reachable == 0 {
+		return nil
+	}
+	v := fmt.Sprintf("%s on %d/%d reachable nodes", s.cfg.AgentVersion, running, reachable)
+	if len(without) > 0 {
+		v += "; plain SSH sessions on " + strings.Join(without, ", ") + " (see the nodes' messages)"
+	}
+	return map[string]string{"agent": v}
 }
 
 // summarize gives the phase and message for the probed nodes.
@@ -127,13 +157,29 @@ func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.No
 	var facts sshx.Facts
 	var c *sshx.Client
 	var err error
+	agentMsg := ""
 	for attempt := 0; attempt < 2; attempt++ {
 		c, err = s.client(ctx, cluster, t.Target)
 		if err != nil {
 			break
 		}
+		// A running agent answers facts in one round trip; otherwise one
+		// session gathers them, and then the agent is placed and started
+		// (first contact), knowing the node's architecture.
+		if ac := s.runningAgent(t.Target); ac != nil {
+			if facts, err = ac.Facts(ctx); err == nil {
+				break
+			}
+		}
 		facts, err = sshx.GetFacts(ctx, c)
 		if err == nil {
+			if !s.cfg.DisableAgent {
+				t.Node.Facts = &rh.Facts{Arch: facts.Arch}
+				_, aerr := s.agentFor(ctx, cluster, t)
+				if st, msg := s.agentState(nil, aerr); st != api.AgentRunning {
+					agentMsg = msg
+				}
+			}
 			break
 		}
 		// A connection that died since its last use, or one a timeout left
@@ -148,6 +194,7 @@ func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.No
 		return n
 	}
 	n.Reachable = true
+	n.Message = agentMsg
 	n.HostKey = c.HostKey().Fingerprint
 	os := facts.OS
 	if facts.Distro != "" {

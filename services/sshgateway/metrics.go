@@ -14,6 +14,11 @@ type metrics struct {
 	latency  prometheus.Histogram
 	bytes    *prometheus.CounterVec
 	handles  prometheus.Gauge
+
+	agents     prometheus.Gauge
+	placements *prometheus.CounterVec
+	restarts   *prometheus.CounterVec
+	fallbacks  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, pool *sshx.Pool) *metrics {
@@ -39,5 +44,15 @@ func newMetrics(reg prometheus.Registerer, pool *sshx.Pool) *metrics {
 			Name: "rh_ssh_bytes_total", Help: "Bytes moved through the gateway, by direction (stdout, stderr, upload, download).",
 		}, []string{"direction"}),
 		handles: f.NewGauge(prometheus.GaugeOpts{Name: "rh_ssh_open_files", Help: "Remote files open for transfers."}),
+		agents:  f.NewGauge(prometheus.GaugeOpts{Name: "rh_ssh_agents", Help: "Node agents running (one per node)."}),
+		placements: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_ssh_agent_placements_total", Help: "Agent placements before a start, by result (uploaded, reused, cannot_run, error).",
+		}, []string{"result"}),
+		restarts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_ssh_agent_restarts_total", Help: "Node agents restarted, by reason (died, requested).",
+		}, []string{"reason"}),
+		fallbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_ssh_agent_fallbacks_total", Help: "Nodes found unable to run the agent, falling back to plain SSH sessions, by reason (cannot_run, start_failed).",
+		}, []string{"reason"}),
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/worker"
+	"github.com/rhq/rh/services/sshgateway"
 )
 
 func lastOctet(t *testing.T, addr string) int {
@@ -105,8 +106,15 @@ func TestThreeNodesRunDegradeAndRecover(t *testing.T) {
 	}
 }
 
+// Cancel kills the remote process group through the node agent, and over a
+// plain session where the gateway runs without agents.
 func TestCancelKillsRemoteProcess(t *testing.T) {
-	e := start(t)
+	t.Run("agent", func(t *testing.T) { testCancel(t, false) })
+	t.Run("sessions", func(t *testing.T) { testCancel(t, true) })
+}
+
+func testCancel(t *testing.T, disableAgent bool) {
+	e := startWith(t, func(c *sshgateway.Config) { c.DisableAgent = disableAgent })
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
 	e.create(t, "cancel", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})

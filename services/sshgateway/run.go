@@ -17,6 +17,7 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/sshx"
 )
 
@@ -127,11 +128,26 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunAccepted
 		labels[i] = t.Label
 	}
 	s.log.Info("run started", "cluster", req.Name, "run_id", r.id, "nodes", strings.Join(labels, ","))
-	s.runs.Go(r.execute)
+	s.active.Store(r.id, r)
+	s.runs.Go(func() {
+		defer s.active.Delete(r.id)
+		r.execute()
+	})
 	return &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id), Window: int(window)}, nil
 }
 
 var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// loginShell runs command the way `ssh host command` does, by the user's
+// login shell ($SHELL, which sshd set for the session the agent runs in), so
+// shell syntax means the same through the agent and over plain sessions. The
+// environment is the agent's: the one its session set up (bash read
+// ~/.bashrc once, then). Unsetting SSH_CLIENT keeps bash from reading it
+// again for every command, which costs more than the agent saves (pyenv,
+// conda) and races when a hundred commands start at once.
+func loginShell(command string) []string {
+	return []string{"/bin/sh", "-c", `unset SSH_CLIENT SSH2_CLIENT; exec "${SHELL:-/bin/sh}" -c "$1"`, "rh", command}
+}
 
 func (r *run) stop() {
 	for _, sub := range r.subs {
@@ -209,12 +225,23 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		if _, err := r.s.client(r.ctx, r.req.Name, t.Target); err != nil {
 			return -1, err
 		}
+		stdout := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"}
+		stderr := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"}
+		if ac, _ := r.s.agentFor(r.ctx, r.req.Name, t); ac != nil {
+			code, err := ac.Run(r.ctx, agent.RunRequest{
+				Argv: loginShell(r.req.Command), Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
+			})
+			// An agent that was gone before the command produced anything
+			// (it died a moment ago): run it over a plain session instead.
+			if !errors.Is(err, agent.ErrClosed) || stdout.n+stderr.n > 0 || r.ctx.Err() != nil {
+				return code, err
+			}
+			r.s.log.Warn("node agent gone; running over a plain session", "node", t.Label, "run_id", r.id)
+		}
 		m.sessions.WithLabelValues("command").Inc()
 		defer m.sessions.WithLabelValues("command").Dec()
 		return r.s.pool.Run(r.ctx, t.Target, sshx.RunRequest{
-			Command: r.req.Command, Env: r.req.Env, Dir: r.req.Dir,
-			Stdout: &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"},
-			Stderr: &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"},
+			Command: r.req.Command, Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
 		})
 	}()
 	outcome := "ok"
@@ -289,6 +316,7 @@ type chunkWriter struct {
 	node   string
 	idx    int
 	stream string
+	n      int64 // bytes written so far
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
@@ -299,6 +327,7 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 			return n, err
 		}
 		n += len(c)
+		w.n += int64(len(c))
 		p = p[len(c):]
 	}
 	return n, nil
