@@ -11,6 +11,26 @@
 // take part in content comparison and block-delta transfers; where they are
 // missing the engine falls back to whole-file copies.
 //
+// A delta transfer hashes both copies at the same time, each where it lives,
+// and sends the blocks whose sums differ. Normally the destination then
+// rebuilds the file in a temporary one (reading the blocks it keeps) and
+// renames it over, so the update is atomic. When little of a large file
+// changed (under a quarter of its blocks, file of 64 MiB or more), it instead
+// writes only the changed blocks into the file at their offsets and cuts or
+// extends it to the new size, like rsync --inplace: a 1 MiB change to a GiB
+// file writes 1 MiB, not a GiB. The cost is atomicity. Readers may see the
+// file half patched, and a crash or error mid-patch leaves mixed content.
+// That state is never taken for up to date, even after a power loss: before
+// its first write the patch makes the file one byte longer than its new size
+// and sets a sentinel modification time (the Unix epoch), and syncs both to
+// disk; the real size is set only once every block was written, verified and
+// synced, and the source's mtime after that. So the next sync sees a size or
+// mtime that differs, compares block sums and rewrites what differs. Only the
+// blocks written are verified against the source's sums, as they are written
+// (a source changed mid-transfer fails with ErrChanged); kept blocks are
+// trusted from the hashing moments before. Files with several hard links, or
+// that cannot be opened for writing, are always rebuilt.
+//
 // See Sync for the source/destination path rules, and ParseFilter for the
 // filter rule syntax (rsync's common forms plus .gitignore files).
 package filesync

@@ -145,17 +145,43 @@ type Hasher interface {
 // Patch describes a new version of a file in terms of its current version:
 // block i of the new file is either copied from block i of the current file
 // (same offset, same content) or read from the literal data stream.
+//
+// It travels as JSON (the node agent's fs.patch); the fields added later
+// (InPlace, ModTime) are optional, so an older receiver ignores them and
+// takes the safe path, which yields the same content.
 type Patch struct {
 	BlockSize int
-	// Sums are the SHA-256 sums of every block of the new file; the receiver
-	// verifies each block it writes, reused or literal, so a file that changed on
-	// either side during the transfer fails instead of being silently corrupted.
+	// Sums are the SHA-256 sums of every block of the new file. The receiver
+	// verifies every block it writes against them, so a source that changed
+	// during the transfer fails with ErrChanged instead of being silently
+	// copied half old, half new. A rebuild (the safe path) writes, and so
+	// verifies, every block; an in-place patch writes only the literal ones.
 	Sums []BlockSum
 	// Literal lists, in increasing order, the indexes of blocks whose content
 	// comes from the data stream; every other block is reused.
 	Literal []int
 	// Perm is the permission bits of the new file.
 	Perm fs.FileMode
+	// InPlace allows the receiver to write the literal blocks into the
+	// current file at their offsets and truncate it to the new size, instead
+	// of rebuilding the whole file in a temporary one and renaming it over
+	// (as rsync --inplace does). The sender asks for it when few blocks
+	// changed in a large file, where a rebuild would read and write
+	// gigabytes to change megabytes. It gives up atomicity: readers may see
+	// the file half patched, and a patch that fails or is interrupted leaves
+	// mixed content. Such a file must never look up to date to a later sync:
+	// before its first write the receiver durably gives it a size other than
+	// the new one and a sentinel modification time (see ModTime), and sets
+	// the real size only once every block is on disk; the sender sets the
+	// source's mtime only after Patch succeeded. The next sync then sees a
+	// difference and repairs the file. A receiver may ignore InPlace (LocalFS
+	// does for a file with several hard links, or one it cannot open for
+	// writing).
+	InPlace bool `json:",omitempty"`
+	// ModTime is the source's modification time, which the sender sets on
+	// the file once Patch has succeeded. An in-place patch uses it to choose
+	// a sentinel time that cannot be mistaken for it.
+	ModTime time.Time `json:",omitzero"`
 }
 
 // Patcher is an optional FS capability: rebuilding a file from its current
@@ -163,7 +189,9 @@ type Patch struct {
 // used when the source is a Hasher and the destination is a Hasher and a
 // Patcher.
 type Patcher interface {
-	// Patch replaces path, atomically as Create does, with the file p describes;
-	// data yields the literal blocks' content, concatenated in order.
+	// Patch replaces path with the file p describes: atomically as Create
+	// does, or, if p.InPlace and the receiver supports it, by writing the
+	// changed blocks into the file (see Patch.InPlace). data yields the
+	// literal blocks' content, concatenated in order.
 	Patch(ctx context.Context, path string, p Patch, data io.Reader) error
 }

@@ -196,8 +196,22 @@ func (LocalFS) HashBlocks(ctx context.Context, p string, blockSize int) ([]Block
 	return HashBlocksReader(ctx, f, blockSize)
 }
 
-// Patch implements Patcher.
+// Patch implements Patcher. With p.InPlace it writes the changed blocks into
+// the file itself (see Patch.InPlace), unless the file has other hard links
+// (a rebuild would leave them the old content; writing in place would change
+// them too) or cannot be opened for writing (read-only, or a running
+// executable); then, and without p.InPlace, it rebuilds the file in a
+// temporary one, verifying every block, and renames it over.
 func (l LocalFS) Patch(ctx context.Context, p string, pt Patch, data io.Reader) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if pt.InPlace {
+		done, err := l.patchInPlace(ctx, p, pt, data)
+		if done || err != nil {
+			return err
+		}
+	}
 	old, err := os.Open(osPath(p))
 	if err != nil {
 		return err
@@ -212,4 +226,28 @@ func (l LocalFS) Patch(ctx context.Context, p string, pt Patch, data io.Reader) 
 		return fmt.Errorf("patch %s: %w", p, err)
 	}
 	return w.Commit()
+}
+
+// patchInPlace applies pt to p in place if it can; done is false, with a nil
+// error, when the file is not one to patch in place and nothing was written.
+func (LocalFS) patchInPlace(ctx context.Context, p string, pt Patch, data io.Reader) (done bool, err error) {
+	f, err := os.OpenFile(osPath(p), os.O_WRONLY, 0)
+	if err != nil {
+		return false, nil // the rebuild reports the error if it persists
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, nil
+	}
+	if !fi.Mode().IsRegular() || hardLinks(fi) > 1 {
+		return false, nil
+	}
+	if err := patchInPlace(ctx, f, pt, data); err != nil {
+		return true, fmt.Errorf("patch %s in place: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return true, fmt.Errorf("patch %s in place: %w", p, err)
+	}
+	return true, nil
 }

@@ -102,7 +102,9 @@ type Stats struct {
 // setuid/setgid/sticky bits) and modification times of files and directories
 // are kept; ownership, hard links, ACLs and xattrs are not; devices, fifos
 // and sockets are skipped. Files are transferred concurrently; each one is
-// written to a temporary file and renamed into place. A per-file failure does
+// written to a temporary file and renamed into place, except that a large
+// file of which little changed may be patched in place (see Patch.InPlace
+// and the package documentation). A per-file failure does
 // not stop the others: Sync returns all of them joined, with the Stats of what
 // was done.
 func Sync(ctx context.Context, src FS, srcPath string, dst FS, dstPath string, opts Options) (Stats, error) {
@@ -418,17 +420,27 @@ func (s *syncer) blockSize(size int64) int {
 	return BlockSizeFor(size)
 }
 
+// In-place patching (Patch.InPlace) is asked for when a rebuild would cost
+// far more than the change: the file is at least inPlaceMinSize and fewer
+// than 1/inPlaceMaxFraction of its blocks changed. Below that the atomic
+// rebuild is cheap enough to keep. (A variable so tests can use small files.)
+var inPlaceMinSize int64 = 64 << 20
+
+const inPlaceMaxFraction = 4
+
 // deltaFile sends only the blocks that differ from the destination's current
-// version; the destination rebuilds the file and verifies every block.
+// version. Both sides hash at the same time. When little of a large file
+// changed, the destination patches it in place (see Patch.InPlace) and the
+// mtime is set only once the patch has succeeded, so an interrupted patch
+// never looks up to date; otherwise it rebuilds the file and renames it over.
 func (s *syncer) deltaFile(it item, srcH, dstH Hasher, dstP Patcher) error {
 	bs := s.blockSize(it.src.Size)
-	srcSums, err := srcH.HashBlocks(s.ctx, it.srcPath, bs)
+	srcSums, dstSums, err := s.hashPair(
+		func(ctx context.Context) ([]BlockSum, error) { return srcH.HashBlocks(ctx, it.srcPath, bs) },
+		func(ctx context.Context) ([]BlockSum, error) { return dstH.HashBlocks(ctx, it.dstPath, bs) },
+		it)
 	if err != nil {
-		return pathErr("hash", it.srcPath, err)
-	}
-	dstSums, err := dstH.HashBlocks(s.ctx, it.dstPath, bs)
-	if err != nil {
-		return pathErr("hash", it.dstPath, err)
+		return err
 	}
 	var literal []int
 	var litBytes int64
@@ -452,7 +464,14 @@ func (s *syncer) deltaFile(it item, srcH, dstH Hasher, dstP Patcher) error {
 		return pathErr("open", it.srcPath, err)
 	}
 	defer r.Close()
-	p := Patch{BlockSize: bs, Sums: srcSums, Literal: literal, Perm: perm(it.src.Mode)}
+	p := Patch{
+		BlockSize: bs,
+		Sums:      srcSums,
+		Literal:   literal,
+		Perm:      perm(it.src.Mode),
+		InPlace:   total >= inPlaceMinSize && len(literal)*inPlaceMaxFraction < len(srcSums),
+		ModTime:   it.src.ModTime,
+	}
 	if err := dstP.Patch(s.ctx, it.dstPath, p, ctxReader{s.ctx, newLiteralReader(r, bs, srcSums, literal)}); err != nil {
 		return pathErr("patch", it.dstPath, err)
 	}
@@ -465,39 +484,63 @@ func (s *syncer) deltaFile(it item, srcH, dstH Hasher, dstP Patcher) error {
 	return nil
 }
 
+// hashPair runs the source's and the destination's hashing of it at the same
+// time: they read different disks (or machines), so a delta costs the slower
+// of the two instead of their sum. The first failure cancels the other.
+func (s *syncer) hashPair(srcFn, dstFn func(context.Context) ([]BlockSum, error), it item) (src, dst []BlockSum, err error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	var dstErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if dst, dstErr = dstFn(ctx); dstErr != nil {
+			cancel()
+		}
+	})
+	src, err = srcFn(ctx)
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if err != nil && dstErr != nil && errors.Is(err, context.Canceled) && s.ctx.Err() == nil {
+		err = nil // cancelled by the destination's failure: report that one
+	}
+	if err != nil {
+		return nil, nil, pathErr("hash", it.srcPath, err)
+	}
+	if dstErr != nil {
+		return nil, nil, pathErr("hash", it.dstPath, dstErr)
+	}
+	return src, dst, nil
+}
+
 // sameContent compares the contents of two files of equal size, hashing on
-// each side where it can.
+// each side (where it can) at the same time.
 func (s *syncer) sameContent(it item) (bool, error) {
 	bs := s.blockSize(it.src.Size)
-	a, err := s.hash(s.src, it.srcPath, bs)
-	if err != nil {
-		return false, err
-	}
-	b, err := s.hash(s.dst, it.dstPath, bs)
+	a, b, err := s.hashPair(
+		func(ctx context.Context) ([]BlockSum, error) { return s.hash(ctx, s.src, it.srcPath, bs) },
+		func(ctx context.Context) ([]BlockSum, error) { return s.hash(ctx, s.dst, it.dstPath, bs) },
+		it)
 	if err != nil {
 		return false, err
 	}
 	return slices.Equal(a, b), nil
 }
 
-func (s *syncer) hash(fsys FS, p string, bs int) ([]BlockSum, error) {
+// hash returns the block sums of p on fsys, hashed where the file lives if
+// fsys is a Hasher, read and hashed here otherwise. Errors are not wrapped:
+// hashPair names the path.
+func (s *syncer) hash(ctx context.Context, fsys FS, p string, bs int) ([]BlockSum, error) {
 	if h, ok := fsys.(Hasher); ok {
-		sums, err := h.HashBlocks(s.ctx, p, bs)
-		if err != nil {
-			return nil, pathErr("hash", p, err)
-		}
-		return sums, nil
+		return h.HashBlocks(ctx, p, bs)
 	}
-	r, err := fsys.Open(s.ctx, p)
+	r, err := fsys.Open(ctx, p)
 	if err != nil {
-		return nil, pathErr("open", p, err)
+		return nil, err
 	}
 	defer r.Close()
-	sums, err := HashBlocksReader(s.ctx, r, bs)
-	if err != nil {
-		return nil, pathErr("read", p, err)
-	}
-	return sums, nil
+	return HashBlocksReader(ctx, r, bs)
 }
 
 // fixAttrs brings the mode (and, if setTime, the mtime) of an up-to-date
