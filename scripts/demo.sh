@@ -17,6 +17,9 @@ cleanup() {
     kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
+  # The demo's "machines" were this one: take back the agent binary the gateway
+  # placed in ~/.rh/bin (on real nodes it stays, to be reused next time).
+  if [ -n "${agent_version:-}" ]; then rm -f "$HOME/.rh/bin/rhcli-$agent_version"; fi
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
@@ -27,6 +30,7 @@ if [ ! -x /usr/sbin/sshd ]; then
   if [ "$(id -u)" -eq 0 ]; then apt-get install -y --no-install-recommends openssh-server >/dev/null
   else sudo apt-get install -y --no-install-recommends openssh-server >/dev/null; fi
 fi
+agent_version=$("$rhcli" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null || true)
 echo "rh demo: data under $work, NATS on $RH_NATS_URL"
 "$rhcli" serve --sim --data-dir "$work/data" --listen "127.0.0.1:$port" --reconcile-every 2s >"$work/serve.log" 2>&1 &
 serve_pid=$!
