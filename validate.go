@@ -25,6 +25,8 @@ const (
 	MaxNodes                     = 256
 )
 
+// Counted repetitions ({1,512}) compile into large programs at start-up, which
+// every rhcli command would pay for; lengths are checked apart instead.
 var (
 	nameRe         = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	hostLabelRe    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$`)
@@ -35,11 +37,11 @@ var (
 	regionRe       = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	memoryRe       = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\+?$`)
 	mlInstanceRe   = regexp.MustCompile(`^ml\.[a-z0-9]+\.[a-z0-9]+$`)
-	roleARNRe      = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
-	roleNameRe     = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,64}$`)
-	profileRe      = regexp.MustCompile(`^[A-Za-z0-9_.@+-]{1,128}$`)
-	jobNameRe      = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
-	imageRe        = regexp.MustCompile(`^[^\s]{1,512}$`)
+	roleARNRe      = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$`)
+	roleNameRe     = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]+$`)
+	profileRe      = regexp.MustCompile(`^[A-Za-z0-9_.@+-]+$`)
+	jobNameRe      = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
+	imageRe        = regexp.MustCompile(`^\S+$`)
 )
 
 // ValidateName checks a cluster name: a lowercase DNS label, not reserved.
@@ -308,7 +310,7 @@ func (o *OnDemandSpec) validate() error {
 			return Invalid("ondemand.region", "needs a provider: a region belongs to one cloud")
 		}
 	}
-	if o.ImageID != "" && !imageRe.MatchString(o.ImageID) {
+	if o.ImageID != "" && (!imageRe.MatchString(o.ImageID) || len(o.ImageID) > 512) {
 		return Invalid("ondemand.image_id", "must be one word of at most 512 characters")
 	}
 	if o.Memory != "" && !memoryRe.MatchString(o.Memory) {
@@ -326,13 +328,14 @@ func (o *OnDemandSpec) validate() error {
 }
 
 func (m *SageMakerSpec) validate() error {
-	if m.Role != "" && !roleARNRe.MatchString(m.Role) && !roleNameRe.MatchString(m.Role) {
+	validRole := (roleARNRe.MatchString(m.Role) && len(m.Role) <= 600) || (roleNameRe.MatchString(m.Role) && len(m.Role) <= 64)
+	if m.Role != "" && !validRole {
 		if strings.HasPrefix(m.Role, "arn:") {
 			return Invalid("sagemaker.role", "%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", m.Role)
 		}
 		return Invalid("sagemaker.role", "%q is not an IAM role name or ARN", m.Role)
 	}
-	if m.Profile != "" && !profileRe.MatchString(m.Profile) {
+	if m.Profile != "" && (!profileRe.MatchString(m.Profile) || len(m.Profile) > 128) {
 		return Invalid("sagemaker.profile", "%q is not an AWS profile name", m.Profile)
 	}
 	if m.Region != "" && !regionRe.MatchString(m.Region) {
@@ -344,13 +347,13 @@ func (m *SageMakerSpec) validate() error {
 	if m.NumInstances < 1 || m.NumInstances > 100 {
 		return Invalid("sagemaker.num_instances", "%d is outside 1-100", m.NumInstances)
 	}
-	if m.ImageURI != "" && !imageRe.MatchString(m.ImageURI) {
+	if m.ImageURI != "" && (!imageRe.MatchString(m.ImageURI) || len(m.ImageURI) > 512) {
 		return Invalid("sagemaker.image_uri", "must be one word of at most 512 characters")
 	}
 	if m.ConnectionWaitTime < 0 || m.ConnectionWaitTime > 86400 {
 		return Invalid("sagemaker.connection_wait_time", "%d is outside 0-86400 seconds", m.ConnectionWaitTime)
 	}
-	if m.JobName != "" && !jobNameRe.MatchString(m.JobName) {
+	if m.JobName != "" && (!jobNameRe.MatchString(m.JobName) || len(m.JobName) > 63) {
 		return Invalid("sagemaker.job_name", "%q must be 1-63 letters, digits and '-', starting with a letter or digit", m.JobName)
 	}
 	if len(m.Estimator) > 64<<10 {

@@ -9,6 +9,7 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/events/schema"
 )
 
 func sampleCluster() *rh.Cluster {
@@ -44,7 +45,7 @@ func TestPublishedEventsMatchTheirSchemas(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := env.Marshal()
-		if err := events.ValidateSchema(env.Type, b); err != nil {
+		if err := schema.Validate(env.Type, b); err != nil {
 			t.Errorf("%s: %v", op, err)
 		}
 	}
@@ -52,7 +53,7 @@ func TestPublishedEventsMatchTheirSchemas(t *testing.T) {
 	byo.Normalize()
 	env, _ := events.NewIntent("rh/registry", events.OpCreate, &rh.Cluster{Name: "b", Spec: byo, Generation: 1}, 0)
 	b, _ := env.Marshal()
-	if err := events.ValidateSchema(env.Type, b); err != nil {
+	if err := schema.Validate(env.Type, b); err != nil {
 		t.Errorf("byo create: %v", err)
 	}
 	rep := events.StateReport{
@@ -63,12 +64,12 @@ func TestPublishedEventsMatchTheirSchemas(t *testing.T) {
 	}
 	st, _ := events.NewState("rh/skyworker", rep)
 	b, _ = st.Marshal()
-	if err := events.ValidateSchema(st.Type, b); err != nil {
+	if err := schema.Validate(st.Type, b); err != nil {
 		t.Errorf("state: %v", err)
 	}
 	// And a schema must reject what Decode rejects: an unknown data field.
 	bad := strings.Replace(string(b), `"worker"`, `"wrker"`, 1)
-	if err := events.ValidateSchema(st.Type, []byte(bad)); err == nil {
+	if err := schema.Validate(st.Type, []byte(bad)); err == nil {
 		t.Error("schema accepted a state report with a misspelt field")
 	}
 }

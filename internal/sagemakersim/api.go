@@ -198,7 +198,7 @@ func constraintErr(value, member, constraint string) *apiError {
 var notFound = &apiError{400, "ValidationException", "Requested resource not found."}
 
 var (
-	jobNameRE  = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
+	jobNameRE  = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`) // length checked apart
 	roleArnRE  = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
 	envKeyRE   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	instTypeRE = regexp.MustCompile(`^ml\.[a-z0-9]+[a-z0-9-]*\.[a-z0-9]+$`)
@@ -210,7 +210,7 @@ var (
 // deliberately stricter than AWS in one way: ResourceConfig and
 // StoppingCondition are required, because the worker must always send them.
 func validateCreate(r *createRequest) *apiError {
-	if !jobNameRE.MatchString(r.TrainingJobName) {
+	if !jobNameRE.MatchString(r.TrainingJobName) || len(r.TrainingJobName) > 63 {
 		return constraintErr(r.TrainingJobName, "trainingJobName", "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 	}
 	if len(r.RoleArn) < 20 || len(r.RoleArn) > 2048 || !roleArnRE.MatchString(r.RoleArn) {
@@ -479,7 +479,7 @@ func (s *Server) describeTrainingJob(body []byte) (any, *apiError) {
 	if e := decodeBody(body, &req); e != nil {
 		return nil, e
 	}
-	if !jobNameRE.MatchString(req.TrainingJobName) {
+	if !jobNameRE.MatchString(req.TrainingJobName) || len(req.TrainingJobName) > 63 {
 		return nil, constraintErr(req.TrainingJobName, "trainingJobName", "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 	}
 	s.mu.Lock()

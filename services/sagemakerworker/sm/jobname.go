@@ -9,11 +9,14 @@ import (
 	"strings"
 )
 
-var jobNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
+// jobNameRE is SageMaker's rule without its length bound ({0,62} of a group
+// compiles into a large program at every start of rhcli): ValidJobName checks
+// the length apart.
+var jobNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
 
 // ValidJobName checks a training job name against SageMaker's rule.
 func ValidJobName(name string) error {
-	if !jobNameRE.MatchString(name) {
+	if !jobNameRE.MatchString(name) || len(name) > 63 {
 		return fmt.Errorf("job name %q must match ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$ (1-63 letters, digits and inner hyphens)", name)
 	}
 	return nil
