@@ -20,6 +20,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 var rhcliBin string
@@ -82,20 +83,18 @@ func startService(t *testing.T, natsURL, name string, extra ...string) *service 
 			t.Logf("%s log:\n%s", name, s.log.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ready := testkit.Poll(30*time.Second, func() bool {
 		resp, err := http.Get("http://" + s.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v\n%s", name, err, s.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !ready {
+		t.Fatalf("%s not ready:\n%s", name, s.log.String())
 	}
+	return s
 }
 
 // stop sends SIGTERM and expects a clean exit.
@@ -194,17 +193,13 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 
 	// A node stops answering: the reconciler's refresh shows it within a period.
 	n2.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	degraded := testkit.Poll(30*time.Second, func() bool {
 		_, out, _ = rhcli(t, ns.URL, "cluster", "get", "e2e", "-o", "json")
 		_ = json.Unmarshal([]byte(out), &c)
-		if c.Status.Phase == rh.PhaseDegraded {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster never showed Degraded after a node stopped: %s %q", c.Status.Phase, c.Status.Message)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return c.Status.Phase == rh.PhaseDegraded
+	})
+	if !degraded {
+		t.Fatalf("cluster never showed Degraded after a node stopped: %s %q", c.Status.Phase, c.Status.Message)
 	}
 	if !strings.Contains(c.Status.Message, n2.Addr()) {
 		t.Fatalf("Degraded message %q does not name %s", c.Status.Message, n2.Addr())

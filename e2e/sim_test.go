@@ -13,6 +13,7 @@ import (
 	"time"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 // startSimServe runs `rhcli serve --sim` (embedded NATS, every service, the
@@ -45,16 +46,10 @@ func startSimServe(t *testing.T) string {
 		}
 	})
 	url := "nats://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if code, _, _ := rhcli(t, url, "cluster", "list"); code == 0 {
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rhcli serve --sim never answered:\n%s", log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testkit.Poll(60*time.Second, func() bool { code, _, _ := rhcli(t, url, "cluster", "list"); return code == 0 }) {
+		t.Fatalf("rhcli serve --sim never answered:\n%s", log.String())
 	}
+	return url
 }
 
 func getCluster(t *testing.T, url, name string) rh.Cluster {
@@ -117,13 +112,9 @@ func TestOnDemandClusterThroughRhcli(t *testing.T) {
 	if code, _, stderr := rhcli(t, url, "cluster", "autostop", "od", "45"); code != 0 {
 		t.Fatalf("autostop: %d %s", code, stderr)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(getCluster(t, url, "od").Status.Info["autostop"], "45") {
-		if time.Now().After(deadline) {
-			t.Fatalf("status never reported the new autostop: %v", getCluster(t, url, "od").Status.Info)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, "status to report the new autostop", func() bool {
+		return strings.Contains(getCluster(t, url, "od").Status.Info["autostop"], "45")
+	})
 	if code, _, stderr := rhcli(t, url, "cluster", "teardown", "od", "--wait"); code != 0 {
 		t.Fatalf("teardown: %d %s", code, stderr)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/cli"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
 )
@@ -169,33 +169,9 @@ func TestNothingAnsweringSaysHowToStartRh(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitOutput(t *testing.T, b *syncBuffer, want string) {
+func waitOutput(t *testing.T, b *testkit.SyncBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never showed %q:\n%s", want, b.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("output showing %q", want), func() bool { return strings.Contains(b.String(), want) })
 }
 
 func TestEventsFollowAndCreateWaitSeeWorkerReports(t *testing.T) {
@@ -228,7 +204,7 @@ func TestEventsFollowAndCreateWaitSeeWorkerReports(t *testing.T) {
 		t.Fatalf("create --wait returned %s (%v)", out, err)
 	}
 
-	var followOut syncBuffer
+	var followOut testkit.SyncBuffer
 	fctx, fcancel := context.WithCancel(context.Background())
 	fdone := make(chan int)
 	go func() {

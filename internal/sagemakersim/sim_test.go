@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 // fakeNodes records provisioning and hands out fixed endpoints.
@@ -221,7 +222,7 @@ func TestKeepAliveIdleAutostopAndSessions(t *testing.T) {
 	pr, pw := io.Pipe()
 	pctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(func() { cancel(); pw.Close() })
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- ProxyMain(pctx, e.ts.URL, Target("idle", 1), pr, &out) }()
 	if _, err := pw.Write([]byte("ping\n")); err != nil {
@@ -616,21 +617,4 @@ func startEcho(t *testing.T) Endpoint {
 	}()
 	addr := ln.Addr().(*net.TCPAddr)
 	return Endpoint{Host: "127.0.0.1", Port: addr.Port, User: "root"}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,11 +9,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -157,7 +157,7 @@ func TestKillEndsSessionsAndCloseCleansUp(t *testing.T) {
 	}
 	defer c.Close()
 	s, _ := c.NewSession()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	s.Stdout = out
 	if err := s.Start("echo $$; exec sleep 300"); err != nil {
 		t.Fatal(err)
@@ -266,21 +266,4 @@ func TestMissingSSHD(t *testing.T) {
 	if !errors.Is(err, sshnode.ErrNoSSHD) || !strings.Contains(err.Error(), "openssh-server") {
 		t.Fatalf("err = %v", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

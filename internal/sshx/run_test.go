@@ -17,6 +17,7 @@ import (
 
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 func TestRunExitCodesAndStderr(t *testing.T) {
@@ -124,14 +125,14 @@ func TestRunEnvAndDirQuoting(t *testing.T) {
 
 // pidWriter collects stdout and signals when n lines have arrived.
 type pidWriter struct {
-	syncBuffer
+	testkit.SyncBuffer
 	lines int
 	once  sync.Once
 	ready chan struct{}
 }
 
 func (w *pidWriter) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.SyncBuffer.Write(p)
 	if strings.Count(w.String(), "\n") >= w.lines {
 		w.once.Do(func() { close(w.ready) })
 	}

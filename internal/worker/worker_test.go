@@ -14,6 +14,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 )
 
@@ -60,22 +61,21 @@ func publish(t *testing.T, ns *natstest.Server, op string, c *rh.Cluster) {
 func lastReport(t *testing.T, ns *natstest.Server, name string, ok func(*events.StateReport) bool) *events.StateReport {
 	t.Helper()
 	st, _ := ns.JS.Stream(context.Background(), events.StreamState)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *events.StateReport
+	testkit.Eventually(t, 10*time.Second, "a matching report for "+name, func() bool {
 		m, err := st.GetLastMsgForSubject(context.Background(), events.StateSubject(rh.KindOnDemand, name))
-		if err == nil {
-			_, data, err := events.Decode(m.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r := data.(*events.StateReport); ok(r) {
-				return r
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no matching report for %s", name)
-	return nil
+		_, data, err := events.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := data.(*events.StateReport)
+		found = r
+		return ok(r)
+	})
+	return found
 }
 
 func TestTeardownCancelsARunningCreate(t *testing.T) {
@@ -136,13 +136,10 @@ func TestStaleAndMalformedEventsDoNoWork(t *testing.T) {
 	}
 	dlq, _ := ns.JS.Stream(context.Background(), events.StreamDLQ)
 	var m *jetstream.RawStreamMsg
-	deadline := time.Now().Add(10 * time.Second)
-	for m == nil && time.Now().Before(deadline) {
+	testkit.Poll(10*time.Second, func() bool {
 		m, _ = dlq.GetLastMsgForSubject(context.Background(), "rh.dlq.RH_EVENTS.test")
-		if m == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+		return m != nil
+	})
 	if m == nil || !strings.Contains(m.Header.Get(events.HeaderDLQReason), "malformed") {
 		t.Fatalf("malformed event not dead-lettered with a reason: %v", m)
 	}

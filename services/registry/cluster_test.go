@@ -12,6 +12,7 @@ import (
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/services/registry"
 )
 
@@ -30,14 +31,10 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 	ctx := context.Background()
 	var reg *registry.Service
 	// Stream creation can race the cluster's first elections: retry briefly.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Poll(30*time.Second, func() bool {
 		reg, err = registry.Start(ctx, nc, registry.Config{Limits: limits})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +53,12 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 		name := fmt.Sprintf("after-%d", i)
 		var err error
 		// Leaders that lived on the lost server are re-elected; a write may wait for that.
-		for try := 0; try < 100; try++ {
+		testkit.Poll(10*time.Second, func() bool {
 			if _, err = cl.Create(ctx, name, spec, nil); err == nil || rh.ErrorCode(err) == rh.ECONFLICT {
 				err = nil
-				break
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return err == nil
+		})
 		if err != nil {
 			t.Fatalf("create %s with one server down: %v", name, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
 )
@@ -355,16 +356,11 @@ func TestMalformedReportIsDeadLetteredAndServiceKeepsRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	dlq, _ := e.ns.JS.Stream(ctx, events.StreamDLQ)
-	deadline := time.Now().Add(10 * time.Second)
 	var msg *jetstream.RawStreamMsg
-	for time.Now().Before(deadline) {
-		m, err := dlq.GetLastMsgForSubject(ctx, "rh.dlq.RH_STATE.registry")
-		if err == nil {
-			msg = m
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Poll(10*time.Second, func() bool {
+		msg, _ = dlq.GetLastMsgForSubject(ctx, "rh.dlq.RH_STATE.registry")
+		return msg != nil
+	})
 	if msg == nil {
 		t.Fatal("malformed report never reached the dead-letter stream")
 	}

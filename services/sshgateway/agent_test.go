@@ -23,6 +23,7 @@ import (
 	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/cli"
 	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/services/sshgateway"
 )
 
@@ -48,19 +49,13 @@ func counter(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
 	return 0
 }
 
-// eventually polls cond until it returns nil or d passes.
+// eventually polls cond until it returns nil or d passes, failing the test
+// with cond's last error.
 func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var err error
+	if !testkit.Poll(d, func() bool { err = cond(); return err == nil }) {
+		t.Fatalf("%s: still failing after %s: %v", what, d, err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package sshgateway_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -18,35 +17,18 @@ import (
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
 	"github.com/rhq/rh/services/sshgateway"
 )
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type env struct {
 	ns   *natstest.Server
 	reg  *registry.Service
 	gw   *sshgateway.Service
 	cl   *client.Client
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	prom *prometheus.Registry
 	log  *slog.Logger
 	// secrets must never show up in the logs.
@@ -75,7 +57,7 @@ func startWith(t *testing.T, adjust func(*sshgateway.Config)) *env {
 	t.Helper()
 	ns := natstest.Start(t)
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg, err := registry.Start(ctx, ns.NC, registry.Config{Logger: log, ReconcileEvery: time.Hour})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/sshgateway"
 )
@@ -156,13 +158,9 @@ func testCancel(t *testing.T, disableAgent bool) {
 	if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].ExitCode != -1 {
 		t.Fatalf("cancelled run = %+v, %v", res, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(p, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("remote process %d still running after cancel", p)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("remote process %d to end after cancel", p), func() bool {
+		return syscall.Kill(p, 0) != nil
+	})
 }
 
 // Nodes of other kinds come from the record's status.nodes, as their worker
