@@ -5,7 +5,8 @@
 // carries only a request id; the result is fetched with /api/get (blocking)
 // or by polling /api/status. Results come back double-encoded (JSON strings
 // holding JSON) and cluster handles as base64 Python pickles, decoded here
-// with internal/pickle. See docs in /work/shared/reference/skypilot.md.
+// with internal/pickle. The protocol is read from SkyPilot's sky/server sources
+// (server.py, requests/payloads.py); testdata/ holds the shapes it checks.
 package skypilot
 
 import (
