@@ -141,8 +141,38 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) (*W
 	}, nil
 }
 
-// Run consumes until ctx ends, then waits for running handlers.
+// Run consumes until ctx ends, then gives running handlers a short grace
+// before interrupting them (their events are redelivered).
 func (w *Worker) Run(ctx context.Context) error {
+	l, err := w.start(ctx)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	l.stop(5 * time.Second)
+	return nil
+}
+
+// Start begins consuming and returns once the consumer exists, so a service
+// learns at once whether its loop could start. stop ends consuming and
+// interrupts running handlers without a grace; their events are redelivered.
+func (w *Worker) Start(ctx context.Context) (stop func(), err error) {
+	l, err := w.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { l.stop(0) }) }, nil
+}
+
+// loop is a consuming worker: its consumer and its running handlers.
+type loop struct {
+	cc             jetstream.ConsumeContext
+	wg             *sync.WaitGroup
+	cancelHandlers context.CancelFunc
+}
+
+func (w *Worker) start(ctx context.Context) (*loop, error) {
 	cons, err := w.js.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{
 		Durable:        w.cfg.Durable,
 		Description:    fmt.Sprintf("rh %s worker", w.cfg.Kind),
@@ -154,12 +184,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("worker %s: consumer: %w", w.cfg.Durable, err)
+		return nil, fmt.Errorf("worker %s: consumer: %w", w.cfg.Durable, err)
 	}
-	var wg sync.WaitGroup
+	wg := &sync.WaitGroup{}
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -169,21 +198,29 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}, jetstream.PullMaxMessages(w.cfg.Concurrency))
 	if err != nil {
-		return fmt.Errorf("worker %s: consume: %w", w.cfg.Durable, err)
-	}
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
-	// Handlers get a short grace to finish; unfinished events are redelivered.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
 		cancelHandlers()
-		<-done
+		return nil, fmt.Errorf("worker %s: consume: %w", w.cfg.Durable, err)
 	}
-	return nil
+	return &loop{cc: cc, wg: wg, cancelHandlers: cancelHandlers}, nil
+}
+
+// stop drains the consumer, waits up to grace for running handlers, then
+// interrupts the rest and waits for them to return.
+func (l *loop) stop(grace time.Duration) {
+	defer l.cancelHandlers()
+	l.cc.Drain()
+	<-l.cc.Closed()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	if grace > 0 {
+		select {
+		case <-done:
+			return
+		case <-time.After(grace):
+		}
+	}
+	l.cancelHandlers()
+	<-done
 }
 
 func (w *Worker) slot(cluster string) *clusterSlot {

@@ -103,6 +103,7 @@ type Service struct {
 	hard       context.Context
 	cancelHard context.CancelFunc
 	cancelRun  context.CancelFunc
+	stopLoop   func()
 	wg         sync.WaitGroup
 }
 
@@ -182,19 +183,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s.hard, s.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancelRun = cancel
-	started := make(chan error, 1)
-	s.wg.Go(func() {
-		if err := w.Run(runCtx); err != nil {
-			started <- err
-			s.log.Error("event loop ended", "err", err)
-		}
-	})
-	// Run fails fast when the consumer cannot be made; wait that long for it.
-	select {
-	case err := <-started:
-		s.Stop()
+	if s.stopLoop, err = w.Start(runCtx); err != nil {
+		s.cancelHard()
+		cancel()
 		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	case <-time.After(50 * time.Millisecond):
 	}
 	s.log.Info("SageMaker worker started", "region", client.Region())
 	return s, nil
@@ -203,8 +195,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and adopt the job already created.
 func (s *Service) Stop() {
-	s.cancelRun()
 	s.cancelHard()
+	s.stopLoop()
+	s.cancelRun()
 	s.wg.Wait()
 }
 

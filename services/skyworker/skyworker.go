@@ -69,6 +69,7 @@ type Service struct {
 	hard       context.Context
 	cancelHard context.CancelFunc
 	cancelRun  context.CancelFunc
+	stopLoop   func()
 	wg         sync.WaitGroup
 }
 
@@ -142,29 +143,21 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s.hard, s.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancelRun = cancel
-	started := make(chan error, 1)
-	s.wg.Go(func() {
-		if err := w.Run(runCtx); err != nil {
-			started <- err
-			s.log.Error("event loop ended", "err", err)
-		}
-	})
-	s.wg.Go(func() { s.probe(runCtx) })
-	// Run fails fast when the consumer cannot be made; wait that long for it.
-	select {
-	case err := <-started:
-		s.Stop()
+	if s.stopLoop, err = w.Start(runCtx); err != nil {
+		s.cancelHard()
+		cancel()
 		return nil, fmt.Errorf("skyworker: %w", err)
-	case <-time.After(50 * time.Millisecond):
 	}
+	s.wg.Go(func() { s.probe(runCtx) })
 	return s, nil
 }
 
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and resume from the recorded launch.
 func (s *Service) Stop() {
-	s.cancelRun()
 	s.cancelHard()
+	s.stopLoop()
+	s.cancelRun()
 	s.wg.Wait()
 }
 
