@@ -11,6 +11,7 @@ const (
 	EINVALID     = "invalid"     // the request breaks a rule; nothing changed
 	ENOTFOUND    = "not_found"   // no such cluster
 	ECONFLICT    = "conflict"    // exists already, or wrong phase for the operation
+	EFORBIDDEN   = "forbidden"   // the caller may not do this to this cluster
 	EUNAVAILABLE = "unavailable" // rh (NATS or a service) cannot be reached
 	EINTERNAL    = "internal"    // anything else
 )
@@ -20,6 +21,7 @@ var (
 	ErrInvalid     = &Error{Code: EINVALID, Message: "invalid input"}
 	ErrNotFound    = &Error{Code: ENOTFOUND, Message: "not found"}
 	ErrConflict    = &Error{Code: ECONFLICT, Message: "conflict"}
+	ErrForbidden   = &Error{Code: EFORBIDDEN, Message: "forbidden"}
 	ErrUnavailable = &Error{Code: EUNAVAILABLE, Message: "unavailable"}
 	ErrInternal    = &Error{Code: EINTERNAL, Message: "internal error"}
 )
@@ -70,6 +72,11 @@ func NotFound(format string, args ...any) *Error {
 // Conflict reports an operation that the current state refuses.
 func Conflict(format string, args ...any) *Error {
 	return &Error{Code: ECONFLICT, Message: fmt.Sprintf(format, args...)}
+}
+
+// Forbidden reports that the caller lacks the access an operation needs.
+func Forbidden(format string, args ...any) *Error {
+	return &Error{Code: EFORBIDDEN, Message: fmt.Sprintf(format, args...)}
 }
 
 // ErrorCode returns the application code of err, EINTERNAL when it has none.

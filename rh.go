@@ -163,11 +163,15 @@ type Cluster struct {
 	Incarnation int64 `json:"incarnation"`
 	// Intent is the last lifecycle event the registry published; it is published
 	// again by the reconciler until a worker has observed it.
-	Intent    Intent       `json:"intent"`
-	Status    Status       `json:"status"`
-	CreatedAt time.Time    `json:"created_at"`
-	UpdatedAt time.Time    `json:"updated_at"`
-	History   []Transition `json:"history,omitempty"`
+	Intent Intent `json:"intent"`
+	// Owner is the user who created the cluster; Shares grant others access.
+	// Status.Owner is something else: the worker that last reported.
+	Owner     string            `json:"owner,omitempty"`
+	Shares    map[string]Access `json:"shares,omitempty"`
+	Status    Status            `json:"status"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	History   []Transition      `json:"history,omitempty"`
 }
 
 // ClusterSummary is what `list` shows of a cluster: enough for a table, small

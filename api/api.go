@@ -85,7 +85,7 @@ type EventsReply struct {
 
 // Micro error codes used by every rh service, one per rh error code.
 var errorStatus = map[string]string{
-	rh.EINVALID: "400", rh.ENOTFOUND: "404", rh.ECONFLICT: "409", rh.EUNAVAILABLE: "503", rh.EINTERNAL: "500",
+	rh.EINVALID: "400", rh.ENOTFOUND: "404", rh.ECONFLICT: "409", rh.EFORBIDDEN: "403", rh.EUNAVAILABLE: "503", rh.EINTERNAL: "500",
 }
 
 // ErrorStatus maps an rh error code to the micro error code.

@@ -343,7 +343,7 @@ func (e *env) startStack(ctx context.Context, s *stack, agentOn bool) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	teardown.add("stop NATS"+s.suffix, func() { ns.Shutdown(); ns.WaitForShutdown() })
+	teardown.add("stop NATS"+s.suffix, ns.Shutdown)
 	s.url = ns.ClientURL()
 	nc, err := nats.Connect(s.url, nats.Name("rh-bench"))
 	if err != nil {

@@ -22,6 +22,7 @@ const (
 	BucketClusters = "rh_clusters" // cluster records, written only by the registry
 	BucketSecrets  = "rh_secrets"  // SSH keys and passwords, read only by the sshgateway
 	BucketHostKeys = "rh_hostkeys" // host keys recorded on first contact
+	BucketUsers    = "rh_users"    // people allowed on the bus: name, role, nkey (public)
 )
 
 // DuplicateWindow is how long a repeated event id is dropped. Intent ids are
@@ -90,6 +91,7 @@ func BucketConfigs(l Limits) []jetstream.KeyValueConfig {
 		{Bucket: BucketClusters, Description: "rh cluster records", History: 5, MaxBytes: 128 << 20, MaxValueSize: 1 << 20, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		{Bucket: BucketSecrets, Description: "rh cluster secrets", History: 1, MaxBytes: 16 << 20, MaxValueSize: 64 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		{Bucket: BucketHostKeys, Description: "rh node host keys (trust on first use)", History: 5, MaxBytes: 16 << 20, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
+		{Bucket: BucketUsers, Description: "rh users: name, role and public nkey", History: 5, MaxBytes: 16 << 20, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 	}
 }
 
@@ -107,6 +109,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// UsersBucket binds the users bucket.
+func UsersBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, BucketUsers)
+	if err != nil {
+		return nil, fmt.Errorf("events: bucket %s: %w", BucketUsers, err)
+	}
+	return kv, nil
 }
 
 // IsCASConflict reports whether a KV write lost a compare-and-set race. Single

@@ -20,11 +20,12 @@ import (
 
 // Exit codes of rhcli.
 const (
-	ExitOK       = 0
-	ExitError    = 1
-	ExitInvalid  = 2
-	ExitNotFound = 3
-	ExitConflict = 4
+	ExitOK        = 0
+	ExitError     = 1
+	ExitInvalid   = 2
+	ExitNotFound  = 3
+	ExitConflict  = 4
+	ExitForbidden = 5
 )
 
 // Version is set at build time with -ldflags "-X github.com/rhq/rh/internal/cli.Version=...".
@@ -82,6 +83,8 @@ func exitCode(err error) int {
 		return ExitNotFound
 	case rh.ECONFLICT:
 		return ExitConflict
+	case rh.EFORBIDDEN:
+		return ExitForbidden
 	}
 	return ExitError
 }

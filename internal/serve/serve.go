@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -78,7 +77,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	var ns *server.Server
+	var ns *natsutil.Embedded
 	url := o.NATSURL
 	if url == "" {
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
@@ -93,10 +92,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		defer func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}()
+		defer ns.Shutdown()
 		url = ns.ClientURL()
 		log.Info("embedded NATS with JetStream", "url", url, "data_dir", o.DataDir)
 	}

@@ -15,17 +15,25 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/internal/auth"
 )
 
 // Timeout bounds one request's work.
 const Timeout = 30 * time.Second
 
-// Handle adapts a typed function to a micro handler. The body is decoded
-// strictly (an unknown field is an invalid request naming it); an *rh.Error is
-// answered with its code, and anything else as an internal error that the log
-// records.
-func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, fn func(context.Context, Req) (Resp, error)) micro.Handler {
+// Handle adapts a typed function to a micro handler. The caller comes from
+// the server-set headers (authn) and reaches fn in its context
+// (auth.CallerFrom); a caller authn refuses gets forbidden before anything
+// else. The body is decoded strictly (an unknown field is an invalid request
+// naming it); an *rh.Error is answered with its code, and anything else as an
+// internal error that the log records.
+func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, authn *auth.Authenticator, fn func(context.Context, Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
+		caller, err := authn.Caller(nats.Header(r.Headers()))
+		if err != nil {
+			RespondError(r, err)
+			return
+		}
 		var req Req
 		if len(bytes.TrimSpace(r.Data())) > 0 {
 			dec := json.NewDecoder(bytes.NewReader(r.Data()))
@@ -35,7 +43,7 @@ func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, fn func(contex
 				return
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, Timeout)
+		rctx, cancel := context.WithTimeout(auth.WithCaller(ctx, caller), Timeout)
 		defer cancel()
 		resp, err := fn(rctx, req)
 		if err != nil {

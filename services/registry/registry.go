@@ -25,6 +25,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/svc"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	Limits   events.Limits
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Auth says who each request comes from; nil treats every caller as the
+	// operator (a NATS without rh's accounts).
+	Auth *auth.Authenticator
 }
 
 func (c *Config) defaults() {
@@ -60,6 +64,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Auth == nil {
+		c.Auth = auth.Insecure()
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -151,15 +158,15 @@ func (s *Service) startAPI(ctx context.Context) error {
 		return nil
 	}
 	return errors.Join(
-		add(api.OpCreate, svc.Handle(ctx, s.log, s.Create)),
-		add(api.OpGet, svc.Handle(ctx, s.log, s.Get)),
-		add(api.OpList, svc.Handle(ctx, s.log, s.List)),
-		add(api.OpUp, svc.Handle(ctx, s.log, s.Up)),
-		add(api.OpTeardown, svc.Handle(ctx, s.log, s.Teardown)),
-		add(api.OpDelete, svc.Handle(ctx, s.log, s.Delete)),
-		add(api.OpAutostop, svc.Handle(ctx, s.log, s.Autostop)),
-		add(api.OpEvents, svc.Handle(ctx, s.log, s.Events)),
-		add(api.OpRefresh, svc.Handle(ctx, s.log, s.Refresh)),
+		add(api.OpCreate, svc.Handle(ctx, s.log, s.cfg.Auth, s.Create)),
+		add(api.OpGet, svc.Handle(ctx, s.log, s.cfg.Auth, s.Get)),
+		add(api.OpList, svc.Handle(ctx, s.log, s.cfg.Auth, s.List)),
+		add(api.OpUp, svc.Handle(ctx, s.log, s.cfg.Auth, s.Up)),
+		add(api.OpTeardown, svc.Handle(ctx, s.log, s.cfg.Auth, s.Teardown)),
+		add(api.OpDelete, svc.Handle(ctx, s.log, s.cfg.Auth, s.Delete)),
+		add(api.OpAutostop, svc.Handle(ctx, s.log, s.cfg.Auth, s.Autostop)),
+		add(api.OpEvents, svc.Handle(ctx, s.log, s.cfg.Auth, s.Events)),
+		add(api.OpRefresh, svc.Handle(ctx, s.log, s.cfg.Auth, s.Refresh)),
 	)
 }
 

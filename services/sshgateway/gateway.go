@@ -33,6 +33,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
 )
@@ -88,6 +89,9 @@ type Config struct {
 	Worker   worker.Config
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Auth says who each request comes from; nil treats every caller as the
+	// operator (a NATS without rh's accounts).
+	Auth *auth.Authenticator
 }
 
 func (c *Config) defaults() {
@@ -111,6 +115,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Auth == nil {
+		c.Auth = auth.Insecure()
 	}
 	if os.Getenv("RH_SSH_AGENT") == "off" {
 		c.DisableAgent = true
@@ -283,23 +290,23 @@ func (s *Service) startAPI() error {
 		h    micro.Handler
 	}
 	eps := []ep{
-		{g, api.SSHOpRun, svc.Handle(ctx, s.log, s.Run)},
-		{g, api.SSHOpTrust, svc.Handle(ctx, s.log, s.Trust)},
-		{g, api.SSHOpConnect, svc.Handle(ctx, s.log, s.Connect)},
-		{g, api.SSHOpNodes, svc.Handle(ctx, s.log, s.Nodes)},
-		{g, api.SSHOpStatus, svc.Handle(ctx, s.log, s.Status)},
-		{g, api.SSHOpRestartAgent, svc.Handle(ctx, s.log, s.RestartAgent)},
+		{g, api.SSHOpRun, svc.Handle(ctx, s.log, s.cfg.Auth, s.Run)},
+		{g, api.SSHOpTrust, svc.Handle(ctx, s.log, s.cfg.Auth, s.Trust)},
+		{g, api.SSHOpConnect, svc.Handle(ctx, s.log, s.cfg.Auth, s.Connect)},
+		{g, api.SSHOpNodes, svc.Handle(ctx, s.log, s.cfg.Auth, s.Nodes)},
+		{g, api.SSHOpStatus, svc.Handle(ctx, s.log, s.cfg.Auth, s.Status)},
+		{g, api.SSHOpRestartAgent, svc.Handle(ctx, s.log, s.cfg.Auth, s.RestartAgent)},
 		{fsg, api.FSHashBlocks, micro.HandlerFunc(s.fsHashBlocks)},
-		{fsg, api.FSPatch, svc.Handle(ctx, s.log, s.fsPatch)},
-		{fsg, api.FSStat, svc.Handle(ctx, s.log, s.fsStat)},
+		{fsg, api.FSPatch, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsPatch)},
+		{fsg, api.FSStat, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsStat)},
 		{fsg, api.FSWalk, micro.HandlerFunc(s.fsWalk)},
-		{fsg, api.FSOpen, svc.Handle(ctx, s.log, s.fsOpen)},
-		{fsg, api.FSCreate, svc.Handle(ctx, s.log, s.fsCreate)},
-		{fsg, api.FSMkdir, svc.Handle(ctx, s.log, s.fsMkdir)},
-		{fsg, api.FSRemove, svc.Handle(ctx, s.log, s.fsRemove)},
-		{fsg, api.FSSymlink, svc.Handle(ctx, s.log, s.fsSymlink)},
-		{fsg, api.FSChmod, svc.Handle(ctx, s.log, s.fsChmod)},
-		{fsg, api.FSChtimes, svc.Handle(ctx, s.log, s.fsChtimes)},
+		{fsg, api.FSOpen, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsOpen)},
+		{fsg, api.FSCreate, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsCreate)},
+		{fsg, api.FSMkdir, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsMkdir)},
+		{fsg, api.FSRemove, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsRemove)},
+		{fsg, api.FSSymlink, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsSymlink)},
+		{fsg, api.FSChmod, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsChmod)},
+		{fsg, api.FSChtimes, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsChtimes)},
 	}
 	var errs []error
 	for _, e := range eps {

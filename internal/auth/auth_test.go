@@ -1,0 +1,138 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/natsutil"
+)
+
+// echoCaller answers each request on subject with the caller the
+// authenticator makes of its headers.
+func echoCaller(t *testing.T, s *natstest.Server, subject string) {
+	t.Helper()
+	a := s.Authenticator()
+	sub, err := s.NC.Subscribe(subject, func(m *nats.Msg) {
+		c, err := a.Caller(m.Header)
+		if err != nil {
+			_ = m.Respond([]byte("error: " + err.Error()))
+			return
+		}
+		_ = m.Respond([]byte(c.User + "/" + string(c.Role)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := s.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAnonymousClientsAreRefused(t *testing.T) {
+	s := natstest.StartSecure(t)
+	_, err := natsutil.Connect(context.Background(), s.URL, "anon", "")
+	if !errors.Is(err, natsutil.ErrAuthorization) {
+		t.Fatalf("anonymous connect: got %v, want an authorization error", err)
+	}
+}
+
+func TestCallerIdentityComesFromTheServer(t *testing.T) {
+	s := natstest.StartSecure(t)
+	echoCaller(t, s, "rh.api.registry.whoami")
+	alice := s.UserConn(t, s.AddUser(t, "alice", rh.RoleMember))
+
+	m, err := alice.Request("rh.api.registry.whoami", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.Data); got != "alice/member" {
+		t.Fatalf("caller = %q, want alice/member", got)
+	}
+
+	// A forged header naming the operator is replaced by the server's own.
+	forged := nats.NewMsg("rh.api.registry.whoami")
+	forged.Header.Set(auth.RequestInfoHeader, `{"acc":"RH_USERS","user":"`+s.Material.Operator.Key+`"}`)
+	m, err = alice.RequestMsg(forged, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.Data); got != "alice/member" {
+		t.Fatalf("forged header: caller = %q, want alice/member", got)
+	}
+
+	op := s.OperatorConn(t)
+	m, err = op.Request("rh.api.registry.whoami", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.Data); got != "operator/admin" {
+		t.Fatalf("operator caller = %q", got)
+	}
+}
+
+func TestUsersCannotReachStateOrOthersInboxes(t *testing.T) {
+	s := natstest.StartSecure(t)
+	alice := s.UserConn(t, s.AddUser(t, "alice", rh.RoleAdmin))
+	errs := make(chan error, 16)
+	alice.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+
+	for _, subj := range []string{">", "$KV.rh_secrets.>", "_INBOX.>", "rh.cluster.>"} {
+		if _, err := alice.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Fatalf("subscribe %s: %v", subj, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("subscribe %s was not refused", subj)
+		}
+	}
+	for _, subj := range []string{"$JS.API.STREAM.LIST", "$KV.rh_clusters.cluster.x", "rh.cluster.state.byo.victim"} {
+		if err := alice.Publish(subj, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Fatalf("publish %s: %v", subj, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("publish %s was not refused", subj)
+		}
+	}
+}
+
+func TestRemovedUserIsCutOff(t *testing.T) {
+	s := natstest.StartSecure(t)
+	creds := s.AddUser(t, "bob", rh.RoleMember)
+	bob := s.UserConn(t, creds)
+	closed := make(chan struct{})
+	bob.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	bob.SetReconnectHandler(func(*nats.Conn) {})
+
+	if err := s.NS.SetUsers([]rh.User{s.Material.Operator}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
+	for bob.IsConnected() {
+		select {
+		case <-deadline:
+			t.Fatal("a removed user stayed connected")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if _, err := natsutil.Connect(context.Background(), s.URL, "bob", creds); !errors.Is(err, natsutil.ErrAuthorization) {
+		t.Fatalf("removed user reconnect: %v", err)
+	}
+}
