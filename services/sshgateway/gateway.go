@@ -32,8 +32,8 @@ import (
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/agent"
-	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
 )
