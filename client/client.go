@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +42,31 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// LocalOperatorCreds is the local operator's credentials file that `rhcli
+// serve` makes under the default data dir (~/.rh/auth/operator.creds), when
+// url is a loopback address and the file exists: talking to the embedded
+// default needs no setup. Otherwise "".
+func LocalOperatorCreds(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return ""
+	}
+	switch h := u.Hostname(); h {
+	case "localhost", "127.0.0.1", "::1":
+	default:
+		return ""
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(home, ".rh", "auth", "operator.creds")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
 // Client talks to rh's services.
 type Client struct {
 	nc      *nats.Conn
@@ -60,6 +87,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	if o.Creds == "" {
 		o.Creds = os.Getenv("RH_NATS_CREDS")
 	}
+	if o.Creds == "" {
+		o.Creds = LocalOperatorCreds(o.URL)
+	}
 	if o.Name == "" {
 		o.Name = "rh-client"
 	}
@@ -67,6 +97,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	if err != nil {
 		if errors.Is(err, natsutil.ErrUnreachable) {
 			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("nothing answers at %s: start rh with `rhcli serve` (or set --nats / RH_NATS_URL)", o.URL), Err: err}
+		}
+		if errors.Is(err, natsutil.ErrAuthorization) {
+			return nil, &rh.Error{Code: rh.EFORBIDDEN, Message: fmt.Sprintf("%s refused these credentials: give --creds FILE or RH_NATS_CREDS (an admin makes one with `rhcli user add`)", o.URL), Err: err}
 		}
 		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("cannot connect to %s", o.URL), Err: err}
 	}

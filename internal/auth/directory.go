@@ -20,7 +20,10 @@ func UserKey(name string) string { return "user." + name }
 // Directory mirrors rh_users in memory: a KV watch keeps it current, so a
 // removed user is refused by every service as soon as the removal lands.
 type Directory struct {
-	mu     sync.RWMutex
+	// onChange, when set before the watch starts, is called with the users
+	// after the initial load and after every change.
+	onChange func([]rh.User)
+	mu       sync.RWMutex
 	byKey  map[string]rh.User
 	byName map[string]rh.User
 	stop   func()
@@ -39,9 +42,11 @@ func StaticDirectory(users ...rh.User) *Directory {
 }
 
 // WatchDirectory mirrors kv until Stop. It returns once the current users
-// are loaded; ctx bounds only that.
-func WatchDirectory(ctx context.Context, kv jetstream.KeyValue) (*Directory, error) {
-	d := &Directory{byKey: map[string]rh.User{}, byName: map[string]rh.User{}, ready: make(chan struct{})}
+// are loaded; ctx bounds only that. onChange, when not nil, is called (on the
+// watch's goroutine) with every user after the load and after each change:
+// the embedded server reloads its accounts from it.
+func WatchDirectory(ctx context.Context, kv jetstream.KeyValue, onChange func([]rh.User)) (*Directory, error) {
+	d := &Directory{onChange: onChange, byKey: map[string]rh.User{}, byName: map[string]rh.User{}, ready: make(chan struct{})}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w, err := kv.Watch(wctx, "user.*", jetstream.IncludeHistory())
 	if err != nil {
@@ -72,22 +77,31 @@ func (d *Directory) follow(ctx context.Context, w jetstream.KeyWatcher) {
 			if e == nil {
 				if initial {
 					initial = false
+					d.changed()
 					close(d.ready)
 				}
 				continue
 			}
 			name := e.Key()[len("user."):]
-			if e.Operation() != jetstream.KeyValuePut {
-				d.remove(name)
-				continue
-			}
 			var u rh.User
-			if json.Unmarshal(e.Value(), &u) != nil || u.Name != name {
+			switch {
+			case e.Operation() != jetstream.KeyValuePut:
 				d.remove(name)
-				continue
+			case json.Unmarshal(e.Value(), &u) != nil || u.Name != name || !u.Role.Valid():
+				d.remove(name)
+			default:
+				d.put(u)
 			}
-			d.put(u)
+			if !initial {
+				d.changed()
+			}
 		}
+	}
+}
+
+func (d *Directory) changed() {
+	if d.onChange != nil {
+		d.onChange(d.Users())
 	}
 }
 

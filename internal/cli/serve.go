@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/serve"
+	"github.com/rhq/rh/internal/sshx"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -39,8 +41,15 @@ func (a *app) serveCmd() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			o.Logger = a.logger(level)
-			o.Ready = func(url string) {
-				fmt.Fprintf(a.io.Out, "rh is ready: export RH_NATS_URL=%s\n", url)
+			if o.StoreKey == "" {
+				o.StoreKey = a.io.Getenv(auth.StoreKeyEnv)
+			}
+			o.Ready = func(url, creds string) {
+				if creds == "" {
+					fmt.Fprintf(a.io.Out, "rh is ready: export RH_NATS_URL=%s\n", url)
+					return
+				}
+				fmt.Fprintf(a.io.Out, "rh is ready: export RH_NATS_URL=%s RH_NATS_CREDS=%s\n", url, sshx.ShellQuote(creds))
 			}
 			return serve.Run(cmd.Context(), o)
 		},
@@ -52,6 +61,11 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.StringVar(&services, "services", "", "services to run, comma-separated (default all: "+strings.Join(serve.ServiceNames(), ",")+")")
 	fl.BoolVar(&o.Sim, "sim", false, "use the in-repo SkyPilot and SageMaker simulators (no cloud account needed)")
 	fl.DurationVar(&o.ReconcileEvery, "reconcile-every", 30*time.Second, "how often live clusters are refreshed")
+	fl.StringVar(&o.TLSCert, "tls-cert", "", "serve NATS clients over TLS with this certificate (required to listen beyond loopback)")
+	fl.StringVar(&o.TLSKey, "tls-key", "", "the TLS certificate's private key")
+	fl.StringVar(&o.TLSClientCA, "tls-client-ca", "", "also require client certificates signed by this CA")
+	fl.BoolVar(&o.InsecureNATS, "insecure-nats", false, "with --nats: accept a NATS without rh's accounts; every caller is then treated as the operator (unsafe)")
+	fl.BoolVar(&o.AllowProxyCommands, "allow-proxy-commands", false, "let every user's clusters run proxy commands on the gateway host (default: admins' clusters only)")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }

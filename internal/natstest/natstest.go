@@ -107,7 +107,7 @@ func start(t testing.TB, dir string, secure bool) *Server {
 			t.Fatal(err)
 		}
 		s.putUser(t, kv, s.Material.Operator)
-		s.Users, err = auth.WatchDirectory(ctx, kv)
+		s.Users, err = auth.WatchDirectory(ctx, kv, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/natsutil"
 )
 
@@ -36,7 +38,21 @@ type Options struct {
 	Listen string
 	// NATSURL joins an existing NATS instead of embedding one.
 	NATSURL string
-	Creds   string
+	// Creds is the credentials file serve connects to NATS with (--nats):
+	// one of the service users `rhcli nats-config` writes.
+	Creds string
+	// InsecureNATS accepts a NATS without rh's accounts: every caller is
+	// then treated as the operator. Never the default.
+	InsecureNATS bool
+	// TLSCert and TLSKey serve the embedded server's clients over TLS
+	// (required beyond loopback); TLSClientCA also requires client certificates.
+	TLSCert, TLSKey, TLSClientCA string
+	// StoreKey encrypts JetStream at rest instead of the key file made on
+	// first start (RH_JETSTREAM_KEY).
+	StoreKey string
+	// AllowProxyCommands lets every user's clusters run proxy commands on
+	// the gateway host (otherwise admins' only).
+	AllowProxyCommands bool
 	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
 	HTTPAddr string
 	// Services to run; empty means all.
@@ -46,8 +62,9 @@ type Options struct {
 	// ReconcileEvery is the registry's refresh period (0: its default).
 	ReconcileEvery time.Duration
 	Logger         *slog.Logger
-	// Ready, when set, is called once everything is serving, with the NATS URL.
-	Ready func(natsURL string)
+	// Ready, when set, is called once everything is serving, with the NATS
+	// URL and, for the embedded server, the local operator's credentials file.
+	Ready func(natsURL, operatorCreds string)
 }
 
 // Service is one running service.
@@ -59,6 +76,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	Opts     Options
+	// Auth says who sent each request (an insecure authenticator with
+	// --insecure-nats).
+	Auth *auth.Authenticator
 }
 
 // Starter starts one service.
@@ -78,7 +98,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var ns *natsutil.Embedded
-	url := o.NATSURL
+	var material *auth.Material
+	url, creds := o.NATSURL, o.Creds
 	if url == "" {
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 			return fmt.Errorf("serve: data dir: %w", err)
@@ -88,26 +109,45 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		defer unlock()
-		ns, err = natsutil.StartEmbedded(natsutil.EmbeddedOptions{StoreDir: o.DataDir, Listen: o.Listen})
+		// First start makes the accounts' keys, the operator's credentials
+		// and the store's encryption key; later starts reuse them.
+		material, err = auth.EnsureMaterial(filepath.Join(o.DataDir, "auth"), o.StoreKey)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		ns, err = natsutil.StartEmbedded(natsutil.EmbeddedOptions{
+			StoreDir: o.DataDir, Listen: o.Listen, StoreKey: material.StoreKey,
+			Auth:       &auth.ServerConfig{ServiceKeys: material.ServiceKeys(), Users: []rh.User{material.Operator}},
+			ConfigPath: filepath.Join(material.Dir, "nats.conf"),
+			TLSCert:    o.TLSCert, TLSKey: o.TLSKey, TLSClientCA: o.TLSClientCA,
+		})
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
 		defer ns.Shutdown()
-		url = ns.ClientURL()
-		log.Info("embedded NATS with JetStream", "url", url, "data_dir", o.DataDir)
+		url, creds = ns.ClientURL(), material.ServiceCreds(auth.SvcServe)
+		log.Info("embedded NATS with JetStream", "url", url, "data_dir", o.DataDir, "tls", o.TLSCert != "")
 	}
-	nc, err := natsutil.Connect(ctx, url, "rh-serve", o.Creds)
+	nc, err := natsutil.Connect(ctx, url, "rh-serve", creds, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		log.Warn("NATS disconnected", "err", err)
+	}), nats.ReconnectHandler(func(c *nats.Conn) {
+		log.Info("NATS reconnected", "url", c.ConnectedUrl())
+	}))
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer nc.Close()
+	authn, err := authenticate(ctx, nc, ns, material, names, o, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
 	var ready atomic.Bool
 	var httpSrv *http.Server
 	if o.HTTPAddr != "" {
-		httpSrv, err = startHTTP(o.HTTPAddr, reg, nc, &ready, log)
+		httpSrv, err = startHTTP(o.HTTPAddr, reg, nc, &ready, authn.Insecure(), log)
 		if err != nil {
 			return err
 		}
@@ -127,7 +167,7 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	for _, name := range names {
 		svcReg := prometheus.WrapRegistererWith(prometheus.Labels{"service": name}, reg)
-		s, err := starters[name](ctx, Deps{NC: nc, Logger: log.With("service", name), Registry: svcReg, Opts: o})
+		s, err := starters[name](ctx, Deps{NC: nc, Logger: log.With("service", name), Registry: svcReg, Opts: o, Auth: authn})
 		if err != nil {
 			return fmt.Errorf("serve: start %s: %w", name, err)
 		}
@@ -140,7 +180,11 @@ func Run(ctx context.Context, o Options) error {
 	debug.FreeOSMemory()
 	log.Info("rh is serving", "services", strings.Join(names, ","), "nats", url)
 	if o.Ready != nil {
-		o.Ready(url)
+		opCreds := ""
+		if material != nil {
+			opCreds = material.OperatorCreds
+		}
+		o.Ready(url, opCreds)
 	}
 	<-ctx.Done()
 	ready.Store(false)
@@ -209,7 +253,7 @@ func lockDataDir(dir string) (func(), error) {
 	}, nil
 }
 
-func startHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
+func startHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, ready *atomic.Bool, insecure bool, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -221,6 +265,8 @@ func startHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, ready *atom
 			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
 		case !nc.IsConnected():
 			http.Error(w, "NATS disconnected", http.StatusServiceUnavailable)
+		case insecure:
+			_, _ = w.Write([]byte("ready, INSECURE: NATS without rh's accounts (--insecure-nats): every caller is treated as the operator\n"))
 		default:
 			_, _ = w.Write([]byte("ready\n"))
 		}

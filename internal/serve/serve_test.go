@@ -19,6 +19,7 @@ import (
 
 type running struct {
 	url    string
+	creds  string // the local operator's
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -37,8 +38,8 @@ func freeAddr(t *testing.T) string {
 func startServe(t *testing.T, o serve.Options) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	o.Ready = func(url string) { ready <- url }
+	ready := make(chan [2]string, 1)
+	o.Ready = func(url, creds string) { ready <- [2]string{url, creds} }
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
 	}
@@ -48,7 +49,8 @@ func startServe(t *testing.T, o serve.Options) *running {
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- serve.Run(ctx, o) }()
 	select {
-	case r.url = <-ready:
+	case rc := <-ready:
+		r.url, r.creds = rc[0], rc[1]
 	case err := <-r.done:
 		cancel()
 		t.Fatalf("serve exited before ready: %v", err)
@@ -74,9 +76,9 @@ func (r *running) stop(t *testing.T) {
 	})
 }
 
-func connect(t *testing.T, url string) *client.Client {
+func connect(t *testing.T, r *running) *client.Client {
 	t.Helper()
-	cl, err := client.Connect(context.Background(), client.Options{URL: url})
+	cl, err := client.Connect(context.Background(), client.Options{URL: r.url, Creds: r.creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func connect(t *testing.T, url string) *client.Client {
 func TestRecordsAndHistorySurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	r := startServe(t, serve.Options{DataDir: dir, Services: []string{"registry"}})
-	cl := connect(t, r.url)
+	cl := connect(t, r)
 	ctx := context.Background()
 	if _, err := cl.Create(ctx, "keep", rh.Spec{OnDemand: &rh.OnDemandSpec{InstanceType: "m5.xlarge"}}, nil); err != nil {
 		t.Fatal(err)
@@ -100,7 +102,7 @@ func TestRecordsAndHistorySurviveARestart(t *testing.T) {
 	r.stop(t)
 
 	r2 := startServe(t, serve.Options{DataDir: dir, Services: []string{"registry"}})
-	cl2 := connect(t, r2.url)
+	cl2 := connect(t, r2)
 	c, err := cl2.Get(ctx, "keep")
 	if err != nil {
 		t.Fatalf("record lost across restart: %v", err)
@@ -129,7 +131,7 @@ func TestSecondServeOnTheSameDataDirFailsClearly(t *testing.T) {
 func TestHTTPEndpoints(t *testing.T) {
 	addr := freeAddr(t)
 	r := startServe(t, serve.Options{DataDir: t.TempDir(), HTTPAddr: addr, Services: []string{"registry"}})
-	cl := connect(t, r.url)
+	cl := connect(t, r)
 	if _, err := cl.Create(context.Background(), "m", rh.Spec{OnDemand: &rh.OnDemandSpec{InstanceType: "m5.xlarge"}}, nil); err != nil {
 		t.Fatal(err)
 	}

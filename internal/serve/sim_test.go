@@ -14,7 +14,7 @@ import (
 // tears it down again.
 func TestSimOnDemandClusterEndToEnd(t *testing.T) {
 	r := startServe(t, serve.Options{DataDir: t.TempDir(), Sim: true, Services: []string{"registry", "skyworker"}})
-	cl := connect(t, r.url)
+	cl := connect(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := cl.Create(ctx, "simmed", rh.Spec{OnDemand: &rh.OnDemandSpec{InstanceType: "CPU:2", NumInstances: 2}}, nil); err != nil {
