@@ -13,12 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	rh "github.com/rhq/rh"
-	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/testkit"
 )
@@ -61,6 +63,52 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// credsByURL holds the operator's credentials file for each NATS a test
+// started, so rhcli calls authenticate as a user would.
+var credsByURL sync.Map
+
+// secureNATS is a NATS server run from the configuration `rhcli
+// nats-config` writes: rh's accounts, per-service users, an admin.
+type secureNATS struct {
+	URL, Dir string
+}
+
+func startSecureNATS(t *testing.T) *secureNATS {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rh-nats")
+	addr := freeAddr(t)
+	out, err := exec.Command(rhcliBin, "nats-config", "--dir", dir, "--listen", addr, "--store-dir", t.TempDir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats-config: %v\n%s", err, out)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatalf("the configuration nats-config wrote does not load: %v", err)
+	}
+	opts.HTTPPort, opts.NoLog, opts.NoSigs = 0, true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS from nats-config did not start")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	n := &secureNATS{URL: ns.ClientURL(), Dir: dir}
+	credsByURL.Store(n.URL, filepath.Join(dir, "operator.creds"))
+	return n
+}
+
+// serviceArgs are the flags that run one service on n with its own user.
+func (n *secureNATS) serviceArgs(name string) []string {
+	args := []string{"--creds", filepath.Join(n.Dir, "service-"+name+".creds")}
+	if name == "registry" {
+		args = append(args, "--users", filepath.Join(n.Dir, "users.json"))
+	}
+	return args
 }
 
 func startService(t *testing.T, natsURL, name string, extra ...string) *service {
@@ -122,6 +170,9 @@ func rhcli(t *testing.T, natsURL string, args ...string) (int, string, string) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, rhcliBin, args...)
 	cmd.Env = append(os.Environ(), "RH_NATS_URL="+natsURL)
+	if creds, ok := credsByURL.Load(natsURL); ok {
+		cmd.Env = append(cmd.Env, "RH_NATS_CREDS="+creds.(string))
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -135,7 +186,7 @@ func rhcli(t *testing.T, natsURL string, args ...string) (int, string, string) {
 }
 
 func TestServicesAsSeparateProcesses(t *testing.T) {
-	ns := natstest.Start(t)
+	ns := startSecureNATS(t)
 	key, err := sshnode.GenerateUserKey(sshnode.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
@@ -147,8 +198,8 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	registry := startService(t, ns.URL, "registry")
-	gateway := startService(t, ns.URL, "sshgateway")
+	registry := startService(t, ns.URL, "registry", ns.serviceArgs("registry")...)
+	gateway := startService(t, ns.URL, "sshgateway", ns.serviceArgs("sshgateway")...)
 
 	code, out, stderr := rhcli(t, ns.URL, "cluster", "create", "e2e", "--ips", n1.Addr()+","+n2.Addr(),
 		"--ssh-port", fmt.Sprint(n1.Port()), "--ssh-user", n1.User(), "--ssh-key", keyPath, "--wait", "-o", "json")
@@ -178,14 +229,14 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 	// The gateway dies without warning and comes back: commands work again,
 	// nothing was lost.
 	gateway.kill()
-	gateway = startService(t, ns.URL, "sshgateway")
+	gateway = startService(t, ns.URL, "sshgateway", ns.serviceArgs("sshgateway")...)
 	if code, out, stderr := rhcli(t, ns.URL, "run", "e2e", "--", "echo", "again"); code != 0 || out != "again\n" {
 		t.Fatalf("run after gateway restart: exit %d %q %q", code, out, stderr)
 	}
 
 	// The registry restarts: records live in NATS, not in the process.
 	registry.stop(t)
-	registry = startService(t, ns.URL, "registry")
+	registry = startService(t, ns.URL, "registry", ns.serviceArgs("registry")...)
 	code, out, _ = rhcli(t, ns.URL, "cluster", "get", "e2e", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || c.Status.Phase != rh.PhaseUp {
 		t.Fatalf("get after registry restart: exit %d: %s", code, out)

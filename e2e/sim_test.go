@@ -22,7 +22,8 @@ func startSimServe(t *testing.T) string {
 	t.Helper()
 	addr := freeAddr(t)
 	var log bytes.Buffer
-	cmd := exec.Command(rhcliBin, "serve", "--sim", "--data-dir", t.TempDir(), "--listen", addr, "--reconcile-every", "1s")
+	dataDir := t.TempDir()
+	cmd := exec.Command(rhcliBin, "serve", "--sim", "--data-dir", dataDir, "--listen", addr, "--reconcile-every", "1s")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	if err := cmd.Start(); err != nil {
@@ -46,6 +47,7 @@ func startSimServe(t *testing.T) string {
 		}
 	})
 	url := "nats://" + addr
+	credsByURL.Store(url, filepath.Join(dataDir, "auth", "operator.creds"))
 	if !testkit.Poll(60*time.Second, func() bool { code, _, _ := rhcli(t, url, "cluster", "list"); return code == 0 }) {
 		t.Fatalf("rhcli serve --sim never answered:\n%s", log.String())
 	}

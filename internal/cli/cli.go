@@ -117,7 +117,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVar(&a.natsURL, "nats", "", "NATS URL of rh (default $RH_NATS_URL, else "+client.DefaultURL+")")
 	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default $RH_NATS_CREDS)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
-	root.AddCommand(a.serveCmd(), a.clusterCmd(), a.versionCmd())
+	root.AddCommand(a.serveCmd(), a.clusterCmd(), a.versionCmd(), a.natsConfigCmd())
 	for _, extra := range extraCommands {
 		root.AddCommand(extra(a))
 	}

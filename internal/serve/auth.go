@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
@@ -50,18 +53,27 @@ func authenticate(ctx context.Context, nc *nats.Conn, ns *natsutil.Embedded, m *
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if ns != nil {
-		// The embedded server's streams and buckets are serve's to make.
-		if err := events.Setup(sctx, js, events.DefaultLimits()); err != nil {
-			return nil, fmt.Errorf("serve: %w", err)
-		}
+	// The users bucket must exist before anyone can be told apart.
+	if err := events.Setup(sctx, js, events.DefaultLimits()); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	kv, err := events.UsersBucket(sctx, js)
 	if err != nil {
 		return nil, fmt.Errorf("serve: users directory (is the registry set up on this NATS?): %w", err)
 	}
+	var boot []rh.User
 	if m != nil {
-		if err := ensureUser(sctx, kv, m.Operator); err != nil {
+		boot = append(boot, m.Operator)
+	}
+	if o.UsersFile != "" && slices.Contains(services, "registry") {
+		more, err := readUsersFile(o.UsersFile)
+		if err != nil {
+			return nil, err
+		}
+		boot = append(boot, more...)
+	}
+	for _, u := range boot {
+		if err := ensureUser(sctx, kv, u); err != nil {
 			return nil, err
 		}
 	}
@@ -81,6 +93,31 @@ func authenticate(ctx context.Context, nc *nats.Conn, ns *natsutil.Embedded, m *
 	}
 	context.AfterFunc(ctx, dir.Stop)
 	return auth.NewAuthenticator(dir), nil
+}
+
+// readUsersFile reads and checks a bootstrap users file.
+func readUsersFile(path string) ([]rh.User, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --users: %w", err)
+	}
+	var users []rh.User
+	if err := json.Unmarshal(b, &users); err != nil {
+		return nil, rh.Invalid("--users", "%s is not a JSON list of users: %v", path, err)
+	}
+	for i, u := range users {
+		field := fmt.Sprintf("--users[%d]", i)
+		if err := rh.ValidateUserName(field+".name", u.Name); err != nil {
+			return nil, err
+		}
+		if !u.Role.Valid() {
+			return nil, rh.Invalid(field+".role", "%q is not one of admin, member, viewer", u.Role)
+		}
+		if _, err := nkeys.FromPublicKey(u.Key); err != nil || !strings.HasPrefix(u.Key, "U") {
+			return nil, rh.Invalid(field+".key", "is not a user nkey (public, starting with U)")
+		}
+	}
+	return users, nil
 }
 
 // ensureUser records the local operator in the directory, replacing a

@@ -50,6 +50,9 @@ type Options struct {
 	// StoreKey encrypts JetStream at rest instead of the key file made on
 	// first start (RH_JETSTREAM_KEY).
 	StoreKey string
+	// UsersFile lists users (JSON, as `rhcli nats-config` writes users.json)
+	// the registry records at start: the first admin of a NATS of your own.
+	UsersFile string
 	// AllowProxyCommands lets every user's clusters run proxy commands on
 	// the gateway host (otherwise admins' only).
 	AllowProxyCommands bool
