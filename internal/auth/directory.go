@@ -24,10 +24,10 @@ type Directory struct {
 	// after the initial load and after every change.
 	onChange func([]rh.User)
 	mu       sync.RWMutex
-	byKey  map[string]rh.User
-	byName map[string]rh.User
-	stop   func()
-	ready  chan struct{}
+	byKey    map[string]rh.User
+	byName   map[string]rh.User
+	stop     func()
+	ready    chan struct{}
 }
 
 // StaticDirectory is a directory of fixed users (tests, and callers that

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
