@@ -39,6 +39,11 @@ for _ in $(seq 100); do
   kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
   sleep 0.1
 done
+# The ready line says how to reach rh: its URL and the local operator's
+# credentials (nobody connects without them).
+ready=$(grep -m1 "rh is ready: " "$work/serve.log")
+eval "${ready#rh is ready: }"
+echo "rh is ready; credentials: $RH_NATS_CREDS"
 
 mkdir -p "$work/project/src" && echo 'print("hello from rh")' >"$work/project/src/train.py" && echo "lr: 0.1" >"$work/project/config.yaml"
 

@@ -170,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	for _, name := range names {
 		svcReg := prometheus.WrapRegistererWith(prometheus.Labels{"service": name}, reg)
-		s, err := starters[name](ctx, Deps{NC: nc, Logger: log.With("service", name), Registry: svcReg, Opts: o, Auth: authn})
+		s, err := starter(name)(ctx, Deps{NC: nc, Logger: log, Registry: svcReg, Opts: o, Auth: authn})
 		if err != nil {
 			return fmt.Errorf("serve: start %s: %w", name, err)
 		}
@@ -195,34 +195,38 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// starters maps service names to their starters, in start order.
-var starters = map[string]Starter{}
-
-// serviceOrder is the start order; Register appends to it.
-var serviceOrder []string
-
-// Register adds a service that `rhcli serve` can run.
-func Register(name string, s Starter) {
-	starters[name] = s
-	serviceOrder = append(serviceOrder, name)
+// ServiceNames lists the services this build can run, in start order.
+func ServiceNames() []string {
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.name
+	}
+	return names
 }
 
-// ServiceNames lists the services this build can run.
-func ServiceNames() []string { return slices.Clone(serviceOrder) }
-
-func selectServices(asked []string) ([]string, error) {
-	if len(asked) == 0 {
-		return ServiceNames(), nil
-	}
-	var out []string
-	for _, n := range serviceOrder {
-		if slices.Contains(asked, n) {
-			out = append(out, n)
+func starter(name string) Starter {
+	for _, s := range services {
+		if s.name == name {
+			return s.start
 		}
 	}
+	return nil
+}
+
+func selectServices(asked []string) ([]string, error) {
+	all := ServiceNames()
+	if len(asked) == 0 {
+		return all, nil
+	}
 	for _, a := range asked {
-		if _, ok := starters[a]; !ok {
-			return nil, fmt.Errorf("serve: --services: %q is not a service (%s)", a, strings.Join(serviceOrder, ", "))
+		if !slices.Contains(all, a) {
+			return nil, fmt.Errorf("serve: --services: %q is not a service (%s)", a, strings.Join(all, ", "))
+		}
+	}
+	var out []string
+	for _, n := range all {
+		if slices.Contains(asked, n) {
+			out = append(out, n)
 		}
 	}
 	return out, nil

@@ -4,10 +4,25 @@ import (
 	"context"
 
 	"github.com/rhq/rh/services/registry"
+	"github.com/rhq/rh/services/sshgateway"
 )
 
-func init() {
-	Register("registry", func(ctx context.Context, d Deps) (Service, error) {
-		return registry.Start(ctx, d.NC, registry.Config{Logger: d.Logger, Registry: d.Registry, ReconcileEvery: d.Opts.ReconcileEvery, Auth: d.Auth})
-	})
+// services are the services `rhcli serve` can run, in start order: the
+// registry first (workers report to it), stopped last.
+var services = []struct {
+	name  string
+	start Starter
+}{
+	{"registry", startRegistry},
+	{"sshgateway", startSSHGateway},
+	{"skyworker", startSkyworker},
+	{"sagemakerworker", startSageMakerWorker},
+}
+
+func startRegistry(ctx context.Context, d Deps) (Service, error) {
+	return registry.Start(ctx, d.NC, registry.Config{Logger: d.Logger, Registry: d.Registry, ReconcileEvery: d.Opts.ReconcileEvery, Auth: d.Auth})
+}
+
+func startSSHGateway(ctx context.Context, d Deps) (Service, error) {
+	return sshgateway.Start(ctx, d.NC, sshgateway.Config{Logger: d.Logger, Registry: d.Registry, Auth: d.Auth})
 }

@@ -15,10 +15,6 @@ import (
 	"github.com/rhq/rh/services/sagemakerworker/sm"
 )
 
-func init() {
-	Register("sagemakerworker", startSageMakerWorker)
-}
-
 // simRole is the execution role of simulated clusters that name none; the
 // simulator's account is 123456789012.
 const simRole = "arn:aws:iam::123456789012:role/rh-sim"

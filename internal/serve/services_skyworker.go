@@ -7,10 +7,6 @@ import (
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
 
-func init() {
-	Register("skyworker", startSkyworker)
-}
-
 // startSkyworker runs the on-demand worker against the SkyPilot API server of
 // SKYPILOT_API_SERVER_ENDPOINT (default 127.0.0.1:46580), or with --sim
 // against an in-process simulator stopped with the worker. A server that is
