@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/internal/auth"
@@ -134,5 +135,109 @@ func TestRemovedUserIsCutOff(t *testing.T) {
 	}
 	if _, err := natsutil.Connect(context.Background(), s.URL, "bob", creds); !errors.Is(err, natsutil.ErrAuthorization) {
 		t.Fatalf("removed user reconnect: %v", err)
+	}
+}
+
+// refused reports whether the server refused what do did on nc with a
+// permissions violation; do may also simply succeed (not refused).
+func refused(t *testing.T, nc *nats.Conn, do func() error) bool {
+	t.Helper()
+	violations := make(chan error, 4)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			violations <- err
+		}
+	})
+	done := make(chan error, 1)
+	go func() {
+		err := do()
+		if err == nil {
+			err = nc.Flush()
+		}
+		done <- err
+	}()
+	select {
+	case <-violations:
+		return true
+	case err := <-done:
+		if err == nil {
+			// The violation, if any, may trail the flush's answer.
+			select {
+			case <-violations:
+				return true
+			case <-time.After(10 * time.Second):
+				return false // only a failing test waits this long
+			}
+		}
+		return true
+	case <-time.After(30 * time.Second):
+		t.Fatal("neither done nor refused in 30s")
+		return false
+	}
+}
+
+func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
+	s := natstest.StartSecure(t)
+	ctx := context.Background()
+	// A secret and a record to reach for.
+	secrets, err := s.JS.KeyValue(ctx, "rh_secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secrets.Put(ctx, "cluster.victim", []byte(`{"password":"hunter2"}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	readSecret := func(nc *nats.Conn) error {
+		js, _ := jetstream.New(nc)
+		kv, err := js.KeyValue(ctx, "rh_secrets")
+		if err != nil {
+			return err
+		}
+		_, err = kv.Get(ctx, "cluster.victim")
+		return err
+	}
+	cases := []struct {
+		service   string
+		reads     bool     // may read rh_secrets
+		reportsOK []string // report subjects it may publish
+		reportsNo []string
+	}{
+		{auth.SvcRegistry, false, nil, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}},
+		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo"}},
+		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x"}},
+		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x"}},
+	}
+	for _, c := range cases {
+		t.Run(c.service, func(t *testing.T) {
+			nc := s.ServiceConn(t, c.service)
+			if c.reads {
+				if err := readSecret(nc); err != nil {
+					t.Fatalf("%s cannot read the secret it needs: %v", c.service, err)
+				}
+			} else if !refused(t, nc, func() error { return readSecret(nc) }) {
+				t.Fatalf("%s read rh_secrets", c.service)
+			}
+			for _, subj := range c.reportsNo {
+				if !refused(t, nc, func() error { return nc.Publish(subj, []byte("{}")) }) {
+					t.Errorf("%s may publish %s", c.service, subj)
+				}
+			}
+			for _, subj := range c.reportsOK {
+				// Allowed means delivered: the serve user sees it arrive.
+				sub, err := s.NC.SubscribeSync(subj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = s.NC.Flush()
+				if err := nc.Publish(subj, []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sub.NextMsg(30 * time.Second); err != nil {
+					t.Errorf("%s may not publish its own %s: %v", c.service, subj, err)
+				}
+				_ = sub.Unsubscribe()
+			}
+		})
 	}
 }
