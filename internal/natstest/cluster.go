@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rhq/rh/internal/testkit"
 )
 
 // Cluster is a NATS cluster of embedded servers on loopback, for fault tests.
@@ -69,18 +72,10 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			ns.WaitForShutdown()
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		for _, ns := range c.Servers {
-			if ns.JetStreamIsLeader() {
-				return c
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("JetStream cluster elected no meta leader in 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, "the JetStream cluster to elect a meta leader", func() bool {
+		return slices.ContainsFunc(c.Servers, (*server.Server).JetStreamIsLeader)
+	})
+	return c
 }
 
 // JetStream wraps nc for a test.

@@ -16,6 +16,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/natsutil"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 // Server is a running test server and a connection to it.
@@ -177,15 +178,11 @@ func (s *Server) AddUser(t testing.TB, name string, role rh.Role) string {
 	if err := s.NS.SetUsers(s.users); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, ok := s.Users.ByName(name); ok {
-			return path
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("user %s never reached the directory", name)
-	return ""
+	testkit.Eventually(t, 30*time.Second, "user "+name+" to reach the directory", func() bool {
+		_, ok := s.Users.ByName(name)
+		return ok
+	})
+	return path
 }
 
 // UserConn connects with a credentials file AddUser wrote.
