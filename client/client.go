@@ -433,3 +433,38 @@ func (c *Client) WaitPhase(ctx context.Context, name string, phases ...rh.Phase)
 	}
 	return cl, nil
 }
+
+// Share gives user read or write access to a cluster (Runhouse's share);
+// only its owner or an admin may.
+func (c *Client) Share(ctx context.Context, name, user string, access rh.Access) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpShare, api.ShareRequest{Name: name, User: user, Access: access})
+}
+
+// Unshare takes user's share of a cluster away.
+func (c *Client) Unshare(ctx context.Context, name, user string) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpUnshare, api.UnshareRequest{Name: name, User: user})
+}
+
+// AddUser creates a user (admins only) and returns it with its credentials
+// file's text: the only copy of its key, which rh does not keep.
+func (c *Client) AddUser(ctx context.Context, name string, role rh.Role) (rh.User, []byte, error) {
+	var r api.UserAddReply
+	if err := c.Call(ctx, api.UsersSubject(api.OpUserAdd), api.UserAddRequest{Name: name, Role: role}, &r); err != nil {
+		return rh.User{}, nil, err
+	}
+	return r.User, []byte(r.Creds), nil
+}
+
+// ListUsers lists rh's users by name (admins only).
+func (c *Client) ListUsers(ctx context.Context) ([]rh.User, error) {
+	var r api.UsersReply
+	if err := c.Call(ctx, api.UsersSubject(api.OpUserList), struct{}{}, &r); err != nil {
+		return nil, err
+	}
+	return r.Users, nil
+}
+
+// RemoveUser removes a user (admins only); its next request is refused.
+func (c *Client) RemoveUser(ctx context.Context, name string) error {
+	return c.Call(ctx, api.UsersSubject(api.OpUserRemove), api.NameRequest{Name: name}, nil)
+}
