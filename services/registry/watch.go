@@ -59,7 +59,7 @@ func (s *Service) handleWatch(ctx context.Context, r micro.Request) {
 		svc.RespondError(r, err)
 		return
 	}
-	s.m.requests.WithLabelValues("watch").Inc()
+	s.m.watches.Inc()
 	// The handler must return: micro serves one endpoint's requests in turn.
 	d := svc.Detach(s.nc, r)
 	s.wg.Go(func() { s.streamRecord(ctx, d, caller, c, rev) })
@@ -69,6 +69,8 @@ func (s *Service) handleWatch(ctx context.Context, r micro.Request) {
 // deleted, the caller loses read access, the stream's time is up or the
 // registry stops.
 func (s *Service) streamRecord(ctx context.Context, r micro.Request, caller rh.Caller, c *rh.Cluster, rev uint64) {
+	s.m.watching.Inc()
+	defer s.m.watching.Dec()
 	send := func(m api.WatchMessage) bool {
 		b, err := json.Marshal(m)
 		if err != nil {
