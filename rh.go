@@ -179,6 +179,7 @@ type Cluster struct {
 type ClusterSummary struct {
 	Name       string    `json:"name"`
 	Kind       Kind      `json:"kind"`
+	Owner      string    `json:"owner,omitempty"`
 	Phase      Phase     `json:"phase"`
 	Message    string    `json:"message,omitempty"`
 	Nodes      int       `json:"nodes"`
@@ -189,7 +190,7 @@ type ClusterSummary struct {
 
 // Summary returns the cluster's summary.
 func (c *Cluster) Summary() ClusterSummary {
-	return ClusterSummary{Name: c.Name, Kind: c.Spec.Kind, Phase: c.Status.Phase, Message: c.Status.Message,
+	return ClusterSummary{Name: c.Name, Kind: c.Spec.Kind, Owner: c.Owner, Phase: c.Status.Phase, Message: c.Status.Message,
 		Nodes: len(c.Status.Nodes), Generation: c.Generation, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 }
 

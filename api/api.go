@@ -4,6 +4,8 @@
 package api
 
 import (
+	"time"
+
 	rh "github.com/rhq/rh"
 )
 
@@ -21,6 +23,8 @@ const (
 	OpAutostop = "autostop"
 	OpEvents   = "events"
 	OpRefresh  = "refresh"
+	OpShare    = "share"
+	OpUnshare  = "unshare"
 )
 
 // RegistrySubject is the subject of a registry endpoint.
@@ -81,6 +85,84 @@ type ListReply struct {
 // EventsReply carries a cluster's history, oldest first.
 type EventsReply struct {
 	History []rh.Transition `json:"history"`
+}
+
+// ShareRequest grants User access to a cluster (Runhouse's share). Only the
+// cluster's owner or an admin may share; sharing again changes the access.
+type ShareRequest struct {
+	Name   string    `json:"name"`
+	User   string    `json:"user"`
+	Access rh.Access `json:"access"`
+}
+
+// UnshareRequest takes a share away.
+type UnshareRequest struct {
+	Name string `json:"name"`
+	User string `json:"user"`
+}
+
+// WatchSubject streams one cluster's record: a request with a NameRequest
+// body on it is answered by many messages on its reply subject (rh.stream.>
+// is exported with streamed responses). Each message is a WatchMessage.
+const WatchSubject = "rh.stream.registry.watch"
+
+// Watch stream bounds. The registry sends a heartbeat at least every
+// WatchHeartbeat when nothing changes (NATS forgets a streamed response's
+// route 2 minutes after its last message) and ends a stream after at most
+// WatchMaxDuration; a client that hears nothing for WatchIdle asks again.
+const (
+	WatchHeartbeat   = 15 * time.Second
+	WatchMaxDuration = 10 * time.Minute
+	WatchIdle        = 3 * WatchHeartbeat
+)
+
+// WatchMessage is one message of a watch stream. It is never empty: an
+// empty message would end the streamed response in NATS. An error (not
+// found, forbidden) comes as a micro error reply instead, and ends the stream.
+type WatchMessage struct {
+	Type string `json:"type"`
+	// Cluster and Revision are set on WatchTypeRecord: the record as of that
+	// revision of the bucket (a client skips revisions it has seen).
+	Cluster  *rh.Cluster `json:"cluster,omitempty"`
+	Revision uint64      `json:"revision,omitempty"`
+}
+
+// Watch message types.
+const (
+	WatchTypeRecord    = "record"    // the current record, or a change
+	WatchTypeHeartbeat = "heartbeat" // nothing changed; the stream is alive
+	WatchTypeDeleted   = "deleted"   // the cluster is gone; the stream ends
+	WatchTypeEnd       = "end"       // the stream ends; ask again to go on
+)
+
+// Users endpoints: rh.api.users.<op>, answered by the registry (the only
+// writer of the users bucket); admins only.
+const (
+	UsersPrefix  = "rh.api.users"
+	OpUserAdd    = "add"
+	OpUserList   = "list"
+	OpUserRemove = "remove"
+)
+
+// UsersSubject is the subject of a users endpoint.
+func UsersSubject(op string) string { return UsersPrefix + "." + op }
+
+// UserAddRequest creates a user.
+type UserAddRequest struct {
+	Name string  `json:"name"`
+	Role rh.Role `json:"role"`
+}
+
+// UserAddReply carries the new user and its credentials file: the only
+// copy of the key's seed, which rh never stores.
+type UserAddReply struct {
+	User  rh.User `json:"user"`
+	Creds string  `json:"creds"`
+}
+
+// UsersReply lists users by name (public keys only).
+type UsersReply struct {
+	Users []rh.User `json:"users"`
 }
 
 // Micro error codes used by every rh service, one per rh error code.

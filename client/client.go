@@ -23,7 +23,6 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
-	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natsutil"
 )
 
@@ -255,55 +254,182 @@ func (c *Client) History(ctx context.Context, name string) ([]rh.Transition, err
 }
 
 // Watch sends the cluster's record each time it changes, starting with the
-// current one, until ctx ends or the cluster is deleted (then the channel closes).
+// current one, until ctx ends or the cluster is deleted (then the channel
+// closes). It fails at once when the cluster does not exist or the caller may
+// not read it.
 func (c *Client) Watch(ctx context.Context, name string) (<-chan *rh.Cluster, error) {
+	ch, _, err := c.watch(ctx, name)
+	return ch, err
+}
+
+// watch is Watch, plus why the channel closed once it has: nil when the
+// cluster was deleted or ctx ended, else the error that stopped the watch
+// (access taken away, say).
+//
+// The registry streams the record on api.WatchSubject in bounded streams;
+// watch asks again whenever one ends (or falls silent), so a caller sees one
+// unbroken sequence of records, each revision once.
+func (c *Client) watch(ctx context.Context, name string) (<-chan *rh.Cluster, func() error, error) {
 	if err := rh.ValidateName(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	kv, err := c.js.KeyValue(ctx, events.BucketClusters)
+	st, err := c.openWatch(ctx, name)
 	if err != nil {
-		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "cluster records are not available: is `rhcli serve` running?", Err: err}
-	}
-	w, err := kv.Watch(ctx, events.ClusterKey(name))
-	if err != nil {
-		return nil, fmt.Errorf("client: watch %s: %w", name, err)
+		return nil, nil, err
 	}
 	out := make(chan *rh.Cluster, 16)
+	var reason error
 	go func() {
 		defer close(out)
-		defer func() { _ = w.Stop() }()
+		var last uint64
+		backoff := 50 * time.Millisecond
 		for {
-			select {
-			case <-ctx.Done():
+			again, err := st.follow(ctx, &last, out)
+			st.close()
+			if !again {
+				reason = err
 				return
-			case e, ok := <-w.Updates():
-				if !ok {
+			}
+			for {
+				if st, err = c.openWatch(ctx, name); err == nil {
+					backoff = 50 * time.Millisecond
+					break
+				}
+				switch {
+				case ctx.Err() != nil, rh.ErrorCode(err) == rh.ENOTFOUND:
+					return // gone while we were away
+				case rh.ErrorCode(err) == rh.EFORBIDDEN, rh.ErrorCode(err) == rh.EINVALID:
+					reason = err
 					return
 				}
-				if e == nil {
-					continue // end of initial values
-				}
-				if e.Operation() != jetstream.KeyValuePut {
-					return
-				}
-				var cl rh.Cluster
-				if json.Unmarshal(e.Value(), &cl) != nil {
-					continue
-				}
+				// The registry is restarting or unreachable: try again.
 				select {
-				case out <- &cl:
 				case <-ctx.Done():
 					return
+				case <-time.After(backoff):
 				}
+				backoff = min(2*backoff, 2*time.Second)
 			}
 		}
 	}()
-	return out, nil
+	// reason is written before out closes and read only after.
+	return out, func() error { return reason }, nil
 }
+
+// watchStream is one streamed answer to a watch request.
+type watchStream struct {
+	sub   *nats.Subscription
+	first *nats.Msg
+}
+
+// openWatch asks the registry for a stream and waits for its first message,
+// which is the current record or an error.
+func (c *Client) openWatch(ctx context.Context, name string) (*watchStream, error) {
+	body, _ := json.Marshal(api.NameRequest{Name: name})
+	inbox := c.nc.NewInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("client: watch %s: %w", name, err)
+	}
+	// No stream is ever dropped for a slow reader: records are few.
+	_ = sub.SetPendingLimits(-1, -1)
+	st := &watchStream{sub: sub}
+	if err := c.nc.PublishRequest(api.WatchSubject, inbox, body); err != nil {
+		st.close()
+		return nil, fmt.Errorf("client: watch %s: %w", name, err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	m, err := sub.NextMsgWithContext(fctx)
+	if err != nil {
+		st.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time: is the registry running?", api.WatchSubject), Err: err}
+	}
+	if err := watchError(m); err != nil {
+		st.close()
+		return nil, err
+	}
+	st.first = m
+	return st, nil
+}
+
+// watchError is the error a stream message carries, if any.
+func watchError(m *nats.Msg) error {
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		var e rh.Error
+		if json.Unmarshal(m.Data, &e) == nil && e.Code != "" {
+			return &e
+		}
+		return &rh.Error{Code: rh.EINTERNAL, Message: m.Header.Get(micro.ErrorHeader)}
+	}
+	if m.Header.Get("Status") == "503" {
+		return &rh.Error{Code: rh.EUNAVAILABLE, Message: "no registry answers on " + api.WatchSubject + ": is `rhcli serve` running with it?"}
+	}
+	return nil
+}
+
+// follow delivers the stream's records newer than *last to out. It reports
+// whether to ask for a new stream (this one ended or fell silent) and, when
+// not, the error that ended the watch (nil: deleted, or ctx ended).
+func (st *watchStream) follow(ctx context.Context, last *uint64, out chan<- *rh.Cluster) (bool, error) {
+	for {
+		m := st.first
+		st.first = nil
+		if m == nil {
+			ictx, cancel := context.WithTimeout(ctx, api.WatchIdle)
+			var err error
+			m, err = st.sub.NextMsgWithContext(ictx)
+			cancel()
+			if err != nil {
+				return ctx.Err() == nil, nil // silent too long: ask again
+			}
+		}
+		if err := watchError(m); err != nil {
+			switch rh.ErrorCode(err) {
+			case rh.ENOTFOUND:
+				return false, nil
+			case rh.EFORBIDDEN:
+				return false, err
+			}
+			return true, nil
+		}
+		if len(m.Data) == 0 {
+			return true, nil // the server ended the response
+		}
+		var wm api.WatchMessage
+		if json.Unmarshal(m.Data, &wm) != nil {
+			continue
+		}
+		switch wm.Type {
+		case api.WatchTypeRecord:
+			if wm.Cluster == nil || wm.Revision <= *last {
+				continue
+			}
+			*last = wm.Revision
+			select {
+			case out <- wm.Cluster:
+			case <-ctx.Done():
+				return false, nil
+			}
+		case api.WatchTypeDeleted:
+			return false, nil
+		case api.WatchTypeEnd:
+			return true, nil
+		}
+	}
+}
+
+func (st *watchStream) close() { _ = st.sub.Unsubscribe() }
 
 // WaitFor waits until done(cluster) holds and returns that record.
 func (c *Client) WaitFor(ctx context.Context, name string, done func(*rh.Cluster) bool) (*rh.Cluster, error) {
-	ch, err := c.Watch(ctx, name)
+	// Stop watching once done holds, not only when ctx ends.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, why, err := c.watch(wctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -319,6 +445,9 @@ func (c *Client) WaitFor(ctx context.Context, name string, done func(*rh.Cluster
 			return last, fmt.Errorf("cluster %q still %s: %w", name, last.Status.Phase, ctx.Err())
 		}
 		return nil, ctx.Err()
+	}
+	if err := why(); err != nil {
+		return last, err
 	}
 	return nil, rh.NotFound("cluster %q was deleted", name)
 }
@@ -336,4 +465,39 @@ func (c *Client) WaitPhase(ctx context.Context, name string, phases ...rh.Phase)
 		return cl, &rh.Error{Code: rh.EINTERNAL, Message: fmt.Sprintf("cluster %q is %s: %s", name, cl.Status.Phase, cl.Status.Message)}
 	}
 	return cl, nil
+}
+
+// Share gives user read or write access to a cluster (Runhouse's share);
+// only its owner or an admin may.
+func (c *Client) Share(ctx context.Context, name, user string, access rh.Access) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpShare, api.ShareRequest{Name: name, User: user, Access: access})
+}
+
+// Unshare takes user's share of a cluster away.
+func (c *Client) Unshare(ctx context.Context, name, user string) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpUnshare, api.UnshareRequest{Name: name, User: user})
+}
+
+// AddUser creates a user (admins only) and returns it with its credentials
+// file's text: the only copy of its key, which rh does not keep.
+func (c *Client) AddUser(ctx context.Context, name string, role rh.Role) (rh.User, []byte, error) {
+	var r api.UserAddReply
+	if err := c.Call(ctx, api.UsersSubject(api.OpUserAdd), api.UserAddRequest{Name: name, Role: role}, &r); err != nil {
+		return rh.User{}, nil, err
+	}
+	return r.User, []byte(r.Creds), nil
+}
+
+// ListUsers lists rh's users by name (admins only).
+func (c *Client) ListUsers(ctx context.Context) ([]rh.User, error) {
+	var r api.UsersReply
+	if err := c.Call(ctx, api.UsersSubject(api.OpUserList), struct{}{}, &r); err != nil {
+		return nil, err
+	}
+	return r.Users, nil
+}
+
+// RemoveUser removes a user (admins only); its next request is refused.
+func (c *Client) RemoveUser(ctx context.Context, name string) error {
+	return c.Call(ctx, api.UsersSubject(api.OpUserRemove), api.NameRequest{Name: name}, nil)
 }

@@ -63,15 +63,25 @@ func age(t time.Time) string {
 }
 
 func clusterTable(w io.Writer, cs []rh.ClusterSummary) {
-	fmt.Fprintln(w, "NAME\tKIND\tPHASE\tNODES\tAGE\tMESSAGE")
+	fmt.Fprintln(w, "NAME\tKIND\tOWNER\tPHASE\tNODES\tAGE\tMESSAGE")
 	for _, c := range cs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, c.Kind, c.Phase, c.Nodes, age(c.CreatedAt), oneLine(c.Message))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.Name, c.Kind, dash(c.Owner), c.Phase, c.Nodes, age(c.CreatedAt), oneLine(c.Message))
 	}
 }
 
 func clusterDetail(w io.Writer, c *rh.Cluster) {
 	fmt.Fprintf(w, "Name:\t%s\n", c.Name)
 	fmt.Fprintf(w, "Kind:\t%s\n", c.Spec.Kind)
+	if c.Owner != "" {
+		fmt.Fprintf(w, "Owner:\t%s\n", c.Owner)
+	}
+	if len(c.Shares) > 0 {
+		shares := make([]string, 0, len(c.Shares))
+		for _, u := range slices.Sorted(maps.Keys(c.Shares)) {
+			shares = append(shares, u+" ("+string(c.Shares[u])+")")
+		}
+		fmt.Fprintf(w, "Shared with:\t%s\n", strings.Join(shares, ", "))
+	}
 	fmt.Fprintf(w, "Phase:\t%s\n", c.Status.Phase)
 	if c.Status.Message != "" {
 		fmt.Fprintf(w, "Message:\t%s\n", oneLine(c.Status.Message))

@@ -7,9 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -26,7 +28,7 @@ const Timeout = 30 * time.Second
 // (auth.CallerFrom); a caller authn refuses gets forbidden before anything
 // else. The body is decoded strictly (an unknown field is an invalid request
 // naming it); an *rh.Error is answered with its code, and anything else as an
-// internal error that the log records.
+// internal error whose details only the log records (see RespondError).
 func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, authn *auth.Authenticator, fn func(context.Context, Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		caller, err := authn.Caller(nats.Header(r.Headers()))
@@ -47,10 +49,7 @@ func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, authn *auth.Au
 		defer cancel()
 		resp, err := fn(rctx, req)
 		if err != nil {
-			if rh.ErrorCode(err) == rh.EINTERNAL {
-				log.Error("request failed", "subject", r.Subject(), "err", err)
-			}
-			RespondError(r, err)
+			respondError(log, r, err)
 			return
 		}
 		if raw, ok := any(resp).(RawResponse); ok {
@@ -65,14 +64,22 @@ func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, authn *auth.Au
 // answers (a page of records) skip encoding/json's re-validation.
 type RawResponse interface{ RawJSON() []byte }
 
-// RespondError answers with err as an rh error; internal details stay in the log.
-func RespondError(r micro.Request, err error) {
+// RespondError answers with err as an rh error. An internal error's details
+// (paths, addresses, a library's words) stay in the log (slog.Default): the
+// client gets "internal error (request <id>)" and the log the same id.
+func RespondError(r micro.Request, err error) { respondError(slog.Default(), r, err) }
+
+func respondError(log *slog.Logger, r micro.Request, err error) {
 	var e *rh.Error
-	if !errors.As(err, &e) {
-		e = &rh.Error{Code: rh.EINTERNAL, Message: err.Error()}
+	if !errors.As(err, &e) || e.Code == rh.EINTERNAL {
+		id := uuid.NewString()
+		log.Error("request failed", "subject", r.Subject(), "request_id", id, "err", err)
+		e = &rh.Error{Code: rh.EINTERNAL, Message: fmt.Sprintf("internal error (request %s)", id)}
 	}
-	body, _ := json.Marshal(e)
-	_ = r.Error(api.ErrorStatus(e.Code), e.Error(), body)
+	// The cause (Err) never crosses the wire, not even in the header.
+	wire := &rh.Error{Code: e.Code, Field: e.Field, Message: e.Message}
+	body, _ := json.Marshal(wire)
+	_ = r.Error(api.ErrorStatus(wire.Code), wire.Error(), body)
 }
 
 // Detach copies a request so another goroutine can answer it. micro reads a

@@ -24,6 +24,8 @@ type recordCache struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
 	sorted  []string // names in order; nil when it must be rebuilt
+	// changed holds, per watched name, a channel closed at its next change.
+	changed map[string]chan struct{}
 }
 
 type cacheEntry struct {
@@ -34,7 +36,9 @@ type cacheEntry struct {
 	summary json.RawMessage
 }
 
-func newRecordCache() *recordCache { return &recordCache{entries: map[string]cacheEntry{}} }
+func newRecordCache() *recordCache {
+	return &recordCache{entries: map[string]cacheEntry{}, changed: map[string]chan struct{}{}}
+}
 
 // put stores c at rev unless the cache already holds a newer revision.
 func (rc *recordCache) put(name string, c *rh.Cluster, rev uint64) {
@@ -52,6 +56,25 @@ func (rc *recordCache) put(name string, c *rh.Cluster, rev uint64) {
 		e.summary, _ = json.Marshal(c.Summary())
 	}
 	rc.entries[name] = e
+	if ch, ok := rc.changed[name]; ok {
+		close(ch)
+		delete(rc.changed, name)
+	}
+}
+
+// current returns name's cached snapshot (nil after a deletion; read it
+// only), its revision, whether the cache knows the name at all, and a
+// channel closed at the next change.
+func (rc *recordCache) current(name string) (*rh.Cluster, uint64, bool, <-chan struct{}) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	ch, ok := rc.changed[name]
+	if !ok {
+		ch = make(chan struct{})
+		rc.changed[name] = ch
+	}
+	e, known := rc.entries[name]
+	return e.c, e.rev, known, ch
 }
 
 // get returns a clone the caller may change, and its revision.
@@ -70,28 +93,42 @@ func (rc *recordCache) get(name string) (*rh.Cluster, uint64, bool) {
 func (rc *recordCache) page(after string, limit int) ([]*rh.Cluster, bool) {
 	var out []*rh.Cluster
 	more := rc.scan(after, func(e cacheEntry) bool {
+		if len(out) >= limit {
+			return false
+		}
 		out = append(out, e.c)
-		return len(out) < limit
+		return true
 	})
 	return out, more
 }
 
-// summaryPage returns encoded summaries after `after`, at most limit of them
-// and about maxBytes in all, the name of the last, and whether more follow.
-func (rc *recordCache) summaryPage(after string, limit, maxBytes int) ([]json.RawMessage, string, bool) {
+// summaryPage returns the encoded summaries of the clusters after `after`
+// that visible accepts: at most limit of them and at most maxBytes in all
+// (the page is sized before it is sent; one summary is always taken so a
+// page is never empty while clusters remain), the name of the last, and
+// whether more visible clusters follow.
+func (rc *recordCache) summaryPage(after string, limit, maxBytes int, visible func(*rh.Cluster) bool) ([]json.RawMessage, string, bool) {
 	var out []json.RawMessage
 	size, last := 0, ""
 	more := rc.scan(after, func(e cacheEntry) bool {
+		if !visible(e.c) {
+			return true
+		}
+		n := len(e.summary) + 1
+		if len(out) >= limit || (len(out) > 0 && size+n > maxBytes) {
+			return false
+		}
 		out = append(out, e.summary)
-		size += len(e.summary) + 1
+		size += n
 		last = e.c.Name
-		return len(out) < limit && size < maxBytes
+		return true
 	})
 	return out, last, more
 }
 
 // scan calls take for live entries after `after` in name order until it
-// returns false, and reports whether entries remain.
+// returns false (leaving that entry for the next scan), and reports whether
+// such an entry was left.
 func (rc *recordCache) scan(after string, take func(cacheEntry) bool) bool {
 	rc.mu.Lock()
 	if rc.sorted == nil {
@@ -113,11 +150,10 @@ func (rc *recordCache) scan(after string, take func(cacheEntry) bool) bool {
 	defer rc.mu.RUnlock()
 	for ; i < len(names); i++ {
 		if e := rc.entries[names[i]]; e.c != nil && !take(e) {
-			i++
-			break
+			return true
 		}
 	}
-	return i < len(names)
+	return false
 }
 
 // all returns every cached cluster (shared snapshots) in name order.
@@ -140,6 +176,7 @@ func cloneCluster(c *rh.Cluster) *rh.Cluster {
 	cp.History = slices.Clone(c.History)
 	cp.Status.Nodes = slices.Clone(c.Status.Nodes)
 	cp.Status.Info = maps.Clone(c.Status.Info)
+	cp.Shares = maps.Clone(c.Shares)
 	return &cp
 }
 

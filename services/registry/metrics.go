@@ -14,6 +14,8 @@ type metrics struct {
 	casRetries prometheus.Counter
 	provision  *prometheus.HistogramVec
 	phases     *prometheus.GaugeVec
+	watches    prometheus.Counter
+	watching   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,7 +33,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rh_registry_provision_duration_seconds", Help: "Time from an up or create request to the cluster's first Up, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 12),
 		}, []string{"kind"}),
-		phases: f.NewGaugeVec(prometheus.GaugeOpts{Name: "rh_registry_clusters", Help: "Clusters by phase, as of the last reconcile."}, []string{"phase"}),
+		watches:  f.NewCounter(prometheus.CounterOpts{Name: "rh_registry_watch_streams_total", Help: "Record watch streams started (a long wait is a chain of bounded streams)."}),
+		watching: f.NewGauge(prometheus.GaugeOpts{Name: "rh_registry_watch_streams", Help: "Record watch streams open now."}),
+		phases:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "rh_registry_clusters", Help: "Clusters by phase, as of the last reconcile."}, []string{"phase"}),
 	}
 }
 

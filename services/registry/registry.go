@@ -50,6 +50,12 @@ type Config struct {
 	// Auth says who each request comes from; nil treats every caller as the
 	// operator (a NATS without rh's accounts).
 	Auth *auth.Authenticator
+	// WatchHeartbeat is the most a watch stream stays silent (default and
+	// most: api.WatchHeartbeat, which clients count on); WatchMaxDuration
+	// ends each stream (default api.WatchMaxDuration), after which the
+	// client asks again.
+	WatchHeartbeat   time.Duration
+	WatchMaxDuration time.Duration
 }
 
 func (c *Config) defaults() {
@@ -68,6 +74,12 @@ func (c *Config) defaults() {
 	if c.Auth == nil {
 		c.Auth = auth.Insecure()
 	}
+	if c.WatchHeartbeat <= 0 || c.WatchHeartbeat > api.WatchHeartbeat {
+		c.WatchHeartbeat = api.WatchHeartbeat
+	}
+	if c.WatchMaxDuration <= 0 {
+		c.WatchMaxDuration = api.WatchMaxDuration
+	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
@@ -80,6 +92,8 @@ type Service struct {
 	js      jetstream.JetStream
 	records jetstream.KeyValue
 	secrets jetstream.KeyValue
+	users   jetstream.KeyValue
+	usersMu sync.Mutex // serialises user removals (the last-admin rule)
 	log     *slog.Logger
 	m       *metrics
 
@@ -110,7 +124,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache()}
+	users, err := events.UsersBucket(ctx, js)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets, users: users, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache()}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.watchRecords(runCtx); err != nil {
@@ -157,6 +175,14 @@ func (s *Service) startAPI(ctx context.Context) error {
 		}
 		return nil
 	}
+	ug := sv.AddGroup(api.UsersPrefix)
+	addUsers := func(name string, h micro.Handler) error {
+		// Endpoint names are unique per service: users.add, not add.
+		if err := ug.AddEndpoint("users-"+name, h, micro.WithEndpointSubject(name)); err != nil {
+			return fmt.Errorf("registry: endpoint users.%s: %w", name, err)
+		}
+		return nil
+	}
 	return errors.Join(
 		add(api.OpCreate, svc.Handle(ctx, s.log, s.cfg.Auth, s.Create)),
 		add(api.OpGet, svc.Handle(ctx, s.log, s.cfg.Auth, s.Get)),
@@ -167,11 +193,21 @@ func (s *Service) startAPI(ctx context.Context) error {
 		add(api.OpAutostop, svc.Handle(ctx, s.log, s.cfg.Auth, s.Autostop)),
 		add(api.OpEvents, svc.Handle(ctx, s.log, s.cfg.Auth, s.Events)),
 		add(api.OpRefresh, svc.Handle(ctx, s.log, s.cfg.Auth, s.Refresh)),
+		add(api.OpShare, svc.Handle(ctx, s.log, s.cfg.Auth, s.Share)),
+		add(api.OpUnshare, svc.Handle(ctx, s.log, s.cfg.Auth, s.Unshare)),
+		addUsers(api.OpUserAdd, svc.Handle(ctx, s.log, s.cfg.Auth, s.AddUser)),
+		addUsers(api.OpUserList, svc.Handle(ctx, s.log, s.cfg.Auth, s.ListUsers)),
+		addUsers(api.OpUserRemove, svc.Handle(ctx, s.log, s.cfg.Auth, s.RemoveUser)),
+		s.addWatch(ctx, sv),
 	)
 }
 
 // Create validates and stores a new cluster and publishes its create intent.
 func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.ClusterReply, error) {
+	caller := auth.CallerFrom(ctx)
+	if err := caller.CanCreate(); err != nil {
+		return nil, err
+	}
 	if err := rh.ValidateName(req.Name); err != nil {
 		return nil, err
 	}
@@ -189,7 +225,7 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 	}
 	now := s.now().UTC()
 	c := &rh.Cluster{
-		Name: req.Name, Spec: spec, Generation: 1, Incarnation: 1,
+		Name: req.Name, Spec: spec, Generation: 1, Incarnation: 1, Owner: caller.User,
 		Intent:    rh.Intent{Op: events.OpCreate, Generation: 1, At: now},
 		Status:    rh.Status{Phase: rh.PhasePending, Message: fmt.Sprintf("waiting for the %s worker", spec.Kind)},
 		CreatedAt: now, UpdatedAt: now,
@@ -224,21 +260,23 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 
 // Get returns one record.
 func (s *Service) Get(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
-	c, _, err := s.load(ctx, req.Name)
+	c, _, err := s.loadFor(ctx, req.Name, rh.AccessRead)
 	if err != nil {
 		return nil, err
 	}
 	return &api.ClusterReply{Cluster: c}, nil
 }
 
-// List returns one page of cluster summaries in name order, each page small
-// enough for NATS's payload limit.
-func (s *Service) List(_ context.Context, req api.ListRequest) (*listReply, error) {
+// List returns one page of the summaries of the clusters the caller may
+// read, in name order, each page small enough for NATS's payload limit.
+func (s *Service) List(ctx context.Context, req api.ListRequest) (*listReply, error) {
 	limit := req.Limit
 	if limit <= 0 || limit > api.MaxListPage {
 		limit = api.MaxListPage
 	}
-	page, last, more := s.cache.summaryPage(req.After, limit, api.MaxListBytes)
+	caller := auth.CallerFrom(ctx)
+	visible := func(c *rh.Cluster) bool { return caller.Can(c, rh.AccessRead) }
+	page, last, more := s.cache.summaryPage(req.After, limit, api.MaxListBytes, visible)
 	r := &listReply{Clusters: page}
 	if r.Clusters == nil {
 		r.Clusters = []json.RawMessage{}
@@ -282,6 +320,9 @@ func (r *listReply) RawJSON() []byte {
 // for a cluster that is already coming up or up.
 func (s *Service) Up(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
 	c, err := s.mutate(ctx, req.Name, func(c *rh.Cluster) (bool, error) {
+		if err := auth.CallerFrom(ctx).Check(c, rh.AccessWrite); err != nil {
+			return false, err
+		}
 		switch c.Status.Phase {
 		case rh.PhasePending, rh.PhaseProvisioning, rh.PhaseUp, rh.PhaseDegraded:
 			return false, nil
@@ -302,6 +343,9 @@ func (s *Service) Up(ctx context.Context, req api.NameRequest) (*api.ClusterRepl
 // close its connections; your machines are never touched).
 func (s *Service) Teardown(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
 	c, err := s.mutate(ctx, req.Name, func(c *rh.Cluster) (bool, error) {
+		if err := auth.CallerFrom(ctx).Check(c, rh.AccessWrite); err != nil {
+			return false, err
+		}
 		if c.Status.Phase == rh.PhaseTerminated || c.Status.Phase == rh.PhaseTearingDown {
 			return false, nil
 		}
@@ -317,7 +361,7 @@ func (s *Service) Teardown(ctx context.Context, req api.NameRequest) (*api.Clust
 
 // Delete removes a record and its secrets once nothing can be left running.
 func (s *Service) Delete(ctx context.Context, req api.DeleteRequest) (*struct{}, error) {
-	c, rev, err := s.load(ctx, req.Name)
+	c, rev, err := s.loadFor(ctx, req.Name, rh.AccessWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +395,9 @@ func (s *Service) Autostop(ctx context.Context, req api.AutostopRequest) (*api.C
 		return nil, rh.Invalid("minutes", "%d is below -1 (-1 means never)", req.Minutes)
 	}
 	c, err := s.mutate(ctx, req.Name, func(c *rh.Cluster) (bool, error) {
+		if err := auth.CallerFrom(ctx).Check(c, rh.AccessWrite); err != nil {
+			return false, err
+		}
 		if c.Spec.Kind == rh.KindBYO && req.Minutes != -1 {
 			return false, rh.Invalid("minutes", "byo clusters have no autostop: rh never stops machines it does not own")
 		}
@@ -374,7 +421,7 @@ func (s *Service) Autostop(ctx context.Context, req api.AutostopRequest) (*api.C
 
 // Events returns the cluster's history.
 func (s *Service) Events(ctx context.Context, req api.NameRequest) (*api.EventsReply, error) {
-	c, _, err := s.load(ctx, req.Name)
+	c, _, err := s.loadFor(ctx, req.Name, rh.AccessRead)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +431,7 @@ func (s *Service) Events(ctx context.Context, req api.NameRequest) (*api.EventsR
 // Refresh asks the worker to observe the cluster now; the answer arrives as a
 // state report, which callers may wait for on the record.
 func (s *Service) Refresh(ctx context.Context, req api.NameRequest) (*api.ClusterReply, error) {
-	c, _, err := s.load(ctx, req.Name)
+	c, _, err := s.loadFor(ctx, req.Name, rh.AccessWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -439,6 +486,19 @@ func (s *Service) load(ctx context.Context, name string) (*rh.Cluster, uint64, e
 		return nil, 0, err
 	}
 	return events.LoadCluster(ctx, s.records, name)
+}
+
+// loadFor reads one record the request's caller has need on; a caller
+// without it gets forbidden, and never the record.
+func (s *Service) loadFor(ctx context.Context, name string, need rh.Access) (*rh.Cluster, uint64, error) {
+	c, rev, err := s.load(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := auth.CallerFrom(ctx).Check(c, need); err != nil {
+		return nil, 0, err
+	}
+	return c, rev, nil
 }
 
 // all returns every record (shared snapshots: read only) in name order.

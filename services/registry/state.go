@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -91,6 +93,10 @@ func (s *Service) onReport(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	outcome, err := s.Apply(ctx, rep)
+	if rh.ErrorCode(err) == rh.EINVALID {
+		s.deadLetter(ctx, m, md, "refused state report: "+err.Error())
+		return
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			_ = m.Nak()
@@ -127,11 +133,20 @@ const (
 // Apply applies a state report to its cluster's record. A report about an
 // earlier incarnation, one older than the last applied, a duplicate, or one
 // that would move the cluster backwards changes nothing.
+//
+// A report that breaks the rules of checkReport, or carries node proxy
+// commands it may not, is refused with an invalid error and changes nothing.
 func (s *Service) Apply(ctx context.Context, rep *events.StateReport) (string, error) {
+	if err := checkReport(rep); err != nil {
+		return "", err
+	}
 	outcome := OutcomeApplied
 	var becameUp bool
 	c, err := s.mutate(ctx, rep.Cluster, func(c *rh.Cluster) (bool, error) {
 		becameUp = false
+		if err := checkProxyCommands(rep, c); err != nil {
+			return false, err
+		}
 		switch {
 		case rep.Kind != c.Spec.Kind:
 			outcome = OutcomeStale
@@ -244,4 +259,82 @@ func (s *Service) deadLetterExhausted(ctx context.Context, stream, consumer stri
 	if err != nil && rh.ErrorCode(err) != rh.ENOTFOUND {
 		s.log.Warn("cannot fail cluster of dead-lettered event", "cluster", in.Cluster, "err", err)
 	}
+}
+
+// Caps on what a report may put in a record, which every reader of the
+// cluster sees and every list page carries.
+const (
+	MaxReportMessage   = 4 << 10
+	MaxReportInfo      = 32
+	MaxReportInfoKey   = 64
+	MaxReportInfoValue = 1 << 10
+	MaxProxyCommand    = 1 << 10
+)
+
+// truncatedMark ends a message or info value cut to its cap.
+const truncatedMark = " …[truncated]"
+
+// checkReport bounds a report. An over-long message or info value is cut
+// to its cap with a marker rather than refused: a worker's long error is
+// still worth showing, and the phase it reports must land. Too many info
+// entries or an over-long info key are refused: no rh worker sends those,
+// so the report is a bug or a forgery.
+func checkReport(rep *events.StateReport) error {
+	rep.Message = truncate(rep.Message, MaxReportMessage)
+	if len(rep.Info) > MaxReportInfo {
+		return rh.Invalid("info", "%d entries; a report carries at most %d", len(rep.Info), MaxReportInfo)
+	}
+	for k, v := range rep.Info {
+		if k == "" || len(k) > MaxReportInfoKey {
+			return rh.Invalid("info", "key %.80q is empty or longer than %d bytes", k, MaxReportInfoKey)
+		}
+		rep.Info[k] = truncate(v, MaxReportInfoValue)
+	}
+	for i, n := range rep.Nodes {
+		if n.ProxyCommand == "" {
+			continue
+		}
+		field := fmt.Sprintf("nodes[%d].proxy_command", i)
+		if len(n.ProxyCommand) > MaxProxyCommand {
+			return rh.Invalid(field, "longer than %d bytes", MaxProxyCommand)
+		}
+		if strings.ContainsAny(n.ProxyCommand, "\n\r\x00") {
+			return rh.Invalid(field, "must be one line without NUL bytes")
+		}
+	}
+	return nil
+}
+
+// checkProxyCommands accepts node proxy commands only from the worker that
+// sets them for its kind (ondemand: SkyPilot's, sagemaker: SSM's), reporting
+// on its own kind's subject about a cluster of that kind. A BYO cluster's
+// proxy command comes only from its spec, so a BYO report may at most echo it.
+func checkProxyCommands(rep *events.StateReport, c *rh.Cluster) error {
+	for i, n := range rep.Nodes {
+		if n.ProxyCommand == "" {
+			continue
+		}
+		field := fmt.Sprintf("nodes[%d].proxy_command", i)
+		switch {
+		case rep.Kind != c.Spec.Kind:
+			return rh.Invalid(field, "a %s report may not set proxy commands of %s cluster %q", rep.Kind, c.Spec.Kind, c.Name)
+		case rep.Kind == rh.KindOnDemand, rep.Kind == rh.KindSageMaker:
+		case rep.Kind == rh.KindBYO && c.Spec.BYO != nil && n.ProxyCommand == c.Spec.BYO.ProxyCommand:
+		default:
+			return rh.Invalid(field, "%s nodes take their proxy command from the cluster's spec, never from a report", rep.Kind)
+		}
+	}
+	return nil
+}
+
+// truncate cuts s to at most max bytes (on a rune boundary), marked.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len(truncatedMark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncatedMark
 }
