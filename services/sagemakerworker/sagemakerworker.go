@@ -62,6 +62,11 @@ type Config struct {
 	// defaults (RH_SAGEMAKER_ROLE, the SageMaker SDK's config file); --sim
 	// sets the simulator's account role so no configuration is needed.
 	DefaultRole string
+	// Getenv is how the SageMaker clients read the caller's environment
+	// (RH_SAGEMAKER_ROLE, SAGEMAKER_*_CONFIG_OVERRIDE), unless
+	// ClientOptions.Getenv is set; nil reads none. `rhcli serve` passes
+	// os.Getenv.
+	Getenv func(string) string
 	// SSHUser is the account nodes accept (default DefaultSSHUser).
 	SSHUser string
 	// PollMin and PollMax bound the interval between DescribeTrainingJob
@@ -147,6 +152,9 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.ClientOptions.Logger == nil {
 		cfg.ClientOptions.Logger = cfg.Logger
+	}
+	if cfg.ClientOptions.Getenv == nil {
+		cfg.ClientOptions.Getenv = cfg.Getenv
 	}
 }
 

@@ -410,7 +410,6 @@ func TestResourceLimitFails(t *testing.T) {
 // TestMissingRoleFails: no role anywhere fails the cluster with sm's message
 // naming the fix, before anything reaches SageMaker.
 func TestMissingRoleFails(t *testing.T) {
-	t.Setenv(sm.EnvRole, "")
 	e := setup(t, sagemakersim.Options{})
 	e.startWorker()
 	spec := compute(1)

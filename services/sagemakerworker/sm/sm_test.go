@@ -333,7 +333,8 @@ func TestResolveRole(t *testing.T) {
 	if _, err := e.c.ResolveRole(ctx, "bad role!"); err == nil {
 		t.Fatal("bad name accepted")
 	}
-	t.Setenv(EnvRole, "")
+	env := map[string]string{}
+	e.c.opts.Getenv = func(k string) string { return env[k] }
 	if _, err := e.c.ResolveRole(ctx, ""); !errors.Is(err, ErrNoRole) || !strings.Contains(err.Error(), "--role") {
 		t.Fatalf("no role: %v", err)
 	}
@@ -346,7 +347,7 @@ func TestResolveRole(t *testing.T) {
 	if got, err := e.c.ResolveRole(ctx, ""); err != nil || got != arn {
 		t.Fatalf("from config: %s %v", got, err)
 	}
-	t.Setenv(EnvRole, "EnvRole")
+	env[EnvRole] = "EnvRole"
 	if got, err := e.c.ResolveRole(ctx, ""); err != nil || got != "arn:aws:iam::123456789012:role/EnvRole" {
 		t.Fatalf("from env: %s %v", got, err)
 	}
