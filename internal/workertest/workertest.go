@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +19,17 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/secrets"
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
 )
 
 // WaitTimeout bounds every wait on a cluster's record.
 const WaitTimeout = 20 * time.Second
+
+// FastLoop tunes a worker's event loop for tests: retries after
+// milliseconds, a lease short enough for a killed worker's events to come
+// back within a test.
+var FastLoop = worker.Config{RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second}
 
 // Bus is a NATS server running the registry, with a client: what a worker
 // under test consumes from and reports to.
@@ -46,6 +54,25 @@ func Start(t testing.TB) *Bus {
 		t.Fatal(err)
 	}
 	return &Bus{T: t, NS: ns, Client: cl}
+}
+
+// Simulator is a cloud API simulator (internal/skysim, internal/sagemakersim).
+type Simulator interface {
+	http.Handler
+	// Close ends the simulator's work, releasing requests that wait on it.
+	Close()
+}
+
+// Serve serves sim over HTTP on a random loopback port until the test ends
+// and returns its URL. The simulator is closed before the server, so
+// long-polling requests return instead of holding the server's Close.
+func Serve(t testing.TB, sim Simulator) string {
+	ts := httptest.NewServer(sim)
+	t.Cleanup(func() {
+		sim.Close()
+		ts.Close()
+	})
+	return ts.URL
 }
 
 // StopAtCleanup makes stop run once, whether the test calls the returned
@@ -234,6 +261,24 @@ func BenchCreateToUp(b *testing.B, together int, spec rh.Spec, start func(b *tes
 		b.StopTimer()
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*together), "ns/cluster")
 	})
+}
+
+// TeardownOvertakes tears down a cluster that is still being created and
+// checks it ends Terminated within d: the teardown cancelled the create
+// instead of waiting for it.
+func (b *Bus) TeardownOvertakes(name string, d time.Duration) {
+	b.T.Helper()
+	if _, err := b.Client.Teardown(context.Background(), name); err != nil {
+		b.T.Fatal(err)
+	}
+	start := time.Now()
+	c := b.WaitFor(name, "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	if c.Status.Phase != rh.PhaseTerminated {
+		b.T.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
+	}
+	if took := time.Since(start); took > d {
+		b.T.Fatalf("teardown took %s: it waited for the create instead of cancelling it", took)
+	}
 }
 
 // Forgotten fails the test unless the cluster's key is gone from rh_secrets

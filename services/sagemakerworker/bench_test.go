@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rhq/rh/internal/sagemakersim"
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/sagemakerworker"
 )
@@ -34,7 +35,7 @@ func (e *env) startBenchWorker(log *slog.Logger) {
 	e.t.Helper()
 	w, err := sagemakerworker.Start(context.Background(), e.NS.NC, sagemakerworker.Config{
 		Client: e.quietClient(log), ProxyCommand: e.proxyCommand, Logger: log,
-		PollMin: time.Millisecond, PollMax: 10 * time.Millisecond, RetryBase: 20 * time.Millisecond,
+		PollMin: time.Millisecond, PollMax: 10 * time.Millisecond, Worker: worker.Config{RetryBase: 20 * time.Millisecond},
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -81,11 +81,9 @@ type Config struct {
 	// Replicas of the rh_sm_jobs bucket (1 unless NATS is a cluster).
 	Replicas int
 
-	// Event loop settings, passed to internal/worker (zero: its defaults).
-	AckWait     time.Duration
-	MaxDeliver  int
-	Concurrency int
-	RetryBase   time.Duration
+	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
+	// are set here); zero values are its defaults.
+	Worker worker.Config
 }
 
 // Service is a running sagemakerworker.
@@ -114,14 +112,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		}
 		client = sm.NewClient(awsCfg, cfg.ClientOptions)
 	}
-	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{
-		Config: worker.Config{
-			Kind: rh.KindSageMaker, Durable: Durable, ID: cfg.ID, Logger: cfg.Logger, Registry: cfg.Registry,
-			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, Concurrency: cfg.Concurrency, RetryBase: cfg.RetryBase,
-		},
-		Replicas: cfg.Replicas, Bucket: BucketJobs, KeyPrefix: "job.",
-		BucketDescription: "rh sagemakerworker: training job of each cluster",
-	})
+	loop := cfg.Worker
+	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindSageMaker, Durable, cfg.ID, cfg.Logger, cfg.Registry
+	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{Config: loop, Replicas: cfg.Replicas,
+		Bucket: BucketJobs, KeyPrefix: "job.", BucketDescription: "rh sagemakerworker: training job of each cluster"})
 	if err != nil {
 		return nil, err
 	}

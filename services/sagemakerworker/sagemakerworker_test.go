@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -68,12 +67,7 @@ func setup(t testing.TB, opts sagemakersim.Options) *env {
 	t.Helper()
 	bus := workertest.Start(t)
 	sim := sagemakersim.New(opts)
-	ts := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		sim.Close()
-		ts.Close()
-	})
-	e := &env{Bus: bus, t: t, sim: sim, url: ts.URL}
+	e := &env{Bus: bus, t: t, sim: sim, url: workertest.Serve(t, sim)}
 	e.smc = e.quietClient(nil)
 	return e
 }
@@ -103,7 +97,7 @@ func (e *env) startWorker() func() {
 	w, err := sagemakerworker.Start(context.Background(), e.NS.NC, sagemakerworker.Config{
 		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
 		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
-		RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second,
+		Worker: workertest.FastLoop,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -365,17 +359,7 @@ func TestTeardownDuringProvisioning(t *testing.T) {
 	ctx := context.Background()
 	e.Create("short-lived", compute(2))
 	e.WaitFor("short-lived", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
-	if _, err := e.Client.Teardown(ctx, "short-lived"); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	c := e.WaitFor("short-lived", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
-	if c.Status.Phase != rh.PhaseTerminated {
-		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
-	}
-	if time.Since(start) > 4*time.Second {
-		t.Fatal("teardown waited for the job to start instead of stopping it")
-	}
+	e.TeardownOvertakes("short-lived", 4*time.Second)
 	if st, _, _ := e.sim.JobStatus(sm.JobName("short-lived", 1)); st != "Stopped" {
 		t.Fatalf("job status %q, want Stopped", st)
 	}

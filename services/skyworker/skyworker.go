@@ -44,11 +44,9 @@ type Config struct {
 	// Replicas of the rh_sky_requests bucket (1 unless NATS is a cluster).
 	Replicas int
 
-	// Event loop settings, passed to internal/worker (zero: its defaults).
-	AckWait     time.Duration
-	MaxDeliver  int
-	Concurrency int
-	RetryBase   time.Duration
+	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
+	// are set here); zero values are its defaults.
+	Worker worker.Config
 }
 
 // Service is a running skyworker.
@@ -73,14 +71,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("skyworker: %w", err)
 	}
-	host, err := worker.Bind[launchRecord](ctx, nc, worker.HostConfig{
-		Config: worker.Config{
-			Kind: rh.KindOnDemand, Durable: Durable, ID: cfg.ID, Logger: cfg.Logger, Registry: cfg.Registry,
-			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, Concurrency: cfg.Concurrency, RetryBase: cfg.RetryBase,
-		},
-		Replicas: cfg.Replicas, Bucket: BucketRequests, KeyPrefix: "launch.",
-		BucketDescription: "rh skyworker: SkyPilot launch request of each cluster",
-	})
+	loop := cfg.Worker
+	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindOnDemand, Durable, cfg.ID, cfg.Logger, cfg.Registry
+	host, err := worker.Bind[launchRecord](ctx, nc, worker.HostConfig{Config: loop, Replicas: cfg.Replicas,
+		Bucket: BucketRequests, KeyPrefix: "launch.", BucketDescription: "rh skyworker: SkyPilot launch request of each cluster"})
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,13 +77,8 @@ func setup(t testing.TB, opts skysim.Options) *env {
 	t.Helper()
 	bus := workertest.Start(t)
 	sim := skysim.New(opts)
-	ts := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		// Unblock long /api/get calls first, then close connections.
-		sim.Close()
-		ts.Close()
-	})
-	sky, err := skypilot.New(skypilot.Config{Endpoint: ts.URL, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: 20 * time.Second})
+	url := workertest.Serve(t, sim)
+	sky, err := skypilot.New(skypilot.Config{Endpoint: url, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +89,7 @@ func setup(t testing.TB, opts skysim.Options) *env {
 // stops it first.
 func (e *env) startWorker() func() {
 	e.t.Helper()
-	w, err := skyworker.Start(context.Background(), e.NS.NC, skyworker.Config{SkyPilot: e.sky, RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second})
+	w, err := skyworker.Start(context.Background(), e.NS.NC, skyworker.Config{SkyPilot: e.sky, Worker: workertest.FastLoop})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -264,17 +258,7 @@ func TestTeardownDuringProvisioning(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.WaitFor("short-lived", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
-	if _, err := e.Client.Teardown(ctx, "short-lived"); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	c := e.WaitFor("short-lived", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
-	if c.Status.Phase != rh.PhaseTerminated {
-		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
-	}
-	if time.Since(start) > 4*time.Second {
-		t.Fatalf("teardown waited for the launch to finish instead of cancelling it")
-	}
+	e.TeardownOvertakes("short-lived", 4*time.Second)
 	if st := e.sim.ClusterState("short-lived"); st != "" {
 		t.Fatalf("SkyPilot still has the cluster: %s", st)
 	}
