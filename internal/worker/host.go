@@ -135,7 +135,7 @@ func (h *Host[T]) Go(f func(ctx context.Context)) {
 }
 
 // Stop ends the loop and the background tasks. Running handlers are
-// interrupted; their events are redelivered.
+// interrupted; their events are redelivered. Calling it again does nothing.
 func (h *Host[T]) Stop() {
 	h.cancelHard(fmt.Errorf("%s %w", h.cfg.Durable, ErrStopping))
 	if h.stopLoop != nil {
