@@ -20,7 +20,7 @@ const (
 	StreamDLQ    = "RH_DLQ"    // dead letters: rh.dlq.<stream>.<consumer>
 
 	BucketClusters = "rh_clusters" // cluster records, written only by the registry
-	BucketSecrets  = "rh_secrets"  // SSH keys and passwords: read by the sshgateway (and the sagemakerworker, its own)
+	BucketSecrets  = "rh_secrets"  // SSH keys and passwords (internal/secrets): written by the registry and the workers, read by the sshgateway (and the sagemakerworker, its own)
 	BucketHostKeys = "rh_hostkeys" // host keys recorded on first contact
 	BucketUsers    = "rh_users"    // people allowed on the bus: name, role, nkey (public)
 )

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/rhq/rh/internal/testkit"
 )
 
 // TestNoGoroutineLeak: connections that come and go (the gateway restarts
@@ -24,7 +26,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		c.Close()
 		<-done.done
 	}
-	waitFor(t, 5*time.Second, "goroutines back to baseline", func() error {
+	testkit.WaitErr(t, 5*time.Second, "goroutines back to baseline", func() error {
 		if n := runtime.NumGoroutine(); n > before+2 {
 			buf := make([]byte, 1<<16)
 			return fmt.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rhq/rh/internal/testkit"
 )
 
 // rawStream opens a stream id on c without an OPEN, to inject frames.
@@ -113,7 +115,7 @@ func TestMalformedFramesResetOnlyTheirStream(t *testing.T) {
 		}
 		mustRun(t, c)
 	}
-	waitFor(t, 5*time.Second, "reset runs killed", func() error {
+	testkit.WaitErr(t, 5*time.Second, "reset runs killed", func() error {
 		st, err := c.Status(ctxT(t, 5*time.Second))
 		if err == nil && len(st.Runs) != 0 {
 			err = errors.New("runs still listed")

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rhq/rh/internal/testkit"
 )
 
 func TestRunOutputAndExitCodes(t *testing.T) {
@@ -148,10 +150,10 @@ func TestRunCancelKillsProcessGroup(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 	for _, pid := range pids {
-		waitFor(t, 5*time.Second, "process group killed", func() error { return processGone(pid) })
+		testkit.WaitErr(t, 5*time.Second, "process group killed", func() error { return processGone(pid) })
 	}
 	t.Logf("cancel → Run returned and %d processes gone in %s", len(pids), time.Since(start))
-	waitFor(t, 5*time.Second, "run list empty", func() error {
+	testkit.WaitErr(t, 5*time.Second, "run list empty", func() error {
 		st, err := c.Status(ctxT(t, 5*time.Second))
 		if err != nil || len(st.Runs) != 0 {
 			return fmt.Errorf("runs %+v, %v", st.Runs, err)
@@ -236,7 +238,7 @@ func TestServeExitsOnEOF(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return on EOF")
 	}
-	waitFor(t, 5*time.Second, "command killed at EOF", func() error { return processGone(pid) })
+	testkit.WaitErr(t, 5*time.Second, "command killed at EOF", func() error { return processGone(pid) })
 	select {
 	case <-c.Done():
 	default:

@@ -96,6 +96,18 @@ func (s *Server) Touch(name string) error {
 	return nil
 }
 
+// KeepAliveChecks returns how many times a keep-alive job's loop has
+// checked for idleness (once a KeepAliveTick): tests wait on it instead of
+// sleeping for ticks.
+func (s *Server) KeepAliveChecks(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.jobs[name]; ok {
+		return j.checks
+	}
+	return 0
+}
+
 // CreateCalls returns every CreateTrainingJob request that reached the
 // simulator, in order.
 func (s *Server) CreateCalls() []CreateCall {

@@ -54,6 +54,7 @@ type job struct {
 	autostop     time.Duration // AWS time; < 0: until MaxRuntime
 	connWait     time.Duration // AWS time
 	lastActivity time.Time
+	checks       int                  // idleness checks the keep-alive loop made
 	sessionBeats map[string]time.Time // open SSM proxy sessions → last heartbeat
 	failReason   string
 
@@ -268,6 +269,7 @@ func (s *Server) keepAlive(j *job, wait func(time.Duration) outcome) outcome {
 			return o
 		}
 		s.mu.Lock()
+		j.checks++
 		idle := s.liveSessionsLocked(j) == 0 && j.autostop >= 0 && time.Since(j.lastActivity) > s.scale(j.autostop)
 		s.mu.Unlock()
 		if idle {

@@ -92,21 +92,26 @@ func newEnv(t *testing.T, opts Options) *env {
 	return &env{sim: sim, ts: ts, sm: client, nodes: nodes}
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// waitKeepAliveChecks waits until a keep-alive job has checked for
+// idleness n more times, failing at once if it leaves Training meanwhile.
+func waitKeepAliveChecks(t *testing.T, sim *Server, job string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	want := sim.KeepAliveChecks(job) + n
+	testkit.WaitErr(t, 10*time.Second, fmt.Sprintf("%d keep-alive checks of %s", n, job), func() error {
+		if st, sec, _ := sim.JobStatus(job); st != "InProgress" || sec != "Training" {
+			t.Fatalf("keep-alive job left Training: %s/%s", st, sec)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		if got := sim.KeepAliveChecks(job); got < want {
+			return fmt.Errorf("%d checks, want %d", got, want)
+		}
+		return nil
+	})
 }
 
 func (e *env) waitStatus(t *testing.T, name, status, secondary string) *sagemaker.DescribeTrainingJobOutput {
 	t.Helper()
 	var last *sagemaker.DescribeTrainingJobOutput
-	waitFor(t, name+" "+status+"/"+secondary, 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, name+" "+status+"/"+secondary, func() bool {
 		out, err := e.sm.DescribeTrainingJob(context.Background(), &sagemaker.DescribeTrainingJobInput{TrainingJobName: aws.String(name)})
 		if err != nil {
 			t.Fatalf("describe: %v", err)
@@ -184,7 +189,7 @@ func TestStopKeepAlive(t *testing.T) {
 	}
 	e.waitStatus(t, "ka", "InProgress", "Training")
 	// A keep-alive job with autostop -1 stays in Training.
-	time.Sleep(50 * time.Millisecond) // a few keep-alive ticks (20 ms each)
+	waitKeepAliveChecks(t, e.sim, "ka", 3)
 	if st, sec, _ := e.sim.JobStatus("ka"); st != "InProgress" || sec != "Training" {
 		t.Fatalf("keep-alive job left Training: %s/%s", st, sec)
 	}
@@ -228,8 +233,8 @@ func TestKeepAliveIdleAutostopAndSessions(t *testing.T) {
 	if _, err := pw.Write([]byte("ping\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "echo", 5*time.Second, func() bool { return out.String() == "ping\n" })
-	time.Sleep(900 * time.Millisecond) // 3 autostop periods with a live session
+	testkit.Eventually(t, 5*time.Second, "echo", func() bool { return out.String() == "ping\n" })
+	waitKeepAliveChecks(t, e.sim, "idle", 9) // 3 autostop periods of 3 ticks with a live session
 	if st, sec, _ := e.sim.JobStatus("idle"); st != "InProgress" || sec != "Training" {
 		t.Fatalf("job with a live session stopped: %s/%s", st, sec)
 	}

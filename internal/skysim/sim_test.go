@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
 
@@ -64,18 +65,6 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func yamlFor(t *testing.T, spec skypilot.TaskSpec) string {
@@ -160,7 +149,7 @@ func TestCancelMidProvisionLeavesInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "INIT", func() bool { return sim.ClusterState("slow") == "INIT" })
+	testkit.Eventually(t, 10*time.Second, "INIT", func() bool { return sim.ClusterState("slow") == "INIT" })
 	if got, err := c.Cancel(ctx, id[:8]); err != nil || len(got) != 1 {
 		t.Fatalf("cancel %v %v", got, err)
 	}
@@ -190,7 +179,7 @@ func TestAutostopDownAndStaleCache(t *testing.T) {
 	if len(recs) != 1 || recs[0].Autostop != 2 || !recs[0].ToDown {
 		t.Fatalf("autostop not reported: %+v", recs)
 	}
-	eventually(t, "autostop", func() bool { return sim.ClusterState("a") == "" })
+	testkit.Eventually(t, 10*time.Second, "autostop", func() bool { return sim.ClusterState("a") == "" })
 	recs, _ = c.Status(ctx, []string{"a"}, skypilot.RefreshNone)
 	if len(recs) != 1 {
 		t.Fatal("cache should lag until refresh")
@@ -240,9 +229,9 @@ func TestWaitingHiddenFromOldClients(t *testing.T) {
 	sim, c, _, url := setup(t, Options{LaunchLatency: time.Hour})
 	ctx := ctxT(t)
 	first, _ := c.SubmitLaunch(ctx, skypilot.LaunchRequest{ClusterName: "w", TaskYAML: "name: w\n"})
-	eventually(t, "INIT", func() bool { return sim.ClusterState("w") == "INIT" })
+	testkit.Eventually(t, 10*time.Second, "INIT", func() bool { return sim.ClusterState("w") == "INIT" })
 	second, _ := c.SubmitLaunch(ctx, skypilot.LaunchRequest{ClusterName: "w", TaskYAML: "name: w\n"})
-	eventually(t, "WAITING", func() bool {
+	testkit.Eventually(t, 10*time.Second, "WAITING", func() bool {
 		rs, err := c.RequestStatuses(ctx, second)
 		return err == nil && len(rs) == 1 && rs[0].Status == skypilot.StatusWaiting
 	})

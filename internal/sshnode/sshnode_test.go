@@ -17,22 +17,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// waitFor polls cond until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func dial(n *sshnode.Node, auth ssh.AuthMethod, timeout time.Duration) (*ssh.Client, error) {
 	return ssh.Dial("tcp", n.HostPort(), &ssh.ClientConfig{
 		User:            n.User(),
@@ -163,13 +147,13 @@ func TestKillEndsSessionsAndCloseCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid int
-	waitFor(t, 5*time.Second, "remote pid", func() error {
+	testkit.WaitErr(t, 5*time.Second, "remote pid", func() error {
 		pid, err = strconv.Atoi(strings.TrimSpace(out.String()))
 		return err
 	})
 	sshdPid := n.Pid()
 	n.Kill()
-	waitFor(t, 5*time.Second, "session process gone", func() error {
+	testkit.WaitErr(t, 5*time.Second, "session process gone", func() error {
 		if exec.Command("kill", "-0", strconv.Itoa(pid)).Run() == nil {
 			return errors.New("still alive")
 		}
@@ -217,7 +201,7 @@ func TestNetnsCutRestore(t *testing.T) {
 	if err := n.Restore(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "dial restored node", func() error {
+	testkit.WaitErr(t, 5*time.Second, "dial restored node", func() error {
 		c, err := dial(n, ssh.PublicKeys(k.Signer), time.Second)
 		if err == nil {
 			c.Close()

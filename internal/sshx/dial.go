@@ -36,6 +36,9 @@ type Dialer struct {
 	MaxSessions int
 	// Logger gets connection events. Default slog.Default().
 	Logger *slog.Logger
+	// AgentSocket is the ssh-agent socket that targets with UseAgent sign
+	// with: the caller's SSH_AUTH_SOCK. Empty: such targets fail to dial.
+	AgentSocket string
 }
 
 // validHost guards the %h expansion in proxy commands (run by a shell)
@@ -176,9 +179,9 @@ func (d *Dialer) authMethods(t Target, c *Client) ([]ssh.AuthMethod, error) {
 	}
 	var agentClient agent.ExtendedAgent
 	if t.UseAgent {
-		sock := os.Getenv("SSH_AUTH_SOCK")
+		sock := d.AgentSocket
 		if sock == "" {
-			return nil, &Error{Op: "dial", Target: name, Kind: ErrAuthFailed, Detail: "UseAgent is set but SSH_AUTH_SOCK is not"}
+			return nil, &Error{Op: "dial", Target: name, Kind: ErrAuthFailed, Detail: "UseAgent is set but the dialer has no agent socket (SSH_AUTH_SOCK)"}
 		}
 		ac, err := net.Dial("unix", sock)
 		if err != nil {

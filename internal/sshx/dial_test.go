@@ -277,6 +277,7 @@ func TestAgentAuth(t *testing.T) {
 			go func() { agent.ServeAgent(keyring, c); c.Close() }()
 		}
 	}()
-	t.Setenv("SSH_AUTH_SOCK", sock)
-	echo(t, dial(t, newDialer(), sshx.Target{Host: n.Addr(), Port: n.Port(), User: n.User(), UseAgent: true}))
+	d := newDialer()
+	d.AgentSocket = sock
+	echo(t, dial(t, d, sshx.Target{Host: n.Addr(), Port: n.Port(), User: n.User(), UseAgent: true}))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 func poolEcho(ctx context.Context, p *sshx.Pool, tg sshx.Target) (string, error) {
@@ -107,7 +108,7 @@ func TestPoolIdleClose(t *testing.T) {
 	if _, err := poolEcho(ctxT(t, 10*time.Second), p, tg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "idle connection closed", func() error {
+	testkit.WaitErr(t, 5*time.Second, "idle connection closed", func() error {
 		if p.Len() != 0 {
 			return errors.New("still pooled")
 		}
@@ -148,7 +149,7 @@ func TestNetnsCutTimesOutAndRestoreRecovers(t *testing.T) {
 	if err := n.Restore(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "run after restore", func() error {
+	testkit.WaitErr(t, 15*time.Second, "run after restore", func() error {
 		_, err := poolEcho(ctxT(t, 2*time.Second), p, tg)
 		return err
 	})

@@ -185,7 +185,7 @@ func TestRunCancelKillsRemoteProcessGroup(t *testing.T) {
 				if _, err := strconv.Atoi(p); err != nil {
 					t.Fatalf("bad pid %q", p)
 				}
-				waitFor(t, 5*time.Second, "remote process "+p+" gone", func() error {
+				testkit.WaitErr(t, 5*time.Second, "remote process "+p+" gone", func() error {
 					if out, err := n.Exec(context.Background(), "kill -0 "+p); err == nil {
 						return fmt.Errorf("pid %s still alive %s", p, out)
 					}
@@ -209,7 +209,7 @@ func TestRunDeadlineIsTimeout(t *testing.T) {
 	if code != -1 || !errors.Is(err, sshx.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("code %d err %v, want -1 and ErrTimeout", code, err)
 	}
-	waitFor(t, 5*time.Second, "timed-out command gone", func() error {
+	testkit.WaitErr(t, 5*time.Second, "timed-out command gone", func() error {
 		if out, err := n.Exec(context.Background(), "pgrep -f '"+marker+"'"); err == nil {
 			return fmt.Errorf("still running: %s", out)
 		}

@@ -18,6 +18,17 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// WaitErr polls cond every few milliseconds until it returns nil, and fails
+// the test with what was awaited and cond's last error when timeout passes
+// first: the error says why the wait failed, not only that it did.
+func WaitErr(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	var last error
+	if !Poll(timeout, func() bool { last = cond(); return last == nil }) {
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
+	}
+}
+
 // Poll reports whether cond came to hold within timeout.
 func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(timeout)

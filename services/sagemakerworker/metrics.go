@@ -1,13 +1,13 @@
 package sagemakerworker
 
 import (
-	"context"
 	"errors"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/rhq/rh/internal/worker"
 )
 
 // Job outcomes (the label values of rh_sagemakerworker_jobs_total).
@@ -20,26 +20,13 @@ const (
 	outcomeCancelled = "cancelled" // overtaken by a teardown, or the worker stopped
 )
 
-type metrics struct {
-	jobs      *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	apiErrors *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	f := promauto.With(reg)
-	return &metrics{
-		jobs: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rh_sagemakerworker_jobs_total", Help: "Training job creates by outcome (created, adopted, training, failed, retried, cancelled).",
-		}, []string{"outcome"}),
-		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "rh_sagemakerworker_create_to_training_seconds", Help: "Time from creating (or adopting) a training job to its reaching Training, or failing first.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 3, 13),
-		}, []string{"outcome"}),
-		apiErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rh_sagemakerworker_aws_errors_total", Help: "AWS API errors by operation and error code (unknown codes grouped by fault).",
-		}, []string{"op", "code"}),
-	}
+func newMetrics(reg prometheus.Registerer) *worker.CloudMetrics {
+	return worker.NewCloudMetrics(reg, worker.CloudMetricNames{
+		Outcomes: "rh_sagemakerworker_jobs_total", OutcomesHelp: "Training job creates by outcome (created, adopted, training, failed, retried, cancelled).",
+		Duration: "rh_sagemakerworker_create_to_training_seconds", DurationHelp: "Time from creating (or adopting) a training job to its reaching Training, or failing first.",
+		DurationBuckets: prometheus.ExponentialBuckets(0.01, 3, 13),
+		APIErrors:       "rh_sagemakerworker_aws_errors_total", APIErrorsHelp: "AWS API errors by operation and error code (unknown codes grouped by fault).", ErrorLabel: "code",
+	}, errorCode)
 }
 
 // knownCodes are the error codes counted under their own name; others are
@@ -58,8 +45,6 @@ func errorCode(err error) string {
 	var ae smithy.APIError
 	var re *awshttp.ResponseError
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "cancelled"
 	case errors.As(err, &ae):
 		if knownCodes[ae.ErrorCode()] {
 			return ae.ErrorCode()
@@ -72,10 +57,4 @@ func errorCode(err error) string {
 		return "http"
 	}
 	return "network_or_credentials"
-}
-
-func (m *metrics) apiError(op string, err error) {
-	if err != nil {
-		m.apiErrors.WithLabelValues(op, errorCode(err)).Inc()
-	}
 }

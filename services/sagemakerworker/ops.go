@@ -40,10 +40,10 @@ type call struct {
 	log *slog.Logger
 }
 
-// create launches this generation's training job, or adopts the one an
+// Create launches this generation's training job, or adopts the one an
 // earlier attempt (or an earlier generation still running) created, and
 // follows it: a compute backend until Training (Up), an estimator to its end.
-func (c *call) create(ctx context.Context) error {
+func (c *call) Create(ctx context.Context) error {
 	s, cluster, gen := c.s, c.in.Cluster, c.in.Generation
 	var est *sm.Estimator
 	if c.sp.Estimator != "" {
@@ -53,7 +53,7 @@ func (c *call) create(ctx context.Context) error {
 		}
 		est = e
 	}
-	rec, rev, err := s.loadJob(ctx, cluster)
+	rec, rev, err := s.jobs.Load(ctx, cluster)
 	if err != nil {
 		return err
 	}
@@ -62,15 +62,15 @@ func (c *call) create(ctx context.Context) error {
 		// predecessor's outcome was never reported: if that job still runs,
 		// it is this generation's cluster — a second job would double the bill.
 		d, err := c.cli.Describe(ctx, rec.Job)
-		s.m.apiError("describe", err)
+		s.m.APIError("describe", err)
 		switch {
 		case err == nil && d.Status == string(types.TrainingJobStatusInProgress):
 			rec.Generation = gen
-			if rev, err = s.saveJob(ctx, cluster, *rec, rev); err != nil {
+			if rev, err = s.jobs.Save(ctx, cluster, *rec, rev); err != nil {
 				return err
 			}
 			c.log.Info("adopting the training job of an earlier generation, still running", "job", rec.Job)
-			s.m.jobs.WithLabelValues(outcomeAdopted).Inc()
+			s.m.Outcome(outcomeAdopted)
 			return c.follow(ctx, rec, rev, time.Now())
 		case err == nil || sm.IsNotFound(err):
 			rec = nil // ended: this generation gets a job of its own
@@ -86,8 +86,8 @@ func (c *call) create(ctx context.Context) error {
 		// Claim the name before anything reaches AWS, so a crash after the
 		// create leaves a trace for the teardown and the next attempt.
 		nrec := jobRecord{Generation: gen, Job: name, State: stateLaunching, Estimator: est != nil}
-		if rev, err = s.saveJob(ctx, cluster, nrec, rev); err != nil {
-			if events.IsCASConflict(err) {
+		if rev, err = s.jobs.Save(ctx, cluster, nrec, rev); err != nil {
+			if errors.Is(err, worker.ErrLostRace) {
 				return fmt.Errorf("another sagemakerworker is creating %s: %w", cluster, err)
 			}
 			return err
@@ -110,8 +110,8 @@ func (c *call) create(ctx context.Context) error {
 		}
 		in, err := sm.BuildCreateInput(c.clusterSpec(role, pub, est, rec.Job))
 		if err != nil {
-			_ = s.deleteJob(context.WithoutCancel(ctx), cluster)
-			s.m.jobs.WithLabelValues(outcomeFailed).Inc()
+			_ = s.jobs.Delete(context.WithoutCancel(ctx), cluster)
+			s.m.Outcome(outcomeFailed)
 			return worker.Permanent(fmt.Errorf("cannot express the cluster as a training job: %w", err))
 		}
 		rec.InstanceType = string(in.ResourceConfig.InstanceType)
@@ -120,17 +120,17 @@ func (c *call) create(ctx context.Context) error {
 			c.log.Warn("cannot report Provisioning", "err", err)
 		}
 		res, err := c.cli.Launch(ctx, in)
-		s.m.apiError("create", err)
+		s.m.APIError("create", err)
 		if err != nil {
 			return c.fail(ctx, "create", err)
 		}
 		if res.Adopted {
-			s.m.jobs.WithLabelValues(outcomeAdopted).Inc()
+			s.m.Outcome(outcomeAdopted)
 		} else {
-			s.m.jobs.WithLabelValues(outcomeCreated).Inc()
+			s.m.Outcome(outcomeCreated)
 		}
 		rec.ARN, rec.State = res.ARN, stateLaunched
-		if rev, err = s.saveJob(ctx, cluster, *rec, rev); err != nil {
+		if rev, err = s.jobs.Save(ctx, cluster, *rec, rev); err != nil {
 			// The job runs; the next attempt adopts it through its name.
 			c.log.Warn("training job created but not recorded", "job", rec.Job, "err", err)
 		}
@@ -150,7 +150,7 @@ func (c *call) follow(ctx context.Context, rec *jobRecord, rev uint64, start tim
 	trained := false
 	for {
 		d, err := c.cli.Describe(ctx, rec.Job)
-		s.m.apiError("describe", err)
+		s.m.APIError("describe", err)
 		switch {
 		case err == nil:
 			missing, failures = 0, 0
@@ -160,7 +160,7 @@ func (c *call) follow(ctx context.Context, rec *jobRecord, rev uint64, start tim
 			// DescribeTrainingJob is eventually consistent right after a create.
 			missing++
 		case sm.IsNotFound(err):
-			_ = s.forget(context.WithoutCancel(ctx), c.in.Cluster)
+			_ = s.host.Forget(context.WithoutCancel(ctx), c.in.Cluster)
 			return worker.Permanent(fmt.Errorf("training job %s disappeared while it was being created", rec.Job))
 		case sm.IsRetryable(err) && failures < 10:
 			failures++
@@ -178,8 +178,8 @@ func (c *call) follow(ctx context.Context, rec *jobRecord, rev uint64, start tim
 				msg := transitionMessage(t)
 				if t.Status == string(types.SecondaryStatusTraining) && !trained {
 					trained = true
-					s.m.jobs.WithLabelValues(outcomeTraining).Inc()
-					s.m.duration.WithLabelValues(outcomeTraining).Observe(time.Since(start).Seconds())
+					s.m.Outcome(outcomeTraining)
+					s.m.Took(outcomeTraining, start)
 				}
 				if seen[msg] || c.upNow(rec, d, next) {
 					// Reported by an earlier attempt of this generation, or
@@ -219,7 +219,7 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 				return true, fmt.Errorf("sagemakerworker: report Up: %w", err)
 			}
 			rec.State = stateUp
-			if _, err := s.saveJob(ctx, c.in.Cluster, *rec, rev); err != nil {
+			if _, err := s.jobs.Save(ctx, c.in.Cluster, *rec, rev); err != nil {
 				// Reported Up already; a redelivery adopts the job instead.
 				c.log.Warn("cannot mark the job up", "err", err)
 			}
@@ -227,7 +227,7 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 		}
 		return false, nil
 	case types.TrainingJobStatusCompleted, types.TrainingJobStatusStopped:
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return true, err
 		}
 		msg := fmt.Sprintf("job completed (training job %s)", rec.Job)
@@ -237,10 +237,10 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 		return true, c.r.Report(ctx, rh.PhaseTerminated, msg, nil, c.info(rec, d))
 	case types.TrainingJobStatusFailed:
 		if !trained {
-			s.m.duration.WithLabelValues(outcomeFailed).Observe(time.Since(start).Seconds())
+			s.m.Took(outcomeFailed, start)
 		}
-		s.m.jobs.WithLabelValues(outcomeFailed).Inc()
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		s.m.Outcome(outcomeFailed)
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return true, err
 		}
 		reason := d.FailureReason
@@ -285,7 +285,7 @@ func (c *call) reportTransition(ctx context.Context, rec *jobRecord, d *sm.JobDe
 // this generation, so a redelivered create does not report them twice.
 func (c *call) reportedMessages(ctx context.Context) map[string]bool {
 	seen := map[string]bool{}
-	cl, _, err := events.LoadCluster(ctx, c.s.records, c.in.Cluster)
+	cl, err := c.s.host.Cluster(ctx, c.in.Cluster)
 	if err != nil {
 		return seen
 	}
@@ -297,16 +297,16 @@ func (c *call) reportedMessages(ctx context.Context) map[string]bool {
 	return seen
 }
 
-// teardown stops the cluster's job, follows it until it has stopped, and
+// Teardown stops the cluster's job, follows it until it has stopped, and
 // forgets its key.
-func (c *call) teardown(ctx context.Context) error {
+func (c *call) Teardown(ctx context.Context) error {
 	s := c.s
-	rec, _, err := s.loadJob(ctx, c.in.Cluster)
+	rec, _, err := s.jobs.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
 	if rec == nil {
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
 		return c.r.Report(ctx, rh.PhaseTerminated, MsgNoJob, nil, nil)
@@ -315,7 +315,7 @@ func (c *call) teardown(ctx context.Context) error {
 		c.log.Warn("cannot report TearingDown", "err", err)
 	}
 	err = c.cli.Stop(ctx, rec.Job)
-	s.m.apiError("stop", err)
+	s.m.APIError("stop", err)
 	if err != nil {
 		return c.fail(ctx, "stop", err)
 	}
@@ -323,7 +323,7 @@ func (c *call) teardown(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.forget(ctx, c.in.Cluster); err != nil {
+	if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 		return err
 	}
 	return c.r.Report(ctx, rh.PhaseTerminated, msg, nil, c.info(rec, nil))
@@ -338,7 +338,7 @@ func (c *call) waitStopped(ctx context.Context, rec *jobRecord) (string, error) 
 	missing, failures := 0, 0
 	for {
 		d, err := c.cli.Describe(ctx, rec.Job)
-		s.m.apiError("describe", err)
+		s.m.APIError("describe", err)
 		switch {
 		case err == nil:
 			failures = 0
@@ -349,7 +349,7 @@ func (c *call) waitStopped(ctx context.Context, rec *jobRecord) (string, error) 
 				return fmt.Sprintf("training job %s had already ended (%s)", rec.Job, d.Status), nil
 			case types.TrainingJobStatusInProgress:
 				err := c.cli.Stop(ctx, rec.Job)
-				s.m.apiError("stop", err)
+				s.m.APIError("stop", err)
 				if err != nil {
 					return "", c.fail(ctx, "stop", err)
 				}
@@ -373,11 +373,11 @@ func (c *call) waitStopped(ctx context.Context, rec *jobRecord) (string, error) 
 	}
 }
 
-// update applies a changed autostop. SageMaker cannot change a running job's
+// Update applies a changed autostop. SageMaker cannot change a running job's
 // Environment, where the keep-alive loop reads autostop from, so the new
 // value applies to the next job (the next `up`); the cluster says so.
-func (c *call) update(ctx context.Context) error {
-	rec, _, err := c.s.loadJob(ctx, c.in.Cluster)
+func (c *call) Update(ctx context.Context) error {
+	rec, _, err := c.s.jobs.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -389,15 +389,15 @@ func (c *call) update(ctx context.Context) error {
 	return c.observe(ctx, rec, true)
 }
 
-// refresh reports what SageMaker says the cluster's job is now.
-func (c *call) refresh(ctx context.Context) error {
+// Refresh reports what SageMaker says the cluster's job is now.
+func (c *call) Refresh(ctx context.Context) error {
 	s := c.s
-	rec, _, err := s.loadJob(ctx, c.in.Cluster)
+	rec, _, err := s.jobs.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
 	if rec == nil {
-		phase, err := c.recordedPhase(ctx)
+		phase, err := c.s.host.RecordedPhase(ctx, c.in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -416,7 +416,7 @@ func (c *call) refresh(ctx context.Context) error {
 func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool) error {
 	s := c.s
 	phase, msg, d, err := c.cli.Status(ctx, rec.Job)
-	s.m.apiError("describe", err)
+	s.m.APIError("describe", err)
 	if err != nil {
 		// Plain error even when definite: a refresh must not fail a cluster.
 		return fmt.Errorf("sagemakerworker: describe %s: %w", rec.Job, err)
@@ -425,7 +425,7 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 		if rec.State == stateLaunching {
 			return nil // a create is being retried and will report itself
 		}
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
 		return c.r.Report(ctx, rh.PhaseTerminated, MsgGone, nil, c.info(rec, nil))
@@ -448,29 +448,17 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 		}
 		return c.r.Report(ctx, rh.PhaseProvisioning, msg, nil, info)
 	case sm.PhaseTerminated:
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
 		return c.r.Report(ctx, rh.PhaseTerminated, fmt.Sprintf("training job %s ended (%s): %s", rec.Job, d.Status, lastMessage(d)), nil, info)
 	case sm.PhaseFailed:
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
 		return c.r.Report(ctx, rh.PhaseFailed, fmt.Sprintf("training job %s failed: %s", rec.Job, msg), nil, info)
 	}
 	return c.r.Report(ctx, rh.Phase(phase), msg, nil, info)
-}
-
-// recordedPhase reads the cluster's phase from the registry's record.
-func (c *call) recordedPhase(ctx context.Context) (rh.Phase, error) {
-	cl, _, err := events.LoadCluster(ctx, c.s.records, c.in.Cluster)
-	if rh.ErrorCode(err) == rh.ENOTFOUND {
-		return rh.PhaseTerminated, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("sagemakerworker: %w", err)
-	}
-	return cl.Status.Phase, nil
 }
 
 // nodes are the job's instances as SSH reaches them: the address is the SSM
@@ -591,14 +579,14 @@ func (c *call) clusterSpec(role, pub string, est *sm.Estimator, job string) sm.C
 func (c *call) failRole(ctx context.Context, err error) error {
 	var oe *smithy.OperationError
 	if errors.As(err, &oe) {
-		c.s.m.apiError("get_caller_identity", err)
+		c.s.m.APIError("get_caller_identity", err)
 		return c.fail(ctx, "resolve role", err)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("resolve role interrupted: %w", context.Cause(ctx))
 	}
-	_ = c.s.deleteJob(context.WithoutCancel(ctx), c.in.Cluster)
-	c.s.m.jobs.WithLabelValues(outcomeFailed).Inc()
+	_ = c.s.jobs.Delete(context.WithoutCancel(ctx), c.in.Cluster)
+	c.s.m.Outcome(outcomeFailed)
 	return worker.Permanent(err)
 }
 
@@ -610,13 +598,13 @@ func (c *call) fail(ctx context.Context, op string, err error) error {
 	s := c.s
 	if ctx.Err() != nil {
 		if c.op == events.OpCreate {
-			s.m.jobs.WithLabelValues(outcomeCancelled).Inc()
+			s.m.Outcome(outcomeCancelled)
 		}
 		return fmt.Errorf("%s interrupted: %w", op, context.Cause(ctx))
 	}
 	if sm.IsRetryable(err) {
 		if op == "create" {
-			s.m.jobs.WithLabelValues(outcomeRetried).Inc()
+			s.m.Outcome(outcomeRetried)
 		}
 		c.log.Warn("AWS gave no definite answer; will retry", "op", op, "err", err)
 		return fmt.Errorf("sagemakerworker: %s: %w", op, err)
@@ -631,9 +619,9 @@ func (c *call) fail(ctx context.Context, op string, err error) error {
 		perm = fmt.Errorf("SageMaker refused to %s: %s", op, awsMessage(err))
 	}
 	if op == "create" {
-		s.m.jobs.WithLabelValues(outcomeFailed).Inc()
+		s.m.Outcome(outcomeFailed)
 		// Nothing was created; a later `up` starts a new generation.
-		_ = s.deleteJob(context.WithoutCancel(ctx), c.in.Cluster)
+		_ = s.jobs.Delete(context.WithoutCancel(ctx), c.in.Cluster)
 	}
 	return worker.Permanent(perm)
 }

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
@@ -63,6 +62,11 @@ type Config struct {
 	// defaults (RH_SAGEMAKER_ROLE, the SageMaker SDK's config file); --sim
 	// sets the simulator's account role so no configuration is needed.
 	DefaultRole string
+	// Getenv is how the SageMaker clients read the caller's environment
+	// (RH_SAGEMAKER_ROLE, SAGEMAKER_*_CONFIG_OVERRIDE), unless
+	// ClientOptions.Getenv is set; nil reads none. `rhcli serve` passes
+	// os.Getenv.
+	Getenv func(string) string
 	// SSHUser is the account nodes accept (default DefaultSSHUser).
 	SSHUser string
 	// PollMin and PollMax bound the interval between DescribeTrainingJob
@@ -77,54 +81,59 @@ type Config struct {
 	// Replicas of the rh_sm_jobs bucket (1 unless NATS is a cluster).
 	Replicas int
 
-	// Event loop settings, passed to internal/worker (zero: its defaults).
-	AckWait     time.Duration
-	MaxDeliver  int
-	Concurrency int
-	RetryBase   time.Duration
+	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
+	// are set here); zero values are its defaults.
+	Worker worker.Config
 }
 
 // Service is a running sagemakerworker.
 type Service struct {
-	cfg     Config
-	sm      *sm.Client
-	js      jetstream.JetStream
-	jobs    jetstream.KeyValue
-	secrets jetstream.KeyValue
-	records jetstream.KeyValue
-	log     *slog.Logger
-	m       *metrics
+	cfg  Config
+	sm   *sm.Client
+	host *worker.Host[jobRecord]
+	jobs *worker.Records[jobRecord]
+	log  *slog.Logger
+	m    *worker.CloudMetrics
 
 	clientsMu sync.Mutex
 	clients   map[string]*sm.Client // by profile and region, when Config.Client is nil
-
-	// hard is cancelled by Stop: handlers end at once instead of after the
-	// loop's grace, and their creates resume (adopt) in the next process.
-	hard       context.Context
-	cancelHard context.CancelFunc
-	cancelRun  context.CancelFunc
-	stopLoop   func()
-	wg         sync.WaitGroup
 }
-
-// errStopping is the cancel cause of handlers interrupted by Stop.
-var errStopping = errors.New("sagemakerworker stopping")
 
 // Start prepares streams and buckets and starts consuming. It needs no AWS
 // answer to start: credentials are resolved lazily, and a create that cannot
 // reach AWS is retried.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	cfg.defaults()
+	client := cfg.Client
+	if client == nil {
+		awsCfg, err := sm.LoadConfig(ctx, cfg.Profile, cfg.Region)
+		if err != nil {
+			return nil, fmt.Errorf("sagemakerworker: %w", err)
+		}
+		client = sm.NewClient(awsCfg, cfg.ClientOptions)
+	}
+	loop := cfg.Worker
+	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindSageMaker, Durable, cfg.ID, cfg.Logger, cfg.Registry
+	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{Config: loop, Replicas: cfg.Replicas,
+		Bucket: BucketJobs, KeyPrefix: "job.", BucketDescription: "rh sagemakerworker: training job of each cluster"})
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, sm: client, host: host, jobs: host.Records, log: host.Log(),
+		m: newMetrics(cfg.Registry), clients: map[string]*sm.Client{}}
+	if err := host.Start(ctx, s.begin); err != nil {
+		return nil, err
+	}
+	s.log.Info("SageMaker worker started", "region", client.Region())
+	return s, nil
+}
+
+func (cfg *Config) defaults() {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
-	}
-	if cfg.ID == "" {
-		cfg.ID = Durable
-	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
 	}
 	if cfg.SSHUser == "" {
 		cfg.SSHUser = DefaultSSHUser
@@ -138,68 +147,14 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.ClientOptions.Logger == nil {
 		cfg.ClientOptions.Logger = cfg.Logger
 	}
-	client := cfg.Client
-	if client == nil {
-		awsCfg, err := sm.LoadConfig(ctx, cfg.Profile, cfg.Region)
-		if err != nil {
-			return nil, fmt.Errorf("sagemakerworker: %w", err)
-		}
-		client = sm.NewClient(awsCfg, cfg.ClientOptions)
+	if cfg.ClientOptions.Getenv == nil {
+		cfg.ClientOptions.Getenv = cfg.Getenv
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	}
-	lim := events.DefaultLimits()
-	lim.Replicas = cfg.Replicas
-	if err := events.Setup(ctx, js, lim); err != nil {
-		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	}
-	jobs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketJobs, Description: "rh sagemakerworker: training job of each cluster",
-		History: 1, MaxBytes: 16 << 20, MaxValueSize: 4 << 10, TTL: 30 * 24 * time.Hour,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sagemakerworker: bucket %s: %w", BucketJobs, err)
-	}
-	secrets, err := js.KeyValue(ctx, events.BucketSecrets)
-	if err != nil {
-		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	}
-	records, err := js.KeyValue(ctx, events.BucketClusters)
-	if err != nil {
-		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	}
-	s := &Service{cfg: cfg, sm: client, js: js, jobs: jobs, secrets: secrets, records: records,
-		log: cfg.Logger.With("service", Durable), m: newMetrics(cfg.Registry), clients: map[string]*sm.Client{}}
-	w, err := worker.New(ctx, js, worker.Config{
-		Kind: rh.KindSageMaker, Durable: Durable, ID: cfg.ID, Logger: cfg.Logger, Registry: cfg.Registry,
-		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, Concurrency: cfg.Concurrency, RetryBase: cfg.RetryBase,
-	}, s.handle)
-	if err != nil {
-		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	}
-	s.hard, s.cancelHard = context.WithCancel(context.WithoutCancel(ctx))
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancelRun = cancel
-	if s.stopLoop, err = w.Start(runCtx); err != nil {
-		s.cancelHard()
-		cancel()
-		return nil, fmt.Errorf("sagemakerworker: %w", err)
-	}
-	s.log.Info("SageMaker worker started", "region", client.Region())
-	return s, nil
 }
 
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and adopt the job already created.
-func (s *Service) Stop() {
-	s.cancelHard()
-	s.stopLoop()
-	s.cancelRun()
-	s.wg.Wait()
-}
+func (s *Service) Stop() { s.host.Stop() }
 
 // Client is the default SageMaker client.
 func (s *Service) Client() *sm.Client { return s.sm }
@@ -229,30 +184,16 @@ func (s *Service) clientFor(ctx context.Context, profile, region string) (*sm.Cl
 	return c, nil
 }
 
-func (s *Service) handle(ctx context.Context, op string, in *events.ClusterIntent, r *worker.Reporter) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(s.hard, func() { cancel(errStopping) })
-	defer stop()
+// begin prepares the call that carries out one event.
+func (s *Service) begin(ctx context.Context, op string, in *events.ClusterIntent, r *worker.Reporter) (worker.Ops, error) {
 	sp := in.Spec.SageMaker
 	if sp == nil {
-		return worker.Permanent(errors.New("sagemakerworker: the spec has no sagemaker section"))
+		return nil, worker.Permanent(errors.New("sagemakerworker: the spec has no sagemaker section"))
 	}
 	cli, err := s.clientFor(ctx, sp.Profile, sp.Region)
 	if err != nil {
-		return worker.Permanent(fmt.Errorf("sagemakerworker: %w", err))
+		return nil, worker.Permanent(fmt.Errorf("sagemakerworker: %w", err))
 	}
-	c := &call{s: s, in: in, sp: sp, r: r, op: op, cli: cli,
-		log: s.log.With("cluster", in.Cluster, "op", op, "generation", in.Generation)}
-	switch op {
-	case events.OpCreate:
-		return c.create(ctx)
-	case events.OpTeardown:
-		return c.teardown(ctx)
-	case events.OpUpdate:
-		return c.update(ctx)
-	case events.OpRefresh:
-		return c.refresh(ctx)
-	}
-	return worker.Permanent(fmt.Errorf("sagemakerworker: unknown op %q", op))
+	return &call{s: s, in: in, sp: sp, r: r, op: op, cli: cli,
+		log: s.log.With("cluster", in.Cluster, "op", op, "generation", in.Generation)}, nil
 }

@@ -3,15 +3,11 @@ package sagemakerworker_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,17 +15,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
-	"github.com/rhq/rh/client"
-	"github.com/rhq/rh/events"
-	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/sagemakersim"
 	"github.com/rhq/rh/internal/simnodes"
 	"github.com/rhq/rh/internal/sshx"
-	"github.com/rhq/rh/services/registry"
+	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/sagemakerworker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
 )
@@ -62,10 +55,9 @@ func fastRetryer() aws.Retryer {
 }
 
 type env struct {
+	*workertest.Bus
 	t   testing.TB
 	reg *prometheus.Registry // the last started worker's metrics
-	ns  *natstest.Server
-	cl  *client.Client
 	sim *sagemakersim.Server
 	smc *sm.Client
 	url string
@@ -73,23 +65,9 @@ type env struct {
 
 func setup(t testing.TB, opts sagemakersim.Options) *env {
 	t.Helper()
-	ns := natstest.Start(t)
-	reg, err := registry.Start(context.Background(), ns.NC, registry.Config{ReconcileEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
+	bus := workertest.Start(t)
 	sim := sagemakersim.New(opts)
-	ts := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		sim.Close()
-		ts.Close()
-	})
-	cl, err := client.New(ns.NC, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, ns: ns, cl: cl, sim: sim, url: ts.URL}
+	e := &env{Bus: bus, t: t, sim: sim, url: workertest.Serve(t, sim)}
 	e.smc = e.quietClient(nil)
 	return e
 }
@@ -116,52 +94,19 @@ func (e *env) proxyCommand(string) string {
 func (e *env) startWorker() func() {
 	e.t.Helper()
 	e.reg = prometheus.NewRegistry()
-	w, err := sagemakerworker.Start(context.Background(), e.ns.NC, sagemakerworker.Config{
+	w, err := sagemakerworker.Start(context.Background(), e.NS.NC, sagemakerworker.Config{
 		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
 		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
-		RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second,
+		Worker: workertest.FastLoop,
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var once sync.Once
-	stop := func() { once.Do(w.Stop) }
-	e.t.Cleanup(stop)
-	return stop
+	return workertest.StopAtCleanup(e.t, w.Stop)
 }
 
 func compute(n int) rh.Spec {
 	return rh.Spec{Kind: rh.KindSageMaker, SageMaker: &rh.SageMakerSpec{Role: testRole, InstanceType: "ml.m5.large", NumInstances: n}}
-}
-
-func (e *env) create(name string, spec rh.Spec) {
-	e.t.Helper()
-	if _, err := e.cl.Create(context.Background(), name, spec, nil); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-func (e *env) waitFor(name, what string, ok func(*rh.Cluster) bool) *rh.Cluster {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := e.cl.WaitFor(ctx, name, ok)
-	if err != nil {
-		e.t.Fatalf("waiting for %s: %v (last: %+v)", what, err, c)
-	}
-	return c
-}
-
-// waitSettled waits for Up or a final phase and checks it is want.
-func (e *env) waitSettled(name string, want rh.Phase) *rh.Cluster {
-	e.t.Helper()
-	c := e.waitFor(name, string(want), func(c *rh.Cluster) bool {
-		return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final()
-	})
-	if c.Status.Phase != want {
-		e.t.Fatalf("%s: phase %s (%q), want %s", name, c.Status.Phase, c.Status.Message, want)
-	}
-	return c
 }
 
 // createdJobs counts the CreateTrainingJob calls that really created a job.
@@ -173,44 +118,6 @@ func (e *env) createdJobs() int {
 		}
 	}
 	return n
-}
-
-func secretOf(t testing.TB, js jetstream.JetStream, name string) (*rh.Secrets, error) {
-	t.Helper()
-	kv, err := js.KeyValue(context.Background(), events.BucketSecrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kv.Get(context.Background(), events.ClusterKey(name))
-	if err != nil {
-		return nil, err
-	}
-	var s rh.Secrets
-	if err := json.Unmarshal(e.Value(), &s); err != nil {
-		t.Fatal(err)
-	}
-	return &s, nil
-}
-
-// streamHolds reports whether any message of stream contains s.
-func streamHolds(t testing.TB, js jetstream.JetStream, stream, s string) bool {
-	t.Helper()
-	ctx := context.Background()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err == nil && bytes.Contains(m.Data, []byte(s)) {
-			return true
-		}
-	}
-	return false
 }
 
 // counter is the value of a counter of the last worker with these labels.
@@ -249,8 +156,8 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	e.startWorker()
 	ctx := context.Background()
 
-	e.create("sm-a", compute(2))
-	c := e.waitSettled("sm-a", rh.PhaseUp)
+	e.Create("sm-a", compute(2))
+	c := e.WaitSettled("sm-a", rh.PhaseUp)
 	job := sm.JobName("sm-a", c.Generation)
 	if len(c.Status.Nodes) != 2 {
 		t.Fatalf("nodes = %+v, want 2", c.Status.Nodes)
@@ -265,7 +172,7 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 		info["secondary_status"] != "Training" || info["workload"] != "compute-backend" || info["autostop"] != "off (runs until its max runtime)" {
 		t.Fatalf("info = %v", info)
 	}
-	hist, err := e.cl.History(ctx, "sm-a")
+	hist, err := e.Client.History(ctx, "sm-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,9 +180,9 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 		t.Fatalf("history lacks the job's transitions:\n%s", msgs)
 	}
 
-	sec, err := secretOf(t, e.ns.JS, "sm-a")
-	if err != nil || !strings.Contains(sec.SSHPrivateKey, "OPENSSH PRIVATE KEY") {
-		t.Fatalf("key not in rh_secrets: %v", err)
+	sec := e.Secrets("sm-a")
+	if sec == nil || !strings.Contains(sec.SSHPrivateKey, "OPENSSH PRIVATE KEY") {
+		t.Fatalf("key not in rh_secrets: %+v", sec)
 	}
 	// Through each node's own proxy command, as the gateway will connect.
 	pool := &sshx.Pool{Dialer: &sshx.Dialer{HostKeys: &sshx.MemoryHostKeys{}}}
@@ -291,21 +198,12 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 		}
 	}
 	_ = pool.Close()
-	// The private key is nowhere else: not in the record, not in any event.
-	keyLine := strings.Split(strings.TrimSpace(sec.SSHPrivateKey), "\n")[1]
-	if b, _ := json.Marshal(c); bytes.Contains(b, []byte(keyLine)) {
-		t.Fatal("the record holds the private key")
-	}
-	for _, st := range []string{events.StreamEvents, events.StreamState} {
-		if streamHolds(t, e.ns.JS, st, keyLine) {
-			t.Fatalf("stream %s holds the private key", st)
-		}
-	}
+	e.KeyNowhereElse(c, sec)
 
-	if _, err := e.cl.SetAutostop(ctx, "sm-a", 30); err != nil {
+	if _, err := e.Client.SetAutostop(ctx, "sm-a", 30); err != nil {
 		t.Fatal(err)
 	}
-	c = e.waitFor("sm-a", "autostop noted", func(c *rh.Cluster) bool {
+	c = e.WaitFor("sm-a", "autostop noted", func(c *rh.Cluster) bool {
 		return strings.HasPrefix(c.Status.Info["autostop_next"], "30 min") && c.Status.ObservedGeneration == c.Generation
 	})
 	if c.Status.Phase != rh.PhaseUp || !strings.Contains(c.Status.Message, "next `up`") {
@@ -313,14 +211,14 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if c, err = e.cl.Refresh(rctx, "sm-a"); err != nil || c.Status.Phase != rh.PhaseUp {
+	if c, err = e.Client.Refresh(rctx, "sm-a"); err != nil || c.Status.Phase != rh.PhaseUp {
 		t.Fatalf("refresh: %v %+v", err, c)
 	}
 
-	if _, err := e.cl.Teardown(ctx, "sm-a"); err != nil {
+	if _, err := e.Client.Teardown(ctx, "sm-a"); err != nil {
 		t.Fatal(err)
 	}
-	c = e.waitFor("sm-a", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	c = e.WaitFor("sm-a", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
 	if c.Status.Phase != rh.PhaseTerminated || c.Status.Message != "training job "+job+" stopped" {
 		t.Fatalf("after teardown: %s %q", c.Status.Phase, c.Status.Message)
 	}
@@ -330,30 +228,9 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	if n := nodes.Live(""); n != 0 {
 		t.Fatalf("%d sshd nodes still running", n)
 	}
-	if _, err := secretOf(t, e.ns.JS, "sm-a"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("key still stored after teardown: %v", err)
-	}
-	if err := e.cl.Delete(ctx, "sm-a", false); err != nil {
-		t.Fatal(err)
-	}
+	e.Forgotten("sm-a")
 	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
 		t.Fatalf("created %d jobs, sim has %d; want 1", e.createdJobs(), e.sim.JobCount())
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting until %s", what)
-		case <-tick.C:
-		}
 	}
 }
 
@@ -371,21 +248,21 @@ func historyText(h []rh.Transition) string {
 func TestEstimatorRunsToCompletion(t *testing.T) {
 	e := setup(t, sagemakersim.Options{})
 	e.startWorker()
-	e.create("train-1", rh.Spec{Kind: rh.KindSageMaker, SageMaker: &rh.SageMakerSpec{Role: "rh-test", Estimator: `
+	e.Create("train-1", rh.Spec{Kind: rh.KindSageMaker, SageMaker: &rh.SageMakerSpec{Role: "rh-test", Estimator: `
 image_uri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest
 command: [python, train.py, --epochs, "3"]
 instance_type: ml.c5.xlarge
 instance_count: 2
 hyperparameters: {lr: 0.01}
 `}})
-	c := e.waitFor("train-1", "final", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	c := e.WaitFor("train-1", "final", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
 	if c.Status.Phase != rh.PhaseTerminated || !strings.HasPrefix(c.Status.Message, "job completed") {
 		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
 	}
 	if c.Status.Info["workload"] != "estimator" || c.Status.Info["instance_type"] != "ml.c5.xlarge" || c.Status.Info["instances"] != "2" {
 		t.Fatalf("info = %v", c.Status.Info)
 	}
-	hist, err := e.cl.History(context.Background(), "train-1")
+	hist, err := e.Client.History(context.Background(), "train-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,8 +289,8 @@ func TestFailedJobFails(t *testing.T) {
 	e := setup(t, sagemakersim.Options{})
 	e.startWorker()
 	e.sim.FailNextJob("ClientError: Unable to pull image 123.dkr.ecr/none:latest")
-	e.create("doomed", compute(1))
-	c := e.waitSettled("doomed", rh.PhaseFailed)
+	e.Create("doomed", compute(1))
+	c := e.WaitSettled("doomed", rh.PhaseFailed)
 	if !strings.Contains(c.Status.Message, "ClientError: Unable to pull image") {
 		t.Fatalf("message = %q", c.Status.Message)
 	}
@@ -428,10 +305,10 @@ func TestThrottlingStormCreatesOneJob(t *testing.T) {
 	e := setup(t, sagemakersim.Options{TimeScale: 0.005})
 	e.startWorker()
 	e.sim.ThrottleNext(40)
-	e.create("stormy", compute(2))
-	e.waitFor("stormy", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
+	e.Create("stormy", compute(2))
+	e.WaitFor("stormy", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
 	e.sim.ThrottleFor(300 * time.Millisecond)
-	c := e.waitSettled("stormy", rh.PhaseUp)
+	c := e.WaitSettled("stormy", rh.PhaseUp)
 	if len(c.Status.Nodes) != 2 {
 		t.Fatalf("nodes = %+v", c.Status.Nodes)
 	}
@@ -447,8 +324,8 @@ func TestThrottlingStormCreatesOneJob(t *testing.T) {
 
 	// A create whose answer is lost: the retry meets ResourceInUse and adopts.
 	e.sim.LoseNextCreateAnswer(1)
-	e.create("lost", compute(1))
-	e.waitSettled("lost", rh.PhaseUp)
+	e.Create("lost", compute(1))
+	e.WaitSettled("lost", rh.PhaseUp)
 	if e.sim.JobCount() != 2 {
 		t.Fatalf("sim has %d jobs, want 2: %+v", e.sim.JobCount(), e.sim.CreateCalls())
 	}
@@ -459,15 +336,15 @@ func TestThrottlingStormCreatesOneJob(t *testing.T) {
 func TestWorkerKilledMidCreateCreatesOnce(t *testing.T) {
 	e := setup(t, sagemakersim.Options{TimeScale: 0.01})
 	stopA := e.startWorker()
-	e.create("kill-me", compute(1))
-	e.waitFor("kill-me", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
+	e.Create("kill-me", compute(1))
+	e.WaitFor("kill-me", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
 	stopA()
 	job := sm.JobName("kill-me", 1)
 	if st, sec, _ := e.sim.JobStatus(job); st != "InProgress" || sec != "Starting" {
 		t.Fatalf("job after the worker died = %s/%s, want InProgress/Starting", st, sec)
 	}
 	e.startWorker()
-	e.waitSettled("kill-me", rh.PhaseUp)
+	e.WaitSettled("kill-me", rh.PhaseUp)
 	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
 		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
 	}
@@ -480,23 +357,13 @@ func TestTeardownDuringProvisioning(t *testing.T) {
 	e := setup(t, sagemakersim.Options{TimeScale: 0.01, Timings: sagemakersim.Timings{Starting: 10 * time.Minute}})
 	e.startWorker()
 	ctx := context.Background()
-	e.create("short-lived", compute(2))
-	e.waitFor("short-lived", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
-	if _, err := e.cl.Teardown(ctx, "short-lived"); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	c := e.waitFor("short-lived", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
-	if c.Status.Phase != rh.PhaseTerminated {
-		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
-	}
-	if time.Since(start) > 4*time.Second {
-		t.Fatal("teardown waited for the job to start instead of stopping it")
-	}
+	e.Create("short-lived", compute(2))
+	e.WaitFor("short-lived", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
+	e.TeardownOvertakes("short-lived", 4*time.Second)
 	if st, _, _ := e.sim.JobStatus(sm.JobName("short-lived", 1)); st != "Stopped" {
 		t.Fatalf("job status %q, want Stopped", st)
 	}
-	if err := e.cl.Delete(ctx, "short-lived", false); err != nil {
+	if err := e.Client.Delete(ctx, "short-lived", false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -507,18 +374,18 @@ func TestResourceLimitFails(t *testing.T) {
 	e := setup(t, sagemakersim.Options{})
 	e.startWorker()
 	e.sim.ResourceLimitNext(1)
-	e.create("no-quota", compute(4))
-	c := e.waitSettled("no-quota", rh.PhaseFailed)
+	e.Create("no-quota", compute(4))
+	c := e.WaitSettled("no-quota", rh.PhaseFailed)
 	if !strings.Contains(c.Status.Message, "ResourceLimitExceeded") || !strings.Contains(c.Status.Message, "account-level service limit") {
 		t.Fatalf("message = %q", c.Status.Message)
 	}
 	if n := len(e.sim.CreateCalls()); n != 1 || e.sim.JobCount() != 0 {
 		t.Fatalf("create calls %d, jobs %d; want 1, 0", n, e.sim.JobCount())
 	}
-	if _, err := e.cl.Teardown(context.Background(), "no-quota"); err != nil {
+	if _, err := e.Client.Teardown(context.Background(), "no-quota"); err != nil {
 		t.Fatal(err)
 	}
-	c = e.waitFor("no-quota", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseTerminated })
+	c = e.WaitFor("no-quota", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseTerminated })
 	if c.Status.Message != sagemakerworker.MsgNoJob {
 		t.Fatalf("message = %q", c.Status.Message)
 	}
@@ -527,13 +394,12 @@ func TestResourceLimitFails(t *testing.T) {
 // TestMissingRoleFails: no role anywhere fails the cluster with sm's message
 // naming the fix, before anything reaches SageMaker.
 func TestMissingRoleFails(t *testing.T) {
-	t.Setenv(sm.EnvRole, "")
 	e := setup(t, sagemakersim.Options{})
 	e.startWorker()
 	spec := compute(1)
 	spec.SageMaker.Role = ""
-	e.create("no-role", spec)
-	c := e.waitSettled("no-role", rh.PhaseFailed)
+	e.Create("no-role", spec)
+	c := e.WaitSettled("no-role", rh.PhaseFailed)
 	if !strings.Contains(c.Status.Message, "no SageMaker execution role") || !strings.Contains(c.Status.Message, "--role") {
 		t.Fatalf("message = %q", c.Status.Message)
 	}
@@ -549,26 +415,26 @@ func TestRefreshAfterIdleAutostop(t *testing.T) {
 	e.startWorker()
 	spec := compute(1)
 	spec.AutostopMins = new(1)
-	e.create("idle", spec)
-	c := e.waitSettled("idle", rh.PhaseUp)
+	e.Create("idle", spec)
+	c := e.WaitSettled("idle", rh.PhaseUp)
 	if c.Status.Info["autostop"] != "1 min idle, then the job ends" {
 		t.Fatalf("info = %v", c.Status.Info)
 	}
 	job := sm.JobName("idle", c.Generation)
-	eventually(t, 10*time.Second, "the keep-alive ends the idle job", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the keep-alive ends the idle job", func() bool {
 		st, _, _ := e.sim.JobStatus(job)
 		return st == "Completed"
 	})
 	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := e.cl.Refresh(rctx, "idle")
+	c, err := e.Client.Refresh(rctx, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Status.Phase != rh.PhaseTerminated || !strings.Contains(c.Status.Message, "ended (Completed)") {
 		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
 	}
-	if _, err := secretOf(t, e.ns.JS, "idle"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("key of an ended job still stored: %v", err)
+	if e.Secrets("idle") != nil {
+		t.Fatal("key of an ended job still stored")
 	}
 }

@@ -2,12 +2,8 @@ package skyworker
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rhq/rh/internal/worker"
 )
 
 // Launch record states.
@@ -21,62 +17,15 @@ const (
 	stateUp = "up"
 )
 
-// launchRecord is the value of a cluster's key in rh_sky_requests. One key per
-// cluster (not per generation) keeps the bucket bounded by the number of
-// clusters, and lets a teardown find the launch in flight whatever
-// generation started it; the generation inside tells a resumed create whether
-// the record is its own.
+// launchRecord is the value of a cluster's key in rh_sky_requests. The
+// generation inside tells a resumed create whether the record is its own; a
+// teardown finds the launch in flight whatever generation started it.
 type launchRecord struct {
-	Generation int64     `json:"generation"`
-	SkyName    string    `json:"sky_name"`
-	State      string    `json:"state"`
-	RequestID  string    `json:"request_id,omitempty"`
-	At         time.Time `json:"at"`
-}
-
-func launchKey(cluster string) string { return "launch." + cluster }
-
-// loadLaunch returns the cluster's record and its revision (nil, 0 when none).
-func (s *Service) loadLaunch(ctx context.Context, cluster string) (*launchRecord, uint64, error) {
-	e, err := s.launches.Get(ctx, launchKey(cluster))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("skyworker: read launch record of %s: %w", cluster, err)
-	}
-	var rec launchRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, 0, fmt.Errorf("skyworker: decode launch record of %s: %w", cluster, err)
-	}
-	return &rec, e.Revision(), nil
-}
-
-// saveLaunch writes rec with compare-and-set against rev (0: must not exist),
-// so two workers holding the same event after a lease expiry cannot both
-// claim the launch.
-func (s *Service) saveLaunch(ctx context.Context, cluster string, rec launchRecord, rev uint64) (uint64, error) {
-	rec.At = time.Now().UTC()
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return 0, fmt.Errorf("skyworker: encode launch record: %w", err)
-	}
-	if rev == 0 {
-		rev, err = s.launches.Create(ctx, launchKey(cluster), b)
-	} else {
-		rev, err = s.launches.Update(ctx, launchKey(cluster), b, rev)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("skyworker: write launch record of %s: %w", cluster, err)
-	}
-	return rev, nil
-}
-
-func (s *Service) deleteLaunch(ctx context.Context, cluster string) error {
-	if err := s.launches.Purge(ctx, launchKey(cluster)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("skyworker: delete launch record of %s: %w", cluster, err)
-	}
-	return nil
+	Generation int64  `json:"generation"`
+	SkyName    string `json:"sky_name"`
+	State      string `json:"state"`
+	RequestID  string `json:"request_id,omitempty"`
+	worker.Stamp
 }
 
 // inflightLaunches lists the unfinished sky.launch requests for a SkyPilot
@@ -84,7 +33,7 @@ func (s *Service) deleteLaunch(ctx context.Context, cluster string) error {
 // before recording its id.
 func (s *Service) inflightLaunches(ctx context.Context, skyName string) ([]string, error) {
 	reqs, err := s.sky.RequestStatuses(ctx)
-	s.m.apiError("api_status", err)
+	s.m.APIError("api_status", err)
 	if err != nil {
 		return nil, err
 	}

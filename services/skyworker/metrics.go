@@ -1,13 +1,12 @@
 package skyworker
 
 import (
-	"context"
 	"errors"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
 
@@ -20,26 +19,13 @@ const (
 	outcomeCancelled = "cancelled" // overtaken by a teardown, or the worker stopped
 )
 
-type metrics struct {
-	launches  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	apiErrors *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	f := promauto.With(reg)
-	return &metrics{
-		launches: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rh_skyworker_launches_total", Help: "On-demand launches by outcome (up, adopted, failed, retried, cancelled).",
-		}, []string{"outcome"}),
-		duration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "rh_skyworker_launch_duration_seconds", Help: "Time from submitting (or resuming) a SkyPilot launch to its end, by outcome.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
-		}, []string{"outcome"}),
-		apiErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rh_skyworker_skypilot_errors_total", Help: "SkyPilot API errors by operation and type.",
-		}, []string{"op", "type"}),
-	}
+func newMetrics(reg prometheus.Registerer) *worker.CloudMetrics {
+	return worker.NewCloudMetrics(reg, worker.CloudMetricNames{
+		Outcomes: "rh_skyworker_launches_total", OutcomesHelp: "On-demand launches by outcome (up, adopted, failed, retried, cancelled).",
+		Duration: "rh_skyworker_launch_duration_seconds", DurationHelp: "Time from submitting (or resuming) a SkyPilot launch to its end, by outcome.",
+		DurationBuckets: prometheus.ExponentialBuckets(0.01, 3, 12),
+		APIErrors:       "rh_skyworker_skypilot_errors_total", APIErrorsHelp: "SkyPilot API errors by operation and type.", ErrorLabel: "type",
+	}, errorType)
 }
 
 // errorType maps an error to a bounded label value.
@@ -48,8 +34,6 @@ func errorType(err error) string {
 	var he *skypilot.HTTPError
 	var ne net.Error
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "cancelled"
 	case skypilot.IsResourcesUnavailable(err):
 		return "resources_unavailable"
 	case skypilot.IsInvalidConfig(err):
@@ -74,10 +58,4 @@ func errorType(err error) string {
 		return "network"
 	}
 	return "other"
-}
-
-func (m *metrics) apiError(op string, err error) {
-	if err != nil {
-		m.apiErrors.WithLabelValues(op, errorType(err)).Inc()
-	}
 }

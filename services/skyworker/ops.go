@@ -2,14 +2,11 @@ package skyworker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
@@ -30,15 +27,15 @@ type call struct {
 	log *slog.Logger
 }
 
-// create launches the cluster, or resumes or adopts a launch made earlier for
+// Create launches the cluster, or resumes or adopts a launch made earlier for
 // the same generation: a redelivered create never launches twice.
-func (c *call) create(ctx context.Context) error {
+func (c *call) Create(ctx context.Context) error {
 	s := c.s
 	task, err := c.taskYAML()
 	if err != nil {
 		return worker.Permanent(err)
 	}
-	rec, rev, err := s.loadLaunch(ctx, c.in.Cluster)
+	rec, rev, err := s.launches.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -46,8 +43,8 @@ func (c *call) create(ctx context.Context) error {
 		// First attempt of this generation. Claim it before anything is
 		// submitted, so a crash after the submit leaves a trace to recover from.
 		nrec := launchRecord{Generation: c.in.Generation, SkyName: c.sky, State: statePending}
-		if rev, err = s.saveLaunch(ctx, c.in.Cluster, nrec, rev); err != nil {
-			if events.IsCASConflict(err) {
+		if rev, err = s.launches.Save(ctx, c.in.Cluster, nrec, rev); err != nil {
+			if errors.Is(err, worker.ErrLostRace) {
 				return fmt.Errorf("another skyworker is launching %s: %w", c.in.Cluster, err)
 			}
 			return err
@@ -62,7 +59,7 @@ func (c *call) create(ctx context.Context) error {
 		}
 		if len(ids) > 0 {
 			rec.State, rec.RequestID = stateSubmitted, ids[len(ids)-1]
-			if rev, err = s.saveLaunch(ctx, c.in.Cluster, *rec, rev); err != nil {
+			if rev, err = s.launches.Save(ctx, c.in.Cluster, *rec, rev); err != nil {
 				return err
 			}
 			c.log.Info("resuming a launch found on SkyPilot", "request", rec.RequestID)
@@ -81,18 +78,18 @@ func (c *call) create(ctx context.Context) error {
 			if err := c.reportUp(ctx, cr, "adopted the cluster already UP on SkyPilot"); err != nil {
 				return err
 			}
-			s.m.launches.WithLabelValues(outcomeAdopted).Inc()
+			s.m.Outcome(outcomeAdopted)
 			return c.markUp(ctx, rec, rev)
 		}
 		// Absent, STOPPED or INIT (a launch was interrupted): launch. Launching
 		// an INIT cluster is how SkyPilot itself resumes one.
 		id, err := s.sky.SubmitLaunch(ctx, skypilot.LaunchRequest{ClusterName: c.sky, TaskYAML: task})
-		s.m.apiError("launch", err)
+		s.m.APIError("launch", err)
 		if err != nil {
 			return c.fail(ctx, "launch", err)
 		}
 		rec.State, rec.RequestID = stateSubmitted, id
-		if rev, err = s.saveLaunch(ctx, c.in.Cluster, *rec, rev); err != nil {
+		if rev, err = s.launches.Save(ctx, c.in.Cluster, *rec, rev); err != nil {
 			// The launch runs; a retry finds it through the pending record.
 			c.log.Warn("launch submitted but not recorded", "request", id, "err", err)
 		}
@@ -102,19 +99,19 @@ func (c *call) create(ctx context.Context) error {
 	}
 
 	_, err = s.sky.WaitLaunch(ctx, rec.RequestID)
-	s.m.apiError("launch_wait", err)
+	s.m.APIError("launch_wait", err)
 	if err != nil {
 		if isStopping(ctx) {
-			s.m.launches.WithLabelValues(outcomeCancelled).Inc()
+			s.m.Outcome(outcomeCancelled)
 			return fmt.Errorf("launch %s interrupted: %w", rec.RequestID, context.Cause(ctx))
 		}
 		if errors.Is(err, skypilot.ErrRequestNotFound) || errors.Is(err, skypilot.ErrRequestCancelled) {
 			// The server lost or cancelled the request (a restart, an operator):
 			// start this generation over; the status check decides what to do.
 			rec.State, rec.RequestID = statePending, ""
-			_, _ = s.saveLaunch(ctx, c.in.Cluster, *rec, rev)
+			_, _ = s.launches.Save(ctx, c.in.Cluster, *rec, rev)
 		}
-		s.m.duration.WithLabelValues(outcomeFailed).Observe(time.Since(start).Seconds())
+		s.m.Took(outcomeFailed, start)
 		return c.fail(ctx, "launch", err)
 	}
 	cr, err := c.status(ctx, skypilot.RefreshNone)
@@ -125,34 +122,34 @@ func (c *call) create(ctx context.Context) error {
 		// Launched, then gone or not UP at once (autostopped, downed by hand).
 		// Start over rather than report an Up nobody can reach.
 		rec.State, rec.RequestID = statePending, ""
-		_, _ = s.saveLaunch(ctx, c.in.Cluster, *rec, rev)
-		s.m.launches.WithLabelValues(outcomeRetried).Inc()
+		_, _ = s.launches.Save(ctx, c.in.Cluster, *rec, rev)
+		s.m.Outcome(outcomeRetried)
 		return fmt.Errorf("launch %s succeeded but SkyPilot reports %s as %s", rec.RequestID, c.sky, statusOf(cr))
 	}
 	if err := c.reportUp(ctx, cr, ""); err != nil {
 		return err
 	}
-	s.m.launches.WithLabelValues(outcomeUp).Inc()
-	s.m.duration.WithLabelValues(outcomeUp).Observe(time.Since(start).Seconds())
+	s.m.Outcome(outcomeUp)
+	s.m.Took(outcomeUp, start)
 	return c.markUp(ctx, rec, rev)
 }
 
 func (c *call) markUp(ctx context.Context, rec *launchRecord, rev uint64) error {
 	rec.State = stateUp
-	if _, err := c.s.saveLaunch(ctx, c.in.Cluster, *rec, rev); err != nil {
+	if _, err := c.s.launches.Save(ctx, c.in.Cluster, *rec, rev); err != nil {
 		// Reported Up already; a redelivery adopts the cluster instead.
 		c.log.Warn("cannot mark the launch done", "err", err)
 	}
 	return nil
 }
 
-// teardown cancels a launch in flight, downs the cluster and forgets its key.
-func (c *call) teardown(ctx context.Context) error {
+// Teardown cancels a launch in flight, downs the cluster and forgets its key.
+func (c *call) Teardown(ctx context.Context) error {
 	s := c.s
 	if err := c.r.Report(ctx, rh.PhaseTearingDown, "tearing down on SkyPilot", nil, nil); err != nil {
 		c.log.Warn("cannot report TearingDown", "err", err)
 	}
-	rec, _, err := s.loadLaunch(ctx, c.in.Cluster)
+	rec, _, err := s.launches.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -163,14 +160,14 @@ func (c *call) teardown(ctx context.Context) error {
 	}
 	msg := "terminated on SkyPilot"
 	err = s.sky.Down(ctx, c.sky, false)
-	s.m.apiError("down", err)
+	s.m.APIError("down", err)
 	switch {
 	case skypilot.IsClusterDoesNotExist(err):
 		msg = "already gone from SkyPilot"
 	case err != nil:
 		return c.fail(ctx, "down", err)
 	}
-	if err := s.forget(ctx, c.in.Cluster); err != nil {
+	if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 		return err
 	}
 	return c.r.Report(ctx, rh.PhaseTerminated, msg, nil, nil)
@@ -195,7 +192,7 @@ func (c *call) cancelLaunch(ctx context.Context, rec *launchRecord) error {
 		return nil
 	}
 	cancelled, err := s.sky.Cancel(ctx, ids...)
-	s.m.apiError("cancel", err)
+	s.m.APIError("cancel", err)
 	if err != nil && !errors.Is(err, skypilot.ErrRequestNotFound) {
 		return err
 	}
@@ -211,8 +208,8 @@ func (c *call) cancelLaunch(ctx context.Context, rec *launchRecord) error {
 	return nil
 }
 
-// update applies a changed autostop to a live cluster.
-func (c *call) update(ctx context.Context) error {
+// Update applies a changed autostop to a live cluster.
+func (c *call) Update(ctx context.Context) error {
 	s := c.s
 	mins := c.in.Spec.Autostop()
 	cr, err := c.status(ctx, skypilot.RefreshNone)
@@ -225,7 +222,7 @@ func (c *call) update(ctx context.Context) error {
 		return nil
 	}
 	err = s.sky.Autostop(ctx, c.sky, mins, true)
-	s.m.apiError("autostop", err)
+	s.m.APIError("autostop", err)
 	if err != nil {
 		var re *skypilot.RequestError
 		if errors.As(err, &re) && (re.Type == skypilot.TypeClusterNotUp || re.Type == skypilot.TypeClusterDoesNotExist) {
@@ -239,8 +236,8 @@ func (c *call) update(ctx context.Context) error {
 	return c.reportObserved(ctx, cr)
 }
 
-// refresh reports what SkyPilot says the cluster is now.
-func (c *call) refresh(ctx context.Context) error {
+// Refresh reports what SkyPilot says the cluster is now.
+func (c *call) Refresh(ctx context.Context) error {
 	cr, err := c.status(ctx, skypilot.RefreshAuto)
 	if err != nil {
 		return c.fail(ctx, "status", err)
@@ -251,13 +248,13 @@ func (c *call) refresh(ctx context.Context) error {
 // reportObserved maps a SkyPilot record (nil: absent) to a report.
 func (c *call) reportObserved(ctx context.Context, cr *skypilot.ClusterRecord) error {
 	s := c.s
-	rec, _, err := s.loadLaunch(ctx, c.in.Cluster)
+	rec, _, err := s.launches.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
 	launching := rec != nil && rec.State != stateUp
 	if cr == nil {
-		phase, err := c.recordedPhase(ctx)
+		phase, err := c.s.host.RecordedPhase(ctx, c.in.Cluster)
 		if err != nil {
 			return err
 		}
@@ -266,7 +263,7 @@ func (c *call) reportObserved(ctx context.Context, cr *skypilot.ClusterRecord) e
 			// cluster is still being retried and will report itself.
 			return nil
 		}
-		if err := s.forget(ctx, c.in.Cluster); err != nil {
+		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
 		return c.r.Report(ctx, rh.PhaseTerminated, MsgGone, nil, nil)
@@ -288,33 +285,10 @@ func (c *call) reportObserved(ctx context.Context, cr *skypilot.ClusterRecord) e
 	}
 }
 
-// recordedPhase reads the cluster's phase from the registry's record.
-func (c *call) recordedPhase(ctx context.Context) (rh.Phase, error) {
-	cl, _, err := events.LoadCluster(ctx, c.s.records, c.in.Cluster)
-	if rh.ErrorCode(err) == rh.ENOTFOUND {
-		return rh.PhaseTerminated, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("skyworker: %w", err)
-	}
-	return cl.Status.Phase, nil
-}
-
-// forget removes what rh keeps about a cluster that no longer exists.
-func (s *Service) forget(ctx context.Context, cluster string) error {
-	if err := s.deleteLaunch(ctx, cluster); err != nil {
-		return err
-	}
-	if err := s.secrets.Purge(ctx, events.ClusterKey(cluster)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("skyworker: remove the key of %s: %w", cluster, err)
-	}
-	return nil
-}
-
 // status returns the cluster's SkyPilot record, nil when it does not exist.
 func (c *call) status(ctx context.Context, refresh string) (*skypilot.ClusterRecord, error) {
 	recs, err := c.s.sky.Status(ctx, []string{c.sky}, refresh)
-	c.s.m.apiError("status", err)
+	c.s.m.APIError("status", err)
 	if err != nil {
 		return nil, err
 	}
@@ -333,12 +307,8 @@ func (c *call) reportUp(ctx context.Context, cr *skypilot.ClusterRecord, msg str
 		return fmt.Errorf("SkyPilot reports %s UP but its handle has no node addresses", c.sky)
 	}
 	if cr.Credentials != nil && cr.Credentials.SSHPrivateKeyContent != "" {
-		b, err := json.Marshal(rh.Secrets{SSHPrivateKey: cr.Credentials.SSHPrivateKeyContent})
-		if err != nil {
-			return fmt.Errorf("skyworker: encode key: %w", err)
-		}
-		if _, err := c.s.secrets.Put(ctx, events.ClusterKey(c.in.Cluster), b); err != nil {
-			return fmt.Errorf("skyworker: store the key of %s: %w", c.in.Cluster, err)
+		if err := c.s.host.Secrets.Put(ctx, c.in.Cluster, rh.Secrets{SSHPrivateKey: cr.Credentials.SSHPrivateKeyContent}); err != nil {
+			return fmt.Errorf("skyworker: %w", err)
 		}
 	} else if msg == "" {
 		msg = "SkyPilot sent no SSH key (its server lacks the key file); rh cannot run commands on this cluster"
@@ -457,14 +427,14 @@ func (c *call) fail(ctx context.Context, op string, err error) error {
 	}
 	if perm != nil {
 		if op == "launch" {
-			s.m.launches.WithLabelValues(outcomeFailed).Inc()
+			s.m.Outcome(outcomeFailed)
 			// Nothing is left launching; a later `up` starts a new generation.
-			_ = s.deleteLaunch(context.WithoutCancel(ctx), c.in.Cluster)
+			_ = s.launches.Delete(context.WithoutCancel(ctx), c.in.Cluster)
 		}
 		return worker.Permanent(perm)
 	}
 	if op == "launch" {
-		s.m.launches.WithLabelValues(outcomeRetried).Inc()
+		s.m.Outcome(outcomeRetried)
 	}
 	if errors.Is(err, skypilot.ErrUnavailable) {
 		err = fmt.Errorf("the SkyPilot API server at %s is not answering (set %s to its URL, or start one with `sky api start`); retrying: %w",

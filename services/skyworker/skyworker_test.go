@@ -1,29 +1,22 @@
 package skyworker_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/ssh"
 
 	rh "github.com/rhq/rh"
-	"github.com/rhq/rh/client"
-	"github.com/rhq/rh/events"
-	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/simnodes"
 	"github.com/rhq/rh/internal/skysim"
-	"github.com/rhq/rh/services/registry"
+	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/skyworker"
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
@@ -74,128 +67,37 @@ func (f *fakeNodes) Live(cluster string) int {
 }
 
 type env struct {
+	*workertest.Bus
 	t   testing.TB
-	ns  *natstest.Server
-	cl  *client.Client
 	sim *skysim.Server
 	sky *skypilot.Client
 }
 
 func setup(t testing.TB, opts skysim.Options) *env {
 	t.Helper()
-	ns := natstest.Start(t)
-	reg, err := registry.Start(context.Background(), ns.NC, registry.Config{ReconcileEvery: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Stop)
+	bus := workertest.Start(t)
 	sim := skysim.New(opts)
-	ts := httptest.NewServer(sim)
-	t.Cleanup(func() {
-		// Unblock long /api/get calls first, then close connections.
-		sim.Close()
-		ts.Close()
-	})
-	sky, err := skypilot.New(skypilot.Config{Endpoint: ts.URL, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: 20 * time.Second})
+	url := workertest.Serve(t, sim)
+	sky, err := skypilot.New(skypilot.Config{Endpoint: url, RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := client.New(ns.NC, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, ns: ns, cl: cl, sim: sim, sky: sky}
+	return &env{Bus: bus, t: t, sim: sim, sky: sky}
 }
 
 // startWorker starts a skyworker; it is stopped at cleanup unless the test
-// stops it first (Stop is idempotent enough for that: see stopOnce).
+// stops it first.
 func (e *env) startWorker() func() {
 	e.t.Helper()
-	w, err := skyworker.Start(context.Background(), e.ns.NC, skyworker.Config{SkyPilot: e.sky, RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second})
+	w, err := skyworker.Start(context.Background(), e.NS.NC, skyworker.Config{SkyPilot: e.sky, Worker: workertest.FastLoop})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var once sync.Once
-	stop := func() { once.Do(w.Stop) }
-	e.t.Cleanup(stop)
-	return stop
+	return workertest.StopAtCleanup(e.t, w.Stop)
 }
 
 func onDemand(n int) rh.Spec {
 	return rh.Spec{Kind: rh.KindOnDemand, OnDemand: &rh.OnDemandSpec{InstanceType: "CPU:2+", NumInstances: n, Provider: "aws", Region: "us-east-1"}}
-}
-
-func (e *env) waitFor(name, what string, ok func(*rh.Cluster) bool) *rh.Cluster {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := e.cl.WaitFor(ctx, name, ok)
-	if err != nil {
-		e.t.Fatalf("waiting for %s: %v (last: %+v)", what, err, c)
-	}
-	return c
-}
-
-func (e *env) waitPhase(name string, p rh.Phase) *rh.Cluster {
-	e.t.Helper()
-	return e.waitFor(name, string(p), func(c *rh.Cluster) bool { return c.Status.Phase == p })
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting until %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
-// streamHolds reports whether any message of stream contains s.
-func streamHolds(t testing.TB, js jetstream.JetStream, stream, s string) bool {
-	t.Helper()
-	ctx := context.Background()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(m.Data, []byte(s)) {
-			return true
-		}
-	}
-	return false
-}
-
-func secretOf(t testing.TB, js jetstream.JetStream, name string) (*rh.Secrets, error) {
-	t.Helper()
-	kv, err := js.KeyValue(context.Background(), events.BucketSecrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kv.Get(context.Background(), events.ClusterKey(name))
-	if err != nil {
-		return nil, err
-	}
-	var s rh.Secrets
-	if err := json.Unmarshal(e.Value(), &s); err != nil {
-		t.Fatal(err)
-	}
-	return &s, nil
 }
 
 // TestClusterLifecycleOverRealSSH: a 2-node cluster comes Up with nodes rh can
@@ -208,10 +110,10 @@ func TestClusterLifecycleOverRealSSH(t *testing.T) {
 	e.startWorker()
 	ctx := context.Background()
 
-	if _, err := e.cl.Create(ctx, "sky-a", onDemand(2), nil); err != nil {
+	if _, err := e.Client.Create(ctx, "sky-a", onDemand(2), nil); err != nil {
 		t.Fatal(err)
 	}
-	c := e.waitFor("sky-a", "Up", func(c *rh.Cluster) bool { return c.Status.Phase.Final() || c.Status.Phase == rh.PhaseUp })
+	c := e.WaitFor("sky-a", "Up", func(c *rh.Cluster) bool { return c.Status.Phase.Final() || c.Status.Phase == rh.PhaseUp })
 	if c.Status.Phase != rh.PhaseUp {
 		t.Fatalf("phase %s: %s", c.Status.Phase, c.Status.Message)
 	}
@@ -226,9 +128,9 @@ func TestClusterLifecycleOverRealSSH(t *testing.T) {
 	if c.Status.Info["cloud"] != "AWS" || c.Status.Info["region"] != "us-east-1" || c.Status.Info["autostop"] != "off" || c.Status.Info["resources"] == "" {
 		t.Fatalf("info = %v", c.Status.Info)
 	}
-	sec, err := secretOf(t, e.ns.JS, "sky-a")
-	if err != nil || !strings.Contains(sec.SSHPrivateKey, "PRIVATE KEY") {
-		t.Fatalf("key not in rh_secrets: %v", err)
+	sec := e.Secrets("sky-a")
+	if sec == nil || !strings.Contains(sec.SSHPrivateKey, "PRIVATE KEY") {
+		t.Fatalf("key not in rh_secrets: %+v", sec)
 	}
 	// The key reaches every node over real SSH, as the gateway will use it.
 	signer, err := ssh.ParsePrivateKey([]byte(sec.SSHPrivateKey))
@@ -253,41 +155,26 @@ func TestClusterLifecycleOverRealSSH(t *testing.T) {
 			t.Fatalf("run on %s: %q %v", n.Address, out, err)
 		}
 	}
-	// The key is nowhere else: not in the record, not in any event.
-	keyLine := strings.Split(strings.TrimSpace(sec.SSHPrivateKey), "\n")[1]
-	b, _ := json.Marshal(c)
-	if bytes.Contains(b, []byte(keyLine)) {
-		t.Fatal("the record holds the private key")
-	}
-	for _, st := range []string{events.StreamEvents, events.StreamState} {
-		if streamHolds(t, e.ns.JS, st, keyLine) {
-			t.Fatalf("stream %s holds the private key", st)
-		}
-	}
+	e.KeyNowhereElse(c, sec)
 
-	if _, err := e.cl.SetAutostop(ctx, "sky-a", 30); err != nil {
+	if _, err := e.Client.SetAutostop(ctx, "sky-a", 30); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("sky-a", "autostop in info", func(c *rh.Cluster) bool {
+	e.WaitFor("sky-a", "autostop in info", func(c *rh.Cluster) bool {
 		return c.Status.Info["autostop"] == "30 min idle, then down" && c.Status.ObservedGeneration == c.Generation
 	})
 
-	if _, err := e.cl.Teardown(ctx, "sky-a"); err != nil {
+	if _, err := e.Client.Teardown(ctx, "sky-a"); err != nil {
 		t.Fatal(err)
 	}
-	e.waitPhase("sky-a", rh.PhaseTerminated)
+	e.WaitPhase("sky-a", rh.PhaseTerminated)
 	if st := e.sim.ClusterState("sky-a"); st != "" {
 		t.Fatalf("SkyPilot still has the cluster: %s", st)
 	}
 	if n := nodes.Live(""); n != 0 {
 		t.Fatalf("%d sshd nodes still running", n)
 	}
-	if _, err := secretOf(t, e.ns.JS, "sky-a"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("key still stored after teardown: %v", err)
-	}
-	if err := e.cl.Delete(ctx, "sky-a", false); err != nil {
-		t.Fatal(err)
-	}
+	e.Forgotten("sky-a")
 	if e.sim.Provisions() != 1 || e.sim.CountRequests("sky.launch") != 1 {
 		t.Fatalf("launches = %d, provisions = %d; want 1, 1", e.sim.CountRequests("sky.launch"), e.sim.Provisions())
 	}
@@ -300,10 +187,10 @@ func TestWorkerKilledMidLaunchLaunchesOnce(t *testing.T) {
 	e := setup(t, skysim.Options{Nodes: nodes, LaunchLatency: 1500 * time.Millisecond})
 	stopA := e.startWorker()
 	ctx := context.Background()
-	if _, err := e.cl.Create(ctx, "kill-me", onDemand(1), nil); err != nil {
+	if _, err := e.Client.Create(ctx, "kill-me", onDemand(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("kill-me", "Provisioning", func(c *rh.Cluster) bool {
+	e.WaitFor("kill-me", "Provisioning", func(c *rh.Cluster) bool {
 		return c.Status.Phase == rh.PhaseProvisioning && strings.Contains(c.Status.Message, "request")
 	})
 	stopA()
@@ -311,7 +198,7 @@ func TestWorkerKilledMidLaunchLaunchesOnce(t *testing.T) {
 		t.Fatalf("SkyPilot state after the worker died = %q, want INIT (launch still running)", st)
 	}
 	e.startWorker()
-	c := e.waitFor("kill-me", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
+	c := e.WaitFor("kill-me", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
 	if c.Status.Phase != rh.PhaseUp {
 		t.Fatalf("phase %s: %s", c.Status.Phase, c.Status.Message)
 	}
@@ -329,10 +216,10 @@ func TestQuotaErrorFails(t *testing.T) {
 	e := setup(t, skysim.Options{Nodes: newFakeNodes()})
 	e.startWorker()
 	e.sim.FailNextLaunches(1)
-	if _, err := e.cl.Create(context.Background(), "no-quota", onDemand(1), nil); err != nil {
+	if _, err := e.Client.Create(context.Background(), "no-quota", onDemand(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	c := e.waitFor("no-quota", "Failed", func(c *rh.Cluster) bool { return c.Status.Phase.Final() || c.Status.Phase == rh.PhaseUp })
+	c := e.WaitFor("no-quota", "Failed", func(c *rh.Cluster) bool { return c.Status.Phase.Final() || c.Status.Phase == rh.PhaseUp })
 	if c.Status.Phase != rh.PhaseFailed || !strings.Contains(c.Status.Message, "quota exceeded") || strings.Contains(c.Status.Message, "\x1b") {
 		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
 	}
@@ -346,12 +233,12 @@ func Test503StormStillUp(t *testing.T) {
 	e := setup(t, skysim.Options{Nodes: newFakeNodes(), LaunchLatency: 300 * time.Millisecond})
 	e.startWorker()
 	e.sim.Unavailable503(10)
-	if _, err := e.cl.Create(context.Background(), "stormy", onDemand(2), nil); err != nil {
+	if _, err := e.Client.Create(context.Background(), "stormy", onDemand(2), nil); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("stormy", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
+	e.WaitFor("stormy", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
 	e.sim.Unavailable503For(time.Second)
-	c := e.waitFor("stormy", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
+	c := e.WaitFor("stormy", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
 	if c.Status.Phase != rh.PhaseUp || len(c.Status.Nodes) != 2 {
 		t.Fatalf("status = %s %q, %d nodes", c.Status.Phase, c.Status.Message, len(c.Status.Nodes))
 	}
@@ -367,28 +254,18 @@ func TestTeardownDuringProvisioning(t *testing.T) {
 	e := setup(t, skysim.Options{Nodes: nodes, LaunchLatency: 5 * time.Second})
 	e.startWorker()
 	ctx := context.Background()
-	if _, err := e.cl.Create(ctx, "short-lived", onDemand(2), nil); err != nil {
+	if _, err := e.Client.Create(ctx, "short-lived", onDemand(2), nil); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("short-lived", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
-	if _, err := e.cl.Teardown(ctx, "short-lived"); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	c := e.waitFor("short-lived", "Terminated", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
-	if c.Status.Phase != rh.PhaseTerminated {
-		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
-	}
-	if time.Since(start) > 4*time.Second {
-		t.Fatalf("teardown waited for the launch to finish instead of cancelling it")
-	}
+	e.WaitFor("short-lived", "Provisioning", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseProvisioning })
+	e.TeardownOvertakes("short-lived", 4*time.Second)
 	if st := e.sim.ClusterState("short-lived"); st != "" {
 		t.Fatalf("SkyPilot still has the cluster: %s", st)
 	}
 	if nodes.Live("short-lived") != 0 || e.sim.Provisions() != 0 {
 		t.Fatalf("machines left: live %d, provisions %d", nodes.Live("short-lived"), e.sim.Provisions())
 	}
-	if err := e.cl.Delete(ctx, "short-lived", false); err != nil {
+	if err := e.Client.Delete(ctx, "short-lived", false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -402,14 +279,14 @@ func TestRefreshAfterAutostop(t *testing.T) {
 	ctx := context.Background()
 	spec := onDemand(1)
 	spec.AutostopMins = new(1)
-	if _, err := e.cl.Create(ctx, "idle", spec, nil); err != nil {
+	if _, err := e.Client.Create(ctx, "idle", spec, nil); err != nil {
 		t.Fatal(err)
 	}
-	e.waitPhase("idle", rh.PhaseUp)
-	eventually(t, 10*time.Second, "the simulator autostops the cluster", func() bool { return e.sim.ClusterState("idle") == "" })
+	e.WaitPhase("idle", rh.PhaseUp)
+	testkit.Eventually(t, 10*time.Second, "the simulator autostops the cluster", func() bool { return e.sim.ClusterState("idle") == "" })
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := e.cl.Refresh(rctx, "idle")
+	c, err := e.Client.Refresh(rctx, "idle")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,8 +296,8 @@ func TestRefreshAfterAutostop(t *testing.T) {
 	if nodes.Live("idle") != 0 {
 		t.Fatal("nodes left after autostop")
 	}
-	if _, err := secretOf(t, e.ns.JS, "idle"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("key of a vanished cluster still stored: %v", err)
+	if e.Secrets("idle") != nil {
+		t.Fatal("key of a vanished cluster still stored")
 	}
 }
 
@@ -440,7 +317,7 @@ func TestResumesLaunchSubmittedButNotRecorded(t *testing.T) {
 	e := setup(t, skysim.Options{Nodes: newFakeNodes(), LaunchLatency: 500 * time.Millisecond})
 	e.startWorker()
 	ctx := context.Background()
-	kv, err := e.ns.JS.KeyValue(ctx, skyworker.BucketRequests)
+	kv, err := e.NS.JS.KeyValue(ctx, skyworker.BucketRequests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,10 +331,10 @@ func TestResumesLaunchSubmittedButNotRecorded(t *testing.T) {
 	if _, err := e.sky.SubmitLaunch(ctx, skypilot.LaunchRequest{ClusterName: "orphan", TaskYAML: task}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.cl.Create(ctx, "orphan", onDemand(1), nil); err != nil {
+	if _, err := e.Client.Create(ctx, "orphan", onDemand(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	c := e.waitFor("orphan", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
+	c := e.WaitFor("orphan", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
 	if c.Status.Phase != rh.PhaseUp {
 		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
 	}
@@ -471,10 +348,10 @@ func TestResumesLaunchSubmittedButNotRecorded(t *testing.T) {
 func TestUnauthorizedFailsWithFix(t *testing.T) {
 	e := setup(t, skysim.Options{Nodes: newFakeNodes(), Token: "sky_secret"})
 	e.startWorker()
-	if _, err := e.cl.Create(context.Background(), "locked-out", onDemand(1), nil); err != nil {
+	if _, err := e.Client.Create(context.Background(), "locked-out", onDemand(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	c := e.waitFor("locked-out", "Failed", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
+	c := e.WaitFor("locked-out", "Failed", func(c *rh.Cluster) bool { return c.Status.Phase.Final() })
 	if c.Status.Phase != rh.PhaseFailed || !strings.Contains(c.Status.Message, skypilot.EnvToken) {
 		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
 	}

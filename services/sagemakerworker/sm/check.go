@@ -3,7 +3,6 @@ package sm
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -39,7 +38,7 @@ func (c *Client) Check(ctx context.Context, role string) []CheckItem {
 	}
 
 	region := CheckItem{Name: "region", OK: c.cfg.Region != "", Detail: c.cfg.Region}
-	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" && c.cfg.Region == DefaultRegion {
+	if c.opts.getenv("AWS_REGION") == "" && c.opts.getenv("AWS_DEFAULT_REGION") == "" && c.cfg.Region == DefaultRegion {
 		region.Detail += " (default; set AWS_REGION, the profile's region or --region to change)"
 	}
 	if !region.OK {

@@ -64,8 +64,14 @@ type Options struct {
 	SageMakerEndpoint string
 	STSEndpoint       string
 	// SageMakerConfigPaths are the SageMaker Python SDK defaults files read
-	// for a default role, first match wins. Nil means DefaultSageMakerConfigPaths().
+	// for a default role, first match wins. Nil means
+	// DefaultSageMakerConfigPaths(Getenv).
 	SageMakerConfigPaths []string
+	// Getenv reads the caller's environment: RH_SAGEMAKER_ROLE, the
+	// SageMaker SDK's SAGEMAKER_*_CONFIG_OVERRIDE and, for Check's advice,
+	// AWS_REGION. Nil reads none: a library takes its settings from its
+	// caller (the AWS SDK's own conventions, in LoadConfig, aside).
+	Getenv func(string) string
 	// LaunchAttempts bounds Launch's own retries of answers that were not
 	// definite (throttling, 5xx, network), on top of the SDK's. Default 6.
 	LaunchAttempts int
@@ -74,6 +80,13 @@ type Options struct {
 	LaunchBackoff time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+}
+
+func (o Options) getenv(key string) string {
+	if o.Getenv == nil {
+		return ""
+	}
+	return o.Getenv(key)
 }
 
 // Client talks to SageMaker and STS for one AWS config.
@@ -98,7 +111,7 @@ func NewClient(cfg aws.Config, opts Options) *Client {
 		opts.LaunchBackoff = 500 * time.Millisecond
 	}
 	if opts.SageMakerConfigPaths == nil {
-		opts.SageMakerConfigPaths = DefaultSageMakerConfigPaths()
+		opts.SageMakerConfigPaths = DefaultSageMakerConfigPaths(opts.getenv)
 	}
 	smc := sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) {
 		if opts.SageMakerEndpoint != "" {

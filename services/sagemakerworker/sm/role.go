@@ -29,15 +29,16 @@ var ErrNoRole = errors.New("no SageMaker execution role: pass --role NAME_OR_ARN
 // DefaultSageMakerConfigPaths are where the SageMaker Python SDK reads its
 // defaults: the user config (SAGEMAKER_USER_CONFIG_OVERRIDE or
 // ~/.config/sagemaker/config.yaml) before the admin config
-// (SAGEMAKER_ADMIN_CONFIG_OVERRIDE or /etc/xdg/sagemaker/config.yaml).
-func DefaultSageMakerConfigPaths() []string {
+// (SAGEMAKER_ADMIN_CONFIG_OVERRIDE or /etc/xdg/sagemaker/config.yaml), the
+// overrides read with getenv.
+func DefaultSageMakerConfigPaths(getenv func(string) string) []string {
 	var paths []string
-	if p := os.Getenv("SAGEMAKER_USER_CONFIG_OVERRIDE"); p != "" {
+	if p := getenv("SAGEMAKER_USER_CONFIG_OVERRIDE"); p != "" {
 		paths = append(paths, p)
 	} else if home, err := os.UserHomeDir(); err == nil {
 		paths = append(paths, filepath.Join(home, ".config", "sagemaker", "config.yaml"))
 	}
-	if p := os.Getenv("SAGEMAKER_ADMIN_CONFIG_OVERRIDE"); p != "" {
+	if p := getenv("SAGEMAKER_ADMIN_CONFIG_OVERRIDE"); p != "" {
 		paths = append(paths, p)
 	} else {
 		paths = append(paths, "/etc/xdg/sagemaker/config.yaml")
@@ -95,7 +96,7 @@ func (c *Client) ResolveRole(ctx context.Context, role string) (string, error) {
 // DefaultRole returns the configured default role (an ARN or name) and
 // where it came from, or ErrNoRole.
 func (c *Client) DefaultRole() (role, source string, err error) {
-	if r := strings.TrimSpace(os.Getenv(EnvRole)); r != "" {
+	if r := strings.TrimSpace(c.opts.getenv(EnvRole)); r != "" {
 		return r, EnvRole, nil
 	}
 	for _, p := range c.opts.SageMakerConfigPaths {

@@ -3,6 +3,7 @@ package sm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/rhq/rh/internal/sagemakersim"
+	"github.com/rhq/rh/internal/testkit"
 )
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk3bq8Zb0Zr8mJk8l0v8m3r0x7aVt2Yq5Q9y0b1XzLh rh@test"
@@ -85,20 +87,20 @@ func spec(cluster string, gen int64) ClusterSpec {
 
 func waitPhase(t *testing.T, c *Client, name, want string) (string, *JobDescription) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		phase, msg, d, err := c.Status(context.Background(), name)
+	var msg string
+	var d *JobDescription
+	testkit.WaitErr(t, 10*time.Second, "phase "+want+" of "+name, func() error {
+		phase, m, desc, err := c.Status(context.Background(), name)
 		if err != nil {
 			t.Fatalf("status: %v", err)
 		}
-		if phase == want {
-			return msg, d
+		if phase != want {
+			return fmt.Errorf("phase %s (%s)", phase, m)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for phase %s; last %s (%s)", want, phase, msg)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		msg, d = m, desc
+		return nil
+	})
+	return msg, d
 }
 
 func TestLaunchDescribeStop(t *testing.T) {
@@ -331,7 +333,8 @@ func TestResolveRole(t *testing.T) {
 	if _, err := e.c.ResolveRole(ctx, "bad role!"); err == nil {
 		t.Fatal("bad name accepted")
 	}
-	t.Setenv(EnvRole, "")
+	env := map[string]string{}
+	e.c.opts.Getenv = func(k string) string { return env[k] }
 	if _, err := e.c.ResolveRole(ctx, ""); !errors.Is(err, ErrNoRole) || !strings.Contains(err.Error(), "--role") {
 		t.Fatalf("no role: %v", err)
 	}
@@ -344,7 +347,7 @@ func TestResolveRole(t *testing.T) {
 	if got, err := e.c.ResolveRole(ctx, ""); err != nil || got != arn {
 		t.Fatalf("from config: %s %v", got, err)
 	}
-	t.Setenv(EnvRole, "EnvRole")
+	env[EnvRole] = "EnvRole"
 	if got, err := e.c.ResolveRole(ctx, ""); err != nil || got != "arn:aws:iam::123456789012:role/EnvRole" {
 		t.Fatalf("from env: %s %v", got, err)
 	}

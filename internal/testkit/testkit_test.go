@@ -1,0 +1,38 @@
+package testkit_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rhq/rh/internal/testkit"
+)
+
+// recorder is a testing.TB that keeps what Fatalf said instead of failing.
+type recorder struct {
+	testing.TB
+	fatal string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+}
+
+func TestWaitErr(t *testing.T) {
+	calls := 0
+	testkit.WaitErr(t, 5*time.Second, "the third call", func() error {
+		if calls++; calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+
+	r := &recorder{TB: t}
+	testkit.WaitErr(r, 30*time.Millisecond, "a door that stays shut", func() error { return errors.New("door locked") })
+	if !strings.Contains(r.fatal, "a door that stays shut") || !strings.Contains(r.fatal, "door locked") {
+		t.Fatalf("timeout message %q names neither what was awaited nor the last error", r.fatal)
+	}
+}

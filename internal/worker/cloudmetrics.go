@@ -1,0 +1,62 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// CloudMetricNames name a cloud worker's three metrics: its main cloud
+// operation (a launch, a training job) counted and timed by outcome, and its
+// cloud API's errors by operation and error class.
+type CloudMetricNames struct {
+	Outcomes, OutcomesHelp   string
+	Duration, DurationHelp   string
+	DurationBuckets          []float64
+	APIErrors, APIErrorsHelp string
+	// ErrorLabel names the error class label ("type", "code").
+	ErrorLabel string
+}
+
+// CloudMetrics are a cloud worker's metrics.
+type CloudMetrics struct {
+	outcomes  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	apiErrors *prometheus.CounterVec
+	classify  func(error) string
+}
+
+// NewCloudMetrics registers the metrics on reg. classify maps an API error
+// to a bounded label value; cancelled calls are "cancelled" before it is asked.
+func NewCloudMetrics(reg prometheus.Registerer, n CloudMetricNames, classify func(error) string) *CloudMetrics {
+	f := promauto.With(reg)
+	return &CloudMetrics{
+		outcomes:  f.NewCounterVec(prometheus.CounterOpts{Name: n.Outcomes, Help: n.OutcomesHelp}, []string{"outcome"}),
+		duration:  f.NewHistogramVec(prometheus.HistogramOpts{Name: n.Duration, Help: n.DurationHelp, Buckets: n.DurationBuckets}, []string{"outcome"}),
+		apiErrors: f.NewCounterVec(prometheus.CounterOpts{Name: n.APIErrors, Help: n.APIErrorsHelp}, []string{"op", n.ErrorLabel}),
+		classify:  classify,
+	}
+}
+
+// Outcome counts one operation that ended with outcome.
+func (m *CloudMetrics) Outcome(outcome string) { m.outcomes.WithLabelValues(outcome).Inc() }
+
+// Took records how long an operation that ended with outcome took since start.
+func (m *CloudMetrics) Took(outcome string, start time.Time) {
+	m.duration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+}
+
+// APIError counts err, when there is one, against the API operation op.
+func (m *CloudMetrics) APIError(op string, err error) {
+	if err == nil {
+		return
+	}
+	class := "cancelled"
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		class = m.classify(err)
+	}
+	m.apiErrors.WithLabelValues(op, class).Inc()
+}

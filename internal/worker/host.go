@@ -1,0 +1,203 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/secrets"
+)
+
+// Ops carries out one event on a cloud: the host calls the method of the
+// event's op. Each follows the Handler contract: nil acks the event, an error
+// wrapped by Permanent fails the cluster, any other error is retried.
+type Ops interface {
+	Create(ctx context.Context) error
+	Teardown(ctx context.Context) error
+	Update(ctx context.Context) error
+	Refresh(ctx context.Context) error
+}
+
+// Begin checks an event's intent (its spec has the kind's section, the
+// cloud's client for it exists) and returns what carries out its op. An
+// error ends the event as a handler's would.
+type Begin func(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter) (Ops, error)
+
+// ErrStopping is the cancel cause of handlers a Host's Stop interrupts.
+var ErrStopping = errors.New("stopping")
+
+// HostConfig configures a Host. Zero values mean defaults.
+type HostConfig struct {
+	// Config is the event loop's; its Durable also names the service in logs
+	// and errors.
+	Config
+	// Replicas of the streams and of Bucket (1 unless NATS is a cluster).
+	Replicas int
+	// Bucket holds the kind's records (see Records), one per cluster under
+	// KeyPrefix; it is created when missing.
+	Bucket            string
+	BucketDescription string
+	KeyPrefix         string
+}
+
+// Host is what every cloud worker is besides its cloud calls: it binds the
+// streams, the kind's records bucket, the secret store and the cluster
+// records, runs the event loop, and hands each event to the kind's Ops.
+//
+// Stop interrupts running handlers at once rather than after the loop's
+// grace: their events are redelivered and resume from the kind's records in
+// the next process.
+type Host[T any] struct {
+	cfg HostConfig
+	js  jetstream.JetStream
+	log *slog.Logger
+	// Records are the kind's records of what it asked its cloud for.
+	Records *Records[T]
+	// Secrets holds each cluster's SSH key.
+	Secrets  *secrets.Store
+	clusters jetstream.KeyValue
+
+	hard       context.Context // cancelled by Stop, with cause stopping
+	cancelHard context.CancelCauseFunc
+	run        context.Context // cancelled by Stop: background tasks end
+	cancelRun  context.CancelFunc
+	stopLoop   func()
+	wg         sync.WaitGroup
+}
+
+// Bind prepares streams and buckets; Start begins consuming.
+func Bind[T any](ctx context.Context, nc *nats.Conn, cfg HostConfig) (*Host[T], error) {
+	cfg.defaults()
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	name := cfg.Durable
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	lim := events.DefaultLimits()
+	lim.Replicas = cfg.Replicas
+	if err := events.Setup(ctx, js, lim); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: cfg.Bucket, Description: cfg.BucketDescription,
+		History: 1, MaxBytes: 16 << 20, MaxValueSize: 4 << 10, TTL: 30 * 24 * time.Hour,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: bucket %s: %w", name, cfg.Bucket, err)
+	}
+	sec, err := secrets.Open(ctx, js)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	clusters, err := js.KeyValue(ctx, events.BucketClusters)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	h := &Host[T]{cfg: cfg, js: js, log: cfg.Logger.With("service", name),
+		Records: NewRecords[T](kv, cfg.KeyPrefix), Secrets: sec, clusters: clusters}
+	h.hard, h.cancelHard = context.WithCancelCause(context.WithoutCancel(ctx))
+	h.run, h.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	return h, nil
+}
+
+// Start begins consuming and returns once the consumer exists. Each event
+// goes to begin, then to the Ops method of its op.
+func (h *Host[T]) Start(ctx context.Context, begin Begin) error {
+	w, err := New(ctx, h.js, h.cfg.Config, func(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter) error {
+		return h.handle(ctx, op, in, r, begin)
+	})
+	if err == nil {
+		h.stopLoop, err = w.Start(h.run)
+	}
+	if err != nil {
+		h.cancelHard(nil)
+		h.cancelRun()
+		return fmt.Errorf("%s: %w", h.cfg.Durable, err)
+	}
+	return nil
+}
+
+// Go runs f until Stop, which cancels its ctx and waits for it.
+func (h *Host[T]) Go(f func(ctx context.Context)) {
+	h.wg.Go(func() { f(h.run) })
+}
+
+// Stop ends the loop and the background tasks. Running handlers are
+// interrupted; their events are redelivered. Calling it again does nothing.
+func (h *Host[T]) Stop() {
+	h.cancelHard(fmt.Errorf("%s %w", h.cfg.Durable, ErrStopping))
+	if h.stopLoop != nil {
+		h.stopLoop()
+	}
+	h.cancelRun()
+	h.wg.Wait()
+}
+
+// Log is the worker's logger, naming its service.
+func (h *Host[T]) Log() *slog.Logger { return h.log }
+
+func (h *Host[T]) handle(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter, begin Begin) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(h.hard, func() { cancel(context.Cause(h.hard)) })
+	defer stop()
+	ops, err := begin(ctx, op, in, r)
+	if err != nil {
+		return err
+	}
+	switch op {
+	case events.OpCreate:
+		return ops.Create(ctx)
+	case events.OpTeardown:
+		return ops.Teardown(ctx)
+	case events.OpUpdate:
+		return ops.Update(ctx)
+	case events.OpRefresh:
+		return ops.Refresh(ctx)
+	}
+	return Permanent(fmt.Errorf("%s: unknown op %q", h.cfg.Durable, op))
+}
+
+// Forget removes what rh keeps about a cluster that no longer exists on its
+// cloud: the kind's record and the cluster's SSH key.
+func (h *Host[T]) Forget(ctx context.Context, cluster string) error {
+	if err := h.Records.Delete(ctx, cluster); err != nil {
+		return fmt.Errorf("%s: %w", h.cfg.Durable, err)
+	}
+	if err := h.Secrets.Delete(ctx, cluster); err != nil {
+		return fmt.Errorf("%s: %w", h.cfg.Durable, err)
+	}
+	return nil
+}
+
+// Cluster reads the registry's record of a cluster (an rh not-found error
+// when there is none).
+func (h *Host[T]) Cluster(ctx context.Context, name string) (*rh.Cluster, error) {
+	c, _, err := events.LoadCluster(ctx, h.clusters, name)
+	return c, err
+}
+
+// RecordedPhase is the cluster's phase in the registry's record; a deleted
+// cluster counts as Terminated.
+func (h *Host[T]) RecordedPhase(ctx context.Context, name string) (rh.Phase, error) {
+	c, err := h.Cluster(ctx, name)
+	if rh.ErrorCode(err) == rh.ENOTFOUND {
+		return rh.PhaseTerminated, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", h.cfg.Durable, err)
+	}
+	return c.Status.Phase, nil
+}
