@@ -241,7 +241,7 @@ func (a *app) checkSageMaker(ctx context.Context) []checkResult {
 		return []checkResult{{Area: "sagemaker", Name: "credentials", Detail: err.Error(),
 			Fix: "configure AWS credentials: `aws configure`, `aws sso login`, AWS_PROFILE or --profile"}}
 	}
-	items := sm.NewClient(cfg, sm.Options{Logger: slog.New(slog.DiscardHandler)}).Check(ctx, "")
+	items := sm.NewClient(cfg, sm.Options{Logger: slog.New(slog.DiscardHandler), Getenv: a.getenv}).Check(ctx, "")
 	out := make([]checkResult, 0, len(items))
 	for _, it := range items {
 		out = append(out, checkResult{Area: "sagemaker", Name: it.Name, OK: it.OK, Detail: it.Detail, Fix: it.Fix})

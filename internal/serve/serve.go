@@ -50,6 +50,9 @@ type Options struct {
 	// StoreKey encrypts JetStream at rest instead of the key file made on
 	// first start (RH_JETSTREAM_KEY).
 	StoreKey string
+	// Getenv reads the process environment for services that take settings
+	// from it (AWS's, SageMaker's role); nil reads nothing.
+	Getenv func(string) string
 	// UsersFile lists users (JSON, as `rhcli nats-config` writes users.json)
 	// the registry records at start: the first admin of a NATS of your own.
 	UsersFile string
