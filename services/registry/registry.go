@@ -26,6 +26,7 @@ import (
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/secrets"
 	"github.com/rhq/rh/internal/svc"
 )
 
@@ -91,7 +92,7 @@ type Service struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	records jetstream.KeyValue
-	secrets jetstream.KeyValue
+	secrets *secrets.Store
 	users   jetstream.KeyValue
 	usersMu sync.Mutex // serialises user removals (the last-admin rule)
 	log     *slog.Logger
@@ -120,7 +121,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	secrets, err := js.KeyValue(ctx, events.BucketSecrets)
+	secretsKV, err := js.KeyValue(ctx, events.BucketSecrets)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -128,7 +129,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets, users: users, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache()}
+	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets.New(secretsKV), users: users, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache()}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.watchRecords(runCtx); err != nil {
@@ -247,10 +248,9 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 	}
 	s.cache.put(c.Name, cloneCluster(c), rev)
 	if !req.Secrets.Empty() {
-		sb, _ := json.Marshal(req.Secrets)
-		if _, err := s.secrets.Put(ctx, events.ClusterKey(c.Name), sb); err != nil {
+		if err := s.secrets.Put(ctx, c.Name, *req.Secrets); err != nil {
 			_ = s.records.Delete(ctx, events.ClusterKey(c.Name), jetstream.LastRevision(rev))
-			return nil, fmt.Errorf("registry: store secrets of %s: %w", c.Name, err)
+			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
 	s.m.requests.WithLabelValues(api.OpCreate).Inc()
@@ -382,7 +382,7 @@ func (s *Service) Delete(ctx context.Context, req api.DeleteRequest) (*struct{},
 		return nil, fmt.Errorf("registry: delete %s: %w", c.Name, err)
 	}
 	s.cache.put(c.Name, nil, rev+1)
-	if err := s.secrets.Purge(ctx, events.ClusterKey(c.Name)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := s.secrets.Delete(ctx, c.Name); err != nil {
 		s.log.Warn("cannot purge secrets", "cluster", c.Name, "err", err)
 	}
 	s.m.requests.WithLabelValues(api.OpDelete).Inc()
