@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natsutil"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/services/registry"
@@ -350,6 +352,13 @@ func (e *env) startStack(ctx context.Context, s *stack, agentOn bool) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	teardown.add("close NATS connection"+s.suffix, nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := events.Setup(ctx, js, events.DefaultLimits()); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	reg, err := registry.Start(ctx, nc, registry.Config{Logger: log, ReconcileEvery: time.Hour})

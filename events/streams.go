@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,6 +24,10 @@ const (
 	BucketSecrets  = "rh_secrets"  // SSH keys and passwords (internal/secrets): written by the registry and the workers, read by the sshgateway (and the sagemakerworker, its own)
 	BucketHostKeys = "rh_hostkeys" // host keys recorded on first contact
 	BucketUsers    = "rh_users"    // people allowed on the bus: name, role, nkey (public)
+
+	// The cloud workers' records of what they asked their cloud for.
+	BucketSkyRequests = "rh_sky_requests" // skyworker: the SkyPilot launch request of each cluster
+	BucketSMJobs      = "rh_sm_jobs"      // sagemakerworker: the training job of each cluster
 )
 
 // DuplicateWindow is how long a repeated event id is dropped. Intent ids are
@@ -44,10 +49,13 @@ func ClusterKey(name string) string { return "cluster." + name }
 
 // Limits size the streams and buckets; Replicas > 1 needs a NATS cluster.
 type Limits struct {
-	Replicas    int
-	EventsBytes int64
-	StateBytes  int64
-	MaxAge      time.Duration
+	Replicas int
+	// KeepHigherReplicas leaves a stream or bucket that has more replicas than
+	// Replicas as it is: a default never lowers what an operator raised.
+	KeepHigherReplicas bool
+	EventsBytes        int64
+	StateBytes         int64
+	MaxAge             time.Duration
 }
 
 // DefaultLimits suit one machine.
@@ -92,21 +100,75 @@ func BucketConfigs(l Limits) []jetstream.KeyValueConfig {
 		{Bucket: BucketSecrets, Description: "rh cluster secrets", History: 1, MaxBytes: 16 << 20, MaxValueSize: 64 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		{Bucket: BucketHostKeys, Description: "rh node host keys (trust on first use)", History: 5, MaxBytes: 16 << 20, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		{Bucket: BucketUsers, Description: "rh users: name, role and public nkey", History: 5, MaxBytes: 16 << 20, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
+		workerBucket(BucketSkyRequests, "rh skyworker: SkyPilot launch request of each cluster", l),
+		workerBucket(BucketSMJobs, "rh sagemakerworker: training job of each cluster", l),
 	}
 }
 
-// Setup creates or updates every stream and bucket. It is idempotent: each
-// service calls it at start-up, whichever starts first.
+func workerBucket(name, desc string, l Limits) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: name, Description: desc, History: 1, MaxBytes: 16 << 20, MaxValueSize: 4 << 10,
+		TTL: 30 * 24 * time.Hour, Storage: jetstream.FileStorage, Replicas: l.Replicas}
+}
+
+// Setup creates or updates every stream and bucket. Only `rhcli serve` (and
+// test servers) call it: it is the one owner of their limits and replicas;
+// services only bind (Check). With KeepHigherReplicas a stream an operator
+// raised keeps its replicas; JetStream changes replicas in place.
 func Setup(ctx context.Context, js jetstream.JetStream, l Limits) error {
 	for _, cfg := range StreamConfigs(l) {
+		cfg.Replicas = keptReplicas(ctx, js, cfg.Name, l)
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("events: stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range BucketConfigs(l) {
+		cfg.Replicas = keptReplicas(ctx, js, "KV_"+cfg.Bucket, l)
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("events: bucket %s: %w", cfg.Bucket, err)
 		}
+	}
+	return nil
+}
+
+func keptReplicas(ctx context.Context, js jetstream.JetStream, stream string, l Limits) int {
+	want := max(l.Replicas, 1)
+	if !l.KeepHigherReplicas {
+		return want
+	}
+	if st, err := js.Stream(ctx, stream); err == nil {
+		if have := st.CachedInfo().Config.Replicas; have > want {
+			return have
+		}
+	}
+	return want
+}
+
+// ErrNotSetUp is matched when a stream or bucket a service needs is missing.
+var ErrNotSetUp = errors.New("events: rh's streams and buckets are not set up on this NATS")
+
+// Check verifies that every stream and bucket exists. Services call it
+// instead of creating them, so no service starting up changes what the
+// operator set.
+func Check(ctx context.Context, js jetstream.JetStream) error {
+	var missing []string
+	for _, cfg := range StreamConfigs(DefaultLimits()) {
+		if _, err := js.Stream(ctx, cfg.Name); err != nil {
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("events: stream %s: %w", cfg.Name, err)
+			}
+			missing = append(missing, cfg.Name)
+		}
+	}
+	for _, cfg := range BucketConfigs(DefaultLimits()) {
+		if _, err := js.KeyValue(ctx, cfg.Bucket); err != nil {
+			if !errors.Is(err, jetstream.ErrBucketNotFound) {
+				return fmt.Errorf("events: bucket %s: %w", cfg.Bucket, err)
+			}
+			missing = append(missing, cfg.Bucket)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s (`rhcli serve` sets them up when it starts)", ErrNotSetUp, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -66,6 +66,7 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.StringVar(&o.TLSKey, "tls-key", "", "the TLS certificate's private key")
 	fl.StringVar(&o.TLSClientCA, "tls-client-ca", "", "also require client certificates signed by this CA")
 	fl.BoolVar(&o.InsecureNATS, "insecure-nats", false, "with --nats: accept a NATS without rh's accounts; every caller is then treated as the operator (unsafe)")
+	fl.IntVar(&o.Replicas, "replicas", 0, "replicas of every stream, bucket and consumer (default: 3 on a NATS cluster of 3 or more, else 1; never lowers a stream an operator raised)")
 	fl.StringVar(&o.UsersFile, "users", "", "with --nats: users to record at start (the users.json `rhcli nats-config` writes)")
 	fl.BoolVar(&o.AllowProxyCommands, "allow-proxy-commands", false, "let every user's clusters run proxy commands on the gateway host (default: admins' clusters only)")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "debug logging")

@@ -53,10 +53,6 @@ func authenticate(ctx context.Context, nc *nats.Conn, ns *natsutil.Embedded, m *
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	// The users bucket must exist before anyone can be told apart.
-	if err := events.Setup(sctx, js, events.DefaultLimits()); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
 	kv, err := events.UsersBucket(sctx, js)
 	if err != nil {
 		return nil, fmt.Errorf("serve: users directory (is the registry set up on this NATS?): %w", err)

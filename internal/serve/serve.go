@@ -21,11 +21,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/natsutil"
 )
@@ -50,6 +52,10 @@ type Options struct {
 	// StoreKey encrypts JetStream at rest instead of the key file made on
 	// first start (RH_JETSTREAM_KEY).
 	StoreKey string
+	// Replicas of every stream, bucket and durable consumer; 0 picks 3 on a
+	// NATS cluster of three or more servers, else 1, and never lowers what a
+	// stream already has.
+	Replicas int
 	// Getenv reads the process environment for services that take settings
 	// from it (AWS's, SageMaker's role); nil reads nothing.
 	Getenv func(string) string
@@ -143,6 +149,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer nc.Close()
+	if err := setupStreams(ctx, nc, o, log); err != nil {
+		return err
+	}
 	authn, err := authenticate(ctx, nc, ns, material, names, o, log)
 	if err != nil {
 		return err
@@ -195,6 +204,30 @@ func Run(ctx context.Context, o Options) error {
 	<-ctx.Done()
 	ready.Store(false)
 	log.Info("stopping")
+	return nil
+}
+
+// setupStreams creates or updates rh's streams and buckets: serve is their
+// one owner (services only bind), so limits and replicas come from here.
+func setupStreams(ctx context.Context, nc *nats.Conn, o Options, log *slog.Logger) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	l := events.DefaultLimits()
+	l.Replicas = o.Replicas
+	if o.Replicas == 0 {
+		l.Replicas, l.KeepHigherReplicas = 1, true
+		if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+			l.Replicas = 3
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := events.Setup(sctx, js, l); err != nil {
+		return fmt.Errorf("serve: set up streams and buckets: %w", err)
+	}
+	log.Info("streams and buckets set up", "replicas", l.Replicas, "keep_higher", l.KeepHigherReplicas)
 	return nil
 }
 

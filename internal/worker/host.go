@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,13 +38,11 @@ type HostConfig struct {
 	// Config is the event loop's; its Durable also names the service in logs
 	// and errors.
 	Config
-	// Replicas of the streams and of Bucket (1 unless NATS is a cluster).
-	Replicas int
 	// Bucket holds the kind's records (see Records), one per cluster under
-	// KeyPrefix; it is created when missing.
-	Bucket            string
-	BucketDescription string
-	KeyPrefix         string
+	// KeyPrefix; like every stream and bucket it is made by `rhcli serve`
+	// (events.Setup) and only bound here.
+	Bucket    string
+	KeyPrefix string
 }
 
 // Host is what every cloud worker is besides its cloud calls: it binds the
@@ -76,24 +73,15 @@ type Host[T any] struct {
 // Bind prepares streams and buckets; Start begins consuming.
 func Bind[T any](ctx context.Context, nc *nats.Conn, cfg HostConfig) (*Host[T], error) {
 	cfg.defaults()
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
 	name := cfg.Durable
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	lim := events.DefaultLimits()
-	lim.Replicas = cfg.Replicas
-	if err := events.Setup(ctx, js, lim); err != nil {
+	if err := events.Check(ctx, js); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: cfg.Bucket, Description: cfg.BucketDescription,
-		History: 1, MaxBytes: 16 << 20, MaxValueSize: 4 << 10, TTL: 30 * 24 * time.Hour,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-	})
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("%s: bucket %s: %w", name, cfg.Bucket, err)
 	}

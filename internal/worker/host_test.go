@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"github.com/nats-io/nats.go/jetstream"
 	"testing"
 	"time"
 
@@ -62,6 +63,10 @@ func (c *fakeCall) Refresh(context.Context) error { return nil }
 func startHost(t *testing.T, ns *natstest.Server) *fakeCloud {
 	t.Helper()
 	ctx := context.Background()
+	// Buckets are serve's to make; the host only binds.
+	if _, err := ns.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "rh_test_host"}); err != nil {
+		t.Fatal(err)
+	}
 	h, err := worker.Bind[testRecord](ctx, ns.NC, worker.HostConfig{
 		Config: worker.Config{Kind: rh.KindOnDemand, Durable: "test", RetryBase: time.Millisecond},
 		Bucket: "rh_test_host", KeyPrefix: "rec.",

@@ -29,12 +29,16 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 	limits.Replicas = 3
 	limits.EventsBytes, limits.StateBytes = 32<<20, 32<<20
 	ctx := context.Background()
-	var reg *registry.Service
+	js := natstest.JetStream(t, nc)
 	// Stream creation can race the cluster's first elections: retry briefly.
 	testkit.Poll(30*time.Second, func() bool {
-		reg, err = registry.Start(ctx, nc, registry.Config{Limits: limits})
+		err = events.Setup(ctx, js, limits)
 		return err == nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Start(ctx, nc, registry.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +74,6 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 	if len(cs) != 10 {
 		t.Fatalf("%d records after losing a server, want 10", len(cs))
 	}
-	js := natstest.JetStream(t, nc)
 	st, err := js.Stream(ctx, events.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
@@ -84,5 +87,38 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 	}
 	if info.State.Msgs != 10 {
 		t.Fatalf("%d create events after losing a server, want 10", info.State.Msgs)
+	}
+}
+
+// A default set-up never lowers the replicas an operator raised; only an
+// explicit count changes them.
+func TestSetupNeverLowersReplicasByDefault(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	nc, err := nats.Connect(c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js := natstest.JetStream(t, nc)
+	ctx := context.Background()
+	raised := events.DefaultLimits()
+	raised.Replicas, raised.EventsBytes, raised.StateBytes = 3, 32<<20, 32<<20
+	testkit.Poll(30*time.Second, func() bool { err = events.Setup(ctx, js, raised); return err == nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDefault := raised
+	byDefault.Replicas, byDefault.KeepHigherReplicas = 1, true
+	if err := events.Setup(ctx, js, byDefault); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{events.StreamEvents, "KV_" + events.BucketClusters, "KV_" + events.BucketSMJobs} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.CachedInfo().Config.Replicas; got != 3 {
+			t.Errorf("%s has %d replicas after a default set-up, want the 3 it had", name, got)
+		}
 	}
 }

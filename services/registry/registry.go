@@ -43,9 +43,6 @@ type Config struct {
 	// IntentRetryAfter is how long an unobserved intent waits before it is
 	// published again.
 	IntentRetryAfter time.Duration
-	// Limits size the streams and buckets (zero: events.DefaultLimits); set
-	// Replicas to 3 on a NATS cluster.
-	Limits   events.Limits
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// Auth says who each request comes from; nil treats every caller as the
@@ -65,9 +62,6 @@ func (c *Config) defaults() {
 	}
 	if c.IntentRetryAfter == 0 {
 		c.IntentRetryAfter = c.ReconcileEvery
-	}
-	if c.Limits == (events.Limits{}) {
-		c.Limits = events.DefaultLimits()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -114,7 +108,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	if err := events.Setup(ctx, js, cfg.Limits); err != nil {
+	if err := events.Check(ctx, js); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	records, err := js.KeyValue(ctx, events.BucketClusters)

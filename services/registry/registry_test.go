@@ -5,16 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/natsutil"
 	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
@@ -396,5 +399,44 @@ func TestWorkerFailureExhaustingDeliveriesFailsTheCluster(t *testing.T) {
 	dlq, _ := e.ns.JS.Stream(ctx, events.StreamDLQ)
 	if _, err := dlq.GetLastMsgForSubject(ctx, "rh.dlq.RH_EVENTS.byo-test"); err != nil {
 		t.Fatalf("exhausted event is not in the dead-letter stream: %v", err)
+	}
+}
+
+// Services bind what serve set up and change none of it; on a NATS where
+// nothing is set up they say so.
+func TestRegistryOnlyBindsStreams(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := context.Background()
+	st, err := ns.JS.Stream(ctx, events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxAge = 36 * time.Hour // the operator's choice
+	if _, err := ns.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Start(ctx, ns.NC, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Stop()
+	st, _ = ns.JS.Stream(ctx, events.StreamEvents)
+	if got := st.CachedInfo().Config.MaxAge; got != 36*time.Hour {
+		t.Fatalf("starting the registry changed RH_EVENTS' MaxAge to %s", got)
+	}
+
+	bare, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Shutdown()
+	nc, err := nats.Connect(bare.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := registry.Start(ctx, nc, registry.Config{}); !errors.Is(err, events.ErrNotSetUp) || !strings.Contains(err.Error(), "RH_EVENTS") {
+		t.Fatalf("registry on a NATS with nothing set up: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ const Durable = "sagemakerworker"
 
 // BucketJobs holds one job record per cluster: which generation runs under
 // which training job.
-const BucketJobs = "rh_sm_jobs"
+const BucketJobs = events.BucketSMJobs
 
 // DefaultSSHUser is the account SageMaker containers run as.
 const DefaultSSHUser = "root"
@@ -78,8 +78,6 @@ type Config struct {
 	ID       string
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	// Replicas of the rh_sm_jobs bucket (1 unless NATS is a cluster).
-	Replicas int
 
 	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
 	// are set here); zero values are its defaults.
@@ -114,8 +112,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	loop := cfg.Worker
 	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindSageMaker, Durable, cfg.ID, cfg.Logger, cfg.Registry
-	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{Config: loop, Replicas: cfg.Replicas,
-		Bucket: BucketJobs, KeyPrefix: "job.", BucketDescription: "rh sagemakerworker: training job of each cluster"})
+	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{Config: loop,
+		Bucket: BucketJobs, KeyPrefix: "job."})
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ const Durable = "skyworker"
 
 // BucketRequests holds one launch record per cluster: which generation is
 // being launched and under which SkyPilot request id.
-const BucketRequests = "rh_sky_requests"
+const BucketRequests = events.BucketSkyRequests
 
 // Config configures the worker. Zero values mean defaults.
 type Config struct {
@@ -41,8 +41,6 @@ type Config struct {
 	ID       string
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	// Replicas of the rh_sky_requests bucket (1 unless NATS is a cluster).
-	Replicas int
 
 	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
 	// are set here); zero values are its defaults.
@@ -73,8 +71,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	loop := cfg.Worker
 	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindOnDemand, Durable, cfg.ID, cfg.Logger, cfg.Registry
-	host, err := worker.Bind[launchRecord](ctx, nc, worker.HostConfig{Config: loop, Replicas: cfg.Replicas,
-		Bucket: BucketRequests, KeyPrefix: "launch.", BucketDescription: "rh skyworker: SkyPilot launch request of each cluster"})
+	host, err := worker.Bind[launchRecord](ctx, nc, worker.HostConfig{Config: loop,
+		Bucket: BucketRequests, KeyPrefix: "launch."})
 	if err != nil {
 		return nil, err
 	}

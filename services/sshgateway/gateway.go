@@ -182,7 +182,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgateway: %w", err)
 	}
-	if err := events.Setup(ctx, js, events.DefaultLimits()); err != nil {
+	if err := events.Check(ctx, js); err != nil {
 		return nil, fmt.Errorf("sshgateway: %w", err)
 	}
 	kv := func(name string) (jetstream.KeyValue, error) {
