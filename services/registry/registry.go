@@ -43,8 +43,8 @@ type Config struct {
 	// IntentRetryAfter is how long an unobserved intent waits before it is
 	// published again.
 	IntentRetryAfter time.Duration
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	Logger           *slog.Logger
+	Registry         prometheus.Registerer
 	// Auth says who each request comes from; nil treats every caller as the
 	// operator (a NATS without rh's accounts).
 	Auth *auth.Authenticator
