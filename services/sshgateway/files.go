@@ -109,8 +109,12 @@ func (s *Service) fsStat(ctx context.Context, req api.FSRequest) (*api.FSEntryRe
 	return &api.FSEntryReply{Entry: toWire(e)}, nil
 }
 
-// walkPage bounds a walk page well below NATS's 1 MiB message limit.
-const walkPage = 1000
+// walkPage and walkPageBytes bound a walk page well below NATS's 1 MiB
+// message limit.
+const (
+	walkPage      = 1000
+	walkPageBytes = 256 << 10
+)
 
 // fsWalk answers with several messages: pages of entries, all but the
 // last marked HdrMore. A tree of any size fits.
@@ -132,8 +136,14 @@ func (s *Service) fsWalk(r micro.Request) {
 		s.respondStreamError(r, fsErr("walk", req.Path, err))
 		return
 	}
-	for start := 0; ; start += walkPage {
-		end := min(start+walkPage, len(ents))
+	for start := 0; ; {
+		// A page is sized before it is sent: paths may be long, and NATS
+		// refuses messages over its limit (1 MiB by default).
+		end, size := start, 0
+		for end < len(ents) && end-start < walkPage && size < walkPageBytes {
+			size += len(ents[end].Path) + len(ents[end].LinkTarget) + 96
+			end++
+		}
 		page := api.FSWalkPage{Entries: make([]api.FSEntry, 0, end-start)}
 		for _, e := range ents[start:end] {
 			page.Entries = append(page.Entries, toWire(e))
@@ -152,6 +162,7 @@ func (s *Service) fsWalk(r micro.Request) {
 			s.endStream(r.Reply())
 			return
 		}
+		start = end
 	}
 }
 
