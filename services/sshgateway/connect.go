@@ -3,6 +3,7 @@ package sshgateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -51,9 +52,11 @@ func (s *Service) Nodes(ctx context.Context, req api.NodesRequest) (*api.NodesRe
 //
 // It needs write access to the cluster. Host keys are recorded per
 // host:port (rh_hostkeys), shared by every cluster naming that address, so
-// a cluster that merely names someone else's machine could unpin it for
-// them: trust is refused while another cluster the caller cannot change
-// names one of the same addresses (its owner, or an admin, must do it).
+// a cluster that merely names someone else's machine must not unpin it for
+// them. A pin belongs to the cluster whose first contact recorded it: trust
+// forgets it only for a caller who may change that cluster. A pin recorded
+// before pins had owners (or whose cluster is gone) may be forgotten only
+// when no other cluster the caller cannot change names the address.
 func (s *Service) Trust(ctx context.Context, req api.NameRequest) (*api.TrustReply, error) {
 	c, err := s.loadCluster(ctx, req.Name)
 	if err != nil {
@@ -77,8 +80,11 @@ func (s *Service) Trust(ctx context.Context, req api.NameRequest) (*api.TrustRep
 			}
 		}
 	}
-	if err := s.checkTrustScope(ctx, caller, c.Name, seen); err != nil {
-		return nil, err
+	// Checked before anything is forgotten: a refusal changes nothing.
+	for _, a := range addrs {
+		if err := s.checkTrustScope(ctx, caller, c.Name, a); err != nil {
+			return nil, err
+		}
 	}
 	s.closeCluster(req.Name)
 	out := &api.TrustReply{Forgotten: []string{}}
@@ -105,39 +111,51 @@ func targetAddrs(t sshx.Target) []string {
 	return out
 }
 
-// checkTrustScope refuses when a cluster other than self that caller may
-// not write names one of addrs.
-func (s *Service) checkTrustScope(ctx context.Context, caller rh.Caller, self string, addrs map[string]bool) error {
+// checkTrustScope says whether caller, trusting cluster self, may forget
+// the pin of addr (see Trust).
+func (s *Service) checkTrustScope(ctx context.Context, caller rh.Caller, self, addr string) error {
 	if caller.Admin() {
 		return nil
 	}
+	rec, found, err := s.hostKeys.Recorder(ctx, addr)
+	if err != nil || !found || rec == self {
+		return err
+	}
+	if rec != "" {
+		other, err := s.loadCluster(ctx, rec)
+		switch {
+		case err == nil && caller.Can(other, rh.AccessWrite):
+			return nil
+		case err == nil:
+			return rh.Forbidden("the host key of %s was recorded for another cluster, which you cannot change; "+
+				"its owner or an admin must run `rhcli cluster trust` for it", addr)
+		case rh.ErrorCode(err) != rh.ENOTFOUND:
+			return err
+		}
+	}
+	// No owner to ask: refuse while anyone else's cluster relies on it.
 	keys, err := s.records.ListKeys(ctx)
 	if err != nil {
 		return &rh.Error{Code: rh.EUNAVAILABLE, Message: "cannot read cluster records", Err: err}
 	}
 	defer func() { _ = keys.Stop() }()
 	for k := range keys.Keys() {
-		name := strings.TrimPrefix(k, events.ClusterKey(""))
-		if name == self || name == k {
+		name, ok := strings.CutPrefix(k, events.ClusterKey(""))
+		if !ok || name == self {
 			continue
 		}
 		other, err := s.loadCluster(ctx, name)
-		if err != nil {
-			continue // gone meanwhile, or not a record
-		}
-		if caller.Can(other, rh.AccessWrite) {
-			continue
+		if err != nil || caller.Can(other, rh.AccessWrite) {
+			continue // gone meanwhile, or the caller's to change
 		}
 		ts, err := s.targetsFor(name, other.Owner, other.Spec, other.Status.Nodes, nil, false)
 		if err != nil {
 			continue // no nodes: pins nothing
 		}
 		for _, t := range ts {
-			for _, a := range targetAddrs(t.Target) {
-				if addrs[a] {
-					return rh.Forbidden("the host key of %s is also relied on by a cluster you cannot change; "+
-						"its owner or an admin must run `rhcli cluster trust` for it", a)
-				}
+			if slices.Contains(targetAddrs(t.Target), addr) {
+				return rh.Forbidden("the host key of %s is also relied on by a cluster you cannot change; "+
+					"its owner or an admin must run `rhcli cluster trust` for it", addr)
 			}
 		}
 	}

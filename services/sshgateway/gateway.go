@@ -396,7 +396,7 @@ func (s *Service) endStream(reply string) {
 // client returns the pooled connection to t and remembers that cluster
 // uses it, so teardown and trust can close it.
 func (s *Service) client(ctx context.Context, cluster string, t sshx.Target) (*sshx.Client, error) {
-	c, err := s.pool.Get(ctx, t)
+	c, err := s.pool.Get(withRecorder(ctx, cluster), t)
 	if err != nil {
 		return nil, err
 	}
