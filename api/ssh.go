@@ -9,13 +9,18 @@ import (
 // Commands and file transfers can outlast any request timeout, so neither is
 // one long request:
 //
-//   - run answers at once with a RunAccepted; output, per-node exits and a
-//     final RunDone travel as core-NATS messages on the stream subject the
-//     client chose (normally an inbox it subscribed to before asking). The
-//     client acknowledges data messages on AckSubject; the gateway keeps at
-//     most Window unacknowledged chunks in flight, so a slow reader slows the
+//   - run is a streamed request on rh.stream.ssh.run: every message of the
+//     answer goes to the request's own reply subject (the caller's inbox),
+//     never to a subject the caller names. The first is a RunAccepted (or an
+//     error); output, per-node exits, heartbeats and a final RunDone follow
+//     as core-NATS messages; an empty message closes the stream. The client
+//     acknowledges data messages on AckSubject; the gateway keeps at most
+//     Window unacknowledged chunks in flight, so a slow reader slows the
 //     command instead of overflowing NATS. A message on CancelSubject kills
-//     the command's process group on every node.
+//     the command's process group on every node. Only the run's own caller
+//     may acknowledge or cancel it.
+//   - walk and hashblocks answer in pages, streamed the same way on
+//     rh.stream.ssh.fs.<op>.
 //   - fs.* endpoints are one small request each; open and create return a
 //     handle whose reads and writes go, chunk by chunk, to HandleSubject — a
 //     subject of the gateway instance that holds the open file, so file
@@ -23,6 +28,9 @@ import (
 const (
 	SSHService = "rh-sshgateway"
 	SSHPrefix  = "rh.api.ssh"
+	// SSHStreamPrefix holds the endpoints whose answer is several messages
+	// (the users account imports rh.stream.> with streamed responses).
+	SSHStreamPrefix = "rh.stream.ssh"
 
 	SSHOpRun     = "run"
 	SSHOpTrust   = "trust"
@@ -90,11 +98,20 @@ const (
 	EventDone      = "done"
 )
 
-// SSHSubject is the subject of a gateway endpoint.
+// SSHSubject is the subject of a gateway endpoint (run: SSHStreamSubject).
 func SSHSubject(op string) string { return SSHPrefix + "." + op }
 
-// FSSubject is the subject of a file system endpoint.
+// SSHStreamSubject is the subject of a gateway endpoint answered by a stream
+// of messages: run.
+func SSHStreamSubject(op string) string { return SSHStreamPrefix + "." + op }
+
+// FSSubject is the subject of a file system endpoint (walk and hashblocks:
+// FSStreamSubject).
 func FSSubject(op string) string { return SSHPrefix + ".fs." + op }
+
+// FSStreamSubject is the subject of a file system endpoint answered in
+// pages: walk and hashblocks.
+func FSStreamSubject(op string) string { return SSHStreamPrefix + ".fs." + op }
 
 // RunCancelSubject cancels a run.
 func RunCancelSubject(runID string) string { return "rh.ssh.cancel." + runID }
@@ -113,8 +130,6 @@ type RunRequest struct {
 	Dir     string            `json:"dir,omitempty"`
 	// TimeoutSeconds kills the command after this long; 0 means no limit.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
-	// Stream is the subject output is published to.
-	Stream string `json:"stream"`
 	// RunID, when set (letters, digits, '-', '_'), names the run, so a client
 	// can cancel it before the answer arrives.
 	RunID string `json:"run_id,omitempty"`
@@ -226,7 +241,7 @@ type FSEntryReply struct {
 }
 
 // FSWalkPage is one message of a walk's answer; every page but the last has
-// the HdrMore header.
+// the HdrMore header. An empty message after the last closes the stream.
 type FSWalkPage struct {
 	Entries []FSEntry `json:"entries"`
 }

@@ -73,19 +73,35 @@ func (c *Client) Run(ctx context.Context, name, command string, o RunOptions) ([
 	defer func() { _ = sub.Unsubscribe() }()
 	req := api.RunRequest{
 		Name: name, Node: o.Node, Command: command, Env: o.Env, Dir: o.Dir,
-		TimeoutSeconds: int((o.Timeout + time.Second - 1) / time.Second), Stream: inbox, RunID: uuid.NewString(),
+		TimeoutSeconds: int((o.Timeout + time.Second - 1) / time.Second), RunID: uuid.NewString(),
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: run: %w", err)
+	}
+	// The answer and all the output come to our own inbox, the request's
+	// reply subject: RunAccepted (or an error) first.
+	if err := c.nc.PublishRequest(api.SSHStreamSubject(api.SSHOpRun), inbox, body); err != nil {
+		return nil, fmt.Errorf("client: run: %w", err)
 	}
 	// The answer is awaited even if ctx ends meanwhile: the run id then lets
 	// us cancel what the gateway may already have started.
 	var acc api.RunAccepted
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-	err = c.Call(actx, api.SSHSubject(api.SSHOpRun), req, &acc)
+	first, err := sub.NextMsgWithContext(actx)
 	cancel()
 	if err != nil {
+		_ = c.nc.Publish(api.RunCancelSubject(req.RunID), nil)
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time", api.SSHStreamSubject(api.SSHOpRun)), Err: err}
+	}
+	if err := msgError(first); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal(first.Data, &acc); err != nil {
+		return nil, fmt.Errorf("client: run: decode answer: %w", err)
 	}
 	capture := o.Capture || (o.Stdout == nil && o.Stderr == nil && o.OnOutput == nil)
 	type out struct{ stdout, stderr bytes.Buffer }
@@ -395,7 +411,7 @@ func (r *remoteFS) Walk(ctx context.Context, root string, opts filesync.WalkOpti
 	req := r.req(root)
 	req.Rules, req.Side = opts.Rules, int(opts.Side)
 	body, _ := json.Marshal(req)
-	if err := nc.PublishRequest(api.FSSubject(api.FSWalk), inbox, body); err != nil {
+	if err := nc.PublishRequest(api.FSStreamSubject(api.FSWalk), inbox, body); err != nil {
 		return nil, fmt.Errorf("client: walk: %w", err)
 	}
 	var out []filesync.Entry
@@ -795,7 +811,7 @@ func (r *agentRemoteFS) HashBlocks(ctx context.Context, p string, blockSize int)
 	req := r.req(p)
 	req.BlockSize = blockSize
 	body, _ := json.Marshal(req)
-	if err := nc.PublishRequest(api.FSSubject(api.FSHashBlocks), inbox, body); err != nil {
+	if err := nc.PublishRequest(api.FSStreamSubject(api.FSHashBlocks), inbox, body); err != nil {
 		return nil, fmt.Errorf("client: hashblocks: %w", err)
 	}
 	var out []filesync.BlockSum

@@ -104,3 +104,16 @@ func shortKey(k string) string {
 
 // Errorf wraps with the package prefix.
 func errorf(format string, args ...any) error { return fmt.Errorf("auth: "+format, args...) }
+
+// Role returns the role of the user named name, as the directory has it now.
+// With an insecure authenticator every name is the operator's, an admin.
+func (a *Authenticator) Role(name string) (rh.Role, bool) {
+	if a.Insecure() {
+		return rh.RoleAdmin, true
+	}
+	u, ok := a.users.ByName(name)
+	if !ok {
+		return "", false
+	}
+	return u.Role, true
+}

@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -433,7 +435,32 @@ func (a *app) execSSH(ctx context.Context, info *api.ConnectReply, command []str
 	if c.Stdin == nil {
 		c.Stdin = os.Stdin
 	}
-	err = c.Run()
+	// A hangup (closed terminal) or SIGQUIT would end rhcli without running
+	// the deferred removal (SIGINT and SIGTERM end ctx): catch them, remove
+	// the key at once and pass the signal on to ssh.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	if err := c.Start(); err != nil {
+		return 0, fmt.Errorf("ssh: %w", err)
+	}
+	done := make(chan struct{})
+	var got os.Signal
+	var sigWG sync.WaitGroup
+	sigWG.Go(func() {
+		select {
+		case got = <-sigs:
+			_ = os.RemoveAll(dir)
+			_ = c.Process.Signal(got)
+		case <-done:
+		}
+	})
+	err = c.Wait()
+	close(done)
+	sigWG.Wait()
+	if sig, ok := got.(syscall.Signal); ok {
+		return 128 + int(sig), nil
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode(), nil

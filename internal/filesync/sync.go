@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -218,6 +219,7 @@ func (s *syncer) syncTree(srcRoot string, root Entry, dstRoot string, rules []st
 	}
 	srcSet := make(map[string]bool, len(srcEntries))
 	removed := map[string]bool{}
+	conf := newConfinement(srcEntries, dstEntries)
 
 	// Directories and symlinks first, in order, so files have somewhere to go.
 	var dirs, files []item
@@ -232,6 +234,10 @@ func (s *syncer) syncTree(srcRoot string, root Entry, dstRoot string, rules []st
 	}
 	dirs = append(dirs, rootItem)
 	for _, e := range srcEntries {
+		if err := conf.check(e.Path); err != nil {
+			s.fail(fmt.Errorf("filesync: refusing entry %q of %s: %w", e.Path, srcRoot, err))
+			continue
+		}
 		srcSet[e.Path] = true
 		it := item{rel: e.Path, src: e, srcPath: path.Join(srcRoot, e.Path), dstPath: path.Join(dstRoot, e.Path)}
 		if i, ok := dstIdx[e.Path]; ok && !removed[e.Path] {
@@ -267,7 +273,7 @@ func (s *syncer) syncTree(srcRoot string, root Entry, dstRoot string, rules []st
 
 	if s.opts.Delete && s.err() == nil {
 		for _, e := range slices.Backward(dstEntries) {
-			if srcSet[e.Path] || removed[e.Path] {
+			if srcSet[e.Path] || removed[e.Path] || checkRel(e.Path) != nil {
 				continue
 			}
 			s.remove(e, path.Join(dstRoot, e.Path), OpDelete)
@@ -751,4 +757,81 @@ func pathErr(op, p string, err error) error {
 		err = pe.Err
 	}
 	return fmt.Errorf("filesync: %s %s: %w", op, p, err)
+}
+
+// ErrEscape is what refused entries match: a path that would put something
+// outside the destination (absolute, with "..", or through a symlink).
+var ErrEscape = errors.New("it would escape the destination")
+
+// confinement keeps a tree's entries inside the destination. The source's
+// listing comes from the other side (for a get, the node), which may be
+// hostile: it could list "../../.bashrc", or a symlink "lnk" pointing
+// anywhere followed by "lnk/authorized_keys", which would be written
+// through the link. So every entry must be a clean relative path whose
+// every parent is, once synced, a real directory of the destination: not a
+// symlink the source sends or the destination already has, nor a file.
+type confinement struct {
+	links   map[string]bool // paths that are symlinks in the destination after the sync
+	nonDirs map[string]bool // paths that are files after the sync
+}
+
+func newConfinement(src, dst []Entry) *confinement {
+	c := &confinement{links: map[string]bool{}, nonDirs: map[string]bool{}}
+	for _, e := range dst {
+		if e.IsSymlink() {
+			c.links[e.Path] = true
+		}
+	}
+	for _, e := range src {
+		// The source's type replaces the destination's (removeTree).
+		delete(c.links, e.Path)
+		switch {
+		case e.IsSymlink():
+			c.links[e.Path] = true
+		case !e.IsDir():
+			c.nonDirs[e.Path] = true
+		}
+	}
+	return c
+}
+
+// check says why rel may not be written, or nil.
+func (c *confinement) check(rel string) error {
+	if err := checkRel(rel); err != nil {
+		return err
+	}
+	for i := 0; i < len(rel); i++ {
+		if rel[i] != '/' {
+			continue
+		}
+		parent := rel[:i]
+		if c.links[parent] {
+			return fmt.Errorf("%w: it passes through the symlink %q inside the destination", ErrEscape, parent)
+		}
+		if c.nonDirs[parent] {
+			return fmt.Errorf("%w: its parent %q is not a directory", ErrEscape, parent)
+		}
+	}
+	return nil
+}
+
+// checkRel refuses paths that are not clean, relative and inside their root.
+func checkRel(rel string) error {
+	switch {
+	case rel == "" || rel == ".":
+		return fmt.Errorf("%w: empty path", ErrEscape)
+	case strings.IndexByte(rel, 0) >= 0:
+		return fmt.Errorf("%w: the path contains a NUL byte", ErrEscape)
+	case path.IsAbs(rel) || filepath.IsAbs(filepath.FromSlash(rel)) || filepath.VolumeName(filepath.FromSlash(rel)) != "":
+		return fmt.Errorf("%w: the path is absolute", ErrEscape)
+	case filepath.Separator != '/' && strings.ContainsRune(rel, filepath.Separator):
+		return fmt.Errorf("%w: the path contains %q", ErrEscape, filepath.Separator)
+	}
+	if slices.Contains(strings.Split(rel, "/"), "..") {
+		return fmt.Errorf("%w: the path contains \"..\"", ErrEscape)
+	}
+	if path.Clean(rel) != rel {
+		return fmt.Errorf("%w: the path is not in clean form", ErrEscape)
+	}
+	return nil
 }

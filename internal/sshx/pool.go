@@ -17,7 +17,8 @@ const (
 // ErrPoolClosed is returned by a closed Pool.
 var ErrPoolClosed = errors.New("sshx: pool closed")
 
-// Pool keeps one connection per target (user@host:port and route) and
+// Pool keeps one connection per target (Target.Key: user@host:port, route,
+// credentials and host-key policy) and
 // multiplexes sessions over it. A connection that failed is replaced on
 // the next use; one unused for IdleTimeout is closed. Safe for concurrent use.
 type Pool struct {
@@ -52,7 +53,7 @@ func (p *Pool) Get(ctx context.Context, t Target) (*Client, error) {
 	if t.Port == 0 {
 		t.Port = 22
 	}
-	key := t.poolKey()
+	key := t.Key()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -22,9 +22,12 @@ import (
 type RunRequest struct {
 	// Command is run by the login shell, as `ssh host Command` would.
 	Command string
-	// Env is exported before Command. It is sent inside the command line,
-	// not as SSH "env" requests, which sshd refuses unless AcceptEnv lists
-	// each name.
+	// Env is exported before Command. The values never appear on the
+	// remote command line (which every user of the node can read in ps):
+	// they go first on the command's stdin, which a prefix of the script
+	// reads, one encoded line per variable, before the command runs. (SSH
+	// "env" requests would do, but sshd refuses them unless AcceptEnv lists
+	// each name.)
 	Env map[string]string
 	// Dir is the working directory; a leading "~/" means the home.
 	Dir string
@@ -47,22 +50,15 @@ func ShellQuote(s string) string {
 // session (setsid), so the login shell's $$ is the id of the process group
 // and session that hold everything the command starts.
 func script(req RunRequest, marker string) (string, error) {
+	if _, err := envInput(req.Env); err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "printf '%%s%%s\\n' '%s' \"$$\" >&2\n", marker)
-	keys := make([]string, 0, len(req.Env))
-	for k := range req.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := req.Env[k]
-		if !envName.MatchString(k) {
-			return "", fmt.Errorf("invalid environment variable name %q", k)
-		}
-		if strings.IndexByte(v, 0) >= 0 {
-			return "", fmt.Errorf("environment variable %s contains a NUL byte", k)
-		}
-		fmt.Fprintf(&b, "export %s=%s\n", k, ShellQuote(v))
+	if len(req.Env) > 0 {
+		// Reads "NAME=octal-escaped value" lines until an empty one; read
+		// takes a pipe byte by byte, so the command's own stdin is intact.
+		b.WriteString(`while IFS= read -r __rh_kv && [ -n "$__rh_kv" ]; do __rh_v=$(printf '%bx' "${__rh_kv#*=}"); export "${__rh_kv%%=*}=${__rh_v%x}"; done; unset __rh_kv __rh_v` + "\n")
 	}
 	if req.Dir != "" {
 		if rest, ok := strings.CutPrefix(req.Dir, "~/"); ok {
@@ -73,6 +69,44 @@ func script(req RunRequest, marker string) (string, error) {
 	}
 	b.WriteString(req.Command)
 	return b.String(), nil
+}
+
+// envInput encodes env for the script's reading prefix: one line per
+// variable, NAME=value with every byte but [A-Za-z0-9_./-] written as a
+// printf %b octal escape (so a value may hold newlines), then an empty line.
+func envInput(env map[string]string) ([]byte, error) {
+	if len(env) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b bytes.Buffer
+	for _, k := range keys {
+		v := env[k]
+		if !envName.MatchString(k) {
+			return nil, fmt.Errorf("invalid environment variable name %q", k)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return nil, fmt.Errorf("environment variable %s contains a NUL byte", k)
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			switch {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '/', c == '-':
+				b.WriteByte(c)
+			default:
+				fmt.Fprintf(&b, `\0%03o`, c)
+			}
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
 }
 
 // Run runs req on c, streaming output, and returns the command's exit
@@ -116,11 +150,16 @@ func Run(ctx context.Context, c *Client, req RunRequest) (int, error) {
 	if err := s.Start(cmd); err != nil {
 		return -1, classify(ctx, "run on", c.target, err)
 	}
-	if req.Stdin != nil {
+	envIn, _ := envInput(req.Env) // checked by script
+	if req.Stdin != nil || envIn != nil {
+		in := io.Reader(bytes.NewReader(envIn))
+		if req.Stdin != nil {
+			in = io.MultiReader(in, req.Stdin)
+		}
 		// Our own copy, not Session.Stdin: Wait would otherwise block
 		// until the caller's reader hits EOF, even after the command ended.
 		go func() {
-			_, _ = io.Copy(stdin, req.Stdin)
+			_, _ = io.Copy(stdin, in)
 			stdin.Close()
 		}()
 	} else {

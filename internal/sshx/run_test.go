@@ -230,3 +230,29 @@ func TestFacts(t *testing.T) {
 		t.Fatalf("facts %+v", f)
 	}
 }
+
+// Env values must not be on the remote command line, which any user of the
+// node can read (ps, /proc/PID/cmdline); the command's stdin still arrives.
+func TestRunEnvNotOnCommandLine(t *testing.T) {
+	t.Parallel()
+	_, tg := keyNode(t, sshnode.KeyEd25519, sshnode.Options{})
+	c := dial(t, newDialer(), tg)
+	const secret = "s3cr3t-token-value"
+	var out bytes.Buffer
+	code, err := sshx.Run(ctxT(t, 10*time.Second), c, sshx.RunRequest{
+		Command: `tr '\0' ' ' < /proc/$$/cmdline; echo; echo "env=$TOKEN"; cat`,
+		Env:     map[string]string{"TOKEN": secret},
+		Stdin:   strings.NewReader("stdin-data\n"),
+		Stdout:  &out,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("code %d err %v", code, err)
+	}
+	cmdline, rest, ok := strings.Cut(out.String(), "\nenv=")
+	if !ok || strings.Contains(cmdline, secret) {
+		t.Fatalf("the value is on the command line: %q", out.String())
+	}
+	if rest != secret+"\nstdin-data\n" {
+		t.Fatalf("output %q: want the value exported and stdin intact", out.String())
+	}
+}

@@ -1,6 +1,11 @@
 package sshx
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,16 +79,55 @@ func (t Target) GoString() string { return "sshx.Target{" + t.String() + "}" }
 // LogValue keeps slog from printing secrets.
 func (t Target) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
-// poolKey identifies a connection: who, where, and by which route.
-func (t Target) poolKey() string {
-	k := t.User + "@" + t.Addr()
+// Key identifies a connection by everything that decides who we are to the
+// node and which node we accept: user, host, port, route (proxy command or
+// jump host, recursively), the credentials (as a keyed hash: the key never
+// holds a secret) and the host-key policy. Two targets share a pooled
+// connection only when their keys are equal, so a wrong password never rides
+// on a connection someone else's right password opened, and a pinned target
+// never on one that ignored the host key.
+func (t Target) Key() string {
+	port := t.Port
+	if port == 0 {
+		port = 22
+	}
+	k := t.User + "@" + net.JoinHostPort(t.Host, strconv.Itoa(port)) + "#" + t.credentialFingerprint()
+	if t.InsecureIgnoreHostKey {
+		k += "+insecure-host-key"
+	}
 	if t.ProxyCommand != "" {
 		k += "+proxy:" + t.ProxyCommand
 	}
 	if t.JumpHost != nil {
-		k += "+jump:" + t.JumpHost.poolKey()
+		k += "+jump:" + t.JumpHost.Key()
 	}
 	return k
+}
+
+// fingerprintKey keys credential fingerprints: random per process, so a
+// fingerprint seen somewhere cannot be used to guess a password offline.
+var fingerprintKey = func() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("sshx: no randomness: " + err.Error())
+	}
+	return b
+}()
+
+// credentialFingerprint is a short keyed hash of the credentials.
+func (t Target) credentialFingerprint() string {
+	h := hmac.New(sha256.New, fingerprintKey)
+	for _, part := range [][]byte{t.PrivateKey, t.Passphrase, []byte(t.Password)} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	if t.UseAgent {
+		// The agent's socket is the identity it offers.
+		h.Write([]byte("agent:" + os.Getenv("SSH_AUTH_SOCK")))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // ResolveConfig builds a Target for alias from an OpenSSH client config

@@ -25,7 +25,7 @@ import (
 // once per version, checksum-verified, in ~/.rh/bin), starts `rhcli agent` in
 // one long-lived session over the pooled connection (agent.Start), and sends
 // runs, file operations, facts and status through it. One agent per node
-// (keyed like the pool: user, address, route), shared by every cluster that
+// (keyed like the pool: user, address, route, credentials, host-key policy), shared by every cluster that
 // names the node.
 //
 // Where the agent cannot run (not Linux, no binary for the architecture, no
@@ -66,16 +66,9 @@ type nodeAgent struct {
 	intentional map[*agent.Client]bool
 }
 
-func agentKey(t sshx.Target) string {
-	k := t.User + "@" + t.Addr()
-	if t.ProxyCommand != "" {
-		k += "+proxy:" + t.ProxyCommand
-	}
-	if t.JumpHost != nil {
-		k += "+jump:" + agentKey(*t.JumpHost)
-	}
-	return k
-}
+// agentKey keys agents like the pool keys connections (sshx.Target.Key):
+// an agent is reached only over a connection with the same identity.
+func agentKey(t sshx.Target) string { return t.Key() }
 
 func (s *Service) nodeAgent(t sshx.Target) *nodeAgent {
 	k := agentKey(t)

@@ -20,8 +20,8 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/internal/agent"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/filesync"
-	"github.com/rhq/rh/internal/svc"
 )
 
 // The file endpoints serve filesync.FS operations on one node's SFTP
@@ -33,8 +33,11 @@ import (
 // nodeFS resolves the one node a file request is about: its agent's file
 // system when the node runs the agent (walks, hashes and patches happen on
 // the node), SFTP otherwise.
+//
+// Every file operation needs write access: reading a node's files runs the
+// gateway's SFTP or agent on the node as the cluster's user.
 func (s *Service) nodeFS(ctx context.Context, name, node string) (filesync.FS, error) {
-	ts, err := s.clusterNodes(ctx, name)
+	ts, err := s.clusterNodes(ctx, name, rh.AccessWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -106,31 +109,41 @@ func (s *Service) fsStat(ctx context.Context, req api.FSRequest) (*api.FSEntryRe
 	return &api.FSEntryReply{Entry: toWire(e)}, nil
 }
 
-// walkPage bounds a walk page well below NATS's 1 MiB message limit.
-const walkPage = 1000
+// walkPage and walkPageBytes bound a walk page well below NATS's 1 MiB
+// message limit.
+const (
+	walkPage      = 1000
+	walkPageBytes = 256 << 10
+)
 
 // fsWalk answers with several messages: pages of entries, all but the
 // last marked HdrMore. A tree of any size fits.
 func (s *Service) fsWalk(r micro.Request) {
 	var req api.FSRequest
-	if err := json.Unmarshal(r.Data(), &req); err != nil {
-		svc.RespondError(r, rh.Invalid("request", "not a valid request body: %v", err))
+	ctx, cancel, err := s.request(r, 5*time.Minute, &req)
+	if err != nil {
+		s.respondStreamError(r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
 	defer cancel()
 	f, err := s.nodeFS(ctx, req.Name, req.Node)
 	if err != nil {
-		svc.RespondError(r, err)
+		s.respondStreamError(r, err)
 		return
 	}
 	ents, err := f.Walk(ctx, req.Path, filesync.WalkOptions{Rules: req.Rules, Side: filesync.Side(req.Side)})
 	if err != nil {
-		svc.RespondError(r, fsErr("walk", req.Path, err))
+		s.respondStreamError(r, fsErr("walk", req.Path, err))
 		return
 	}
-	for start := 0; ; start += walkPage {
-		end := min(start+walkPage, len(ents))
+	for start := 0; ; {
+		// A page is sized before it is sent: paths may be long, and NATS
+		// refuses messages over its limit (1 MiB by default).
+		end, size := start, 0
+		for end < len(ents) && end-start < walkPage && size < walkPageBytes {
+			size += len(ents[end].Path) + len(ents[end].LinkTarget) + 96
+			end++
+		}
 		page := api.FSWalkPage{Entries: make([]api.FSEntry, 0, end-start)}
 		for _, e := range ents[start:end] {
 			page.Entries = append(page.Entries, toWire(e))
@@ -146,8 +159,10 @@ func (s *Service) fsWalk(r micro.Request) {
 			return
 		}
 		if end == len(ents) {
+			s.endStream(r.Reply())
 			return
 		}
+		start = end
 	}
 }
 
@@ -215,7 +230,7 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 	if err != nil {
 		return nil, fsErr("open", req.Path, err)
 	}
-	h := &handle{id: uuid.NewString(), path: req.Path}
+	h := &handle{id: uuid.NewString(), path: req.Path, owner: auth.CallerFrom(ctx).User}
 	if af, ok := f.(*agent.RemoteFS); ok {
 		// Chunk reads go straight to the node at their offsets; the handle
 		// outlives this request, so its reads use the service's context.
@@ -235,7 +250,10 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 		}
 		h.reader, h.readerAt = rc, ra
 	}
-	s.handles.add(h)
+	if err := s.handles.add(h); err != nil {
+		h.release()
+		return nil, err
+	}
 	s.m.handles.Inc()
 	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject(), Size: e.Size}, nil
 }
@@ -247,19 +265,25 @@ func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandl
 	}
 	// The writer outlives this request: an agent's writer keeps the context
 	// it was created with for every write.
+	if err := s.handles.room(auth.CallerFrom(ctx).User); err != nil {
+		return nil, err
+	}
 	w, err := f.Create(s.ctx, req.Path, fs.FileMode(req.Perm))
 	if err != nil {
 		return nil, fsErr("create", req.Path, err)
 	}
-	return s.writeHandle(w, req.Path), nil
+	return s.writeHandle(ctx, w, req.Path)
 }
 
-func (s *Service) writeHandle(w filesync.FileWriter, p string) *api.FSHandleReply {
-	h := &handle{id: uuid.NewString(), writer: w, path: p, queue: make(chan *nats.Msg, 64)}
-	s.handles.add(h)
+func (s *Service) writeHandle(ctx context.Context, w filesync.FileWriter, p string) (*api.FSHandleReply, error) {
+	h := &handle{id: uuid.NewString(), writer: w, path: p, owner: auth.CallerFrom(ctx).User, queue: make(chan *nats.Msg, 64)}
+	if err := s.handles.add(h); err != nil {
+		_ = w.Abort()
+		return nil, err
+	}
 	s.m.handles.Inc()
 	s.wg.Go(func() { s.serveWriter(h) })
-	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject()}
+	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject()}, nil
 }
 
 // sumsPage bounds a hashblocks page well below NATS's 1 MiB message limit.
@@ -269,24 +293,24 @@ const sumsPage = 4000
 // in pages (a file of many blocks has more sums than one message holds).
 func (s *Service) fsHashBlocks(r micro.Request) {
 	var req api.FSRequest
-	if err := json.Unmarshal(r.Data(), &req); err != nil {
-		svc.RespondError(r, rh.Invalid("request", "not a valid request body: %v", err))
+	ctx, cancel, err := s.request(r, 10*time.Minute, &req)
+	if err != nil {
+		s.respondStreamError(r, err)
 		return
 	}
-	if req.BlockSize <= 0 || req.BlockSize > 64<<20 {
-		svc.RespondError(r, rh.Invalid("block_size", "%d is outside 1-%d", req.BlockSize, 64<<20))
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Minute)
 	defer cancel()
+	if req.BlockSize <= 0 || req.BlockSize > 64<<20 {
+		s.respondStreamError(r, rh.Invalid("block_size", "%d is outside 1-%d", req.BlockSize, 64<<20))
+		return
+	}
 	af, err := s.agentFS(ctx, req.Name, req.Node)
 	if err != nil {
-		svc.RespondError(r, err)
+		s.respondStreamError(r, err)
 		return
 	}
 	sums, err := af.HashBlocks(ctx, req.Path, req.BlockSize)
 	if err != nil {
-		svc.RespondError(r, fsErr("hash", req.Path, err))
+		s.respondStreamError(r, fsErr("hash", req.Path, err))
 		return
 	}
 	for start := 0; ; start += sumsPage {
@@ -306,6 +330,7 @@ func (s *Service) fsHashBlocks(r micro.Request) {
 			return
 		}
 		if end == len(sums) {
+			s.endStream(r.Reply())
 			return
 		}
 	}
@@ -318,7 +343,10 @@ func (s *Service) fsPatch(ctx context.Context, req api.FSRequest) (*api.FSHandle
 	if err != nil {
 		return nil, err
 	}
-	return s.writeHandle(newPatchWriter(s.ctx, af, req.Path), req.Path), nil
+	if err := s.handles.room(auth.CallerFrom(ctx).User); err != nil {
+		return nil, err
+	}
+	return s.writeHandle(ctx, newPatchWriter(s.ctx, af, req.Path), req.Path)
 }
 
 // patchWriter is a FileWriter feeding RemoteFS.Patch: the first bytes are
@@ -398,8 +426,10 @@ func (w *patchWriter) Abort() error {
 // writers take their messages in order from queue: NATS delivers one
 // client's publishes in order, and the per-handle goroutine keeps it.
 type handle struct {
-	id       string
-	path     string
+	id   string
+	path string
+	// owner is the user who opened it: only they may use it.
+	owner    string
 	reader   io.Closer
 	readerAt io.ReaderAt
 	writer   filesync.FileWriter
@@ -421,15 +451,49 @@ func (h *handle) touch() {
 type handleTable struct {
 	mu sync.Mutex
 	m  map[string]*handle
+	// max caps the handles one user holds: a client that opens and never
+	// closes would otherwise pin the gateway's memory and SFTP channels.
+	max int
 }
 
-func newHandleTable() *handleTable { return &handleTable{m: map[string]*handle{}} }
+func newHandleTable(maxPerUser int) *handleTable {
+	return &handleTable{m: map[string]*handle{}, max: maxPerUser}
+}
 
-func (t *handleTable) add(h *handle) {
+func (t *handleTable) openBy(owner string) int {
+	n := 0
+	for _, h := range t.m {
+		if h.owner == owner {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *handleTable) full(owner string) error {
+	return rh.Conflict("user %q has %d remote files open, the most the gateway allows one user (MaxOpenFiles); "+
+		"close some, or wait for idle ones to expire", owner, t.max)
+}
+
+// room says whether owner may open one more file (before opening it).
+func (t *handleTable) room(owner string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.openBy(owner) >= t.max {
+		return t.full(owner)
+	}
+	return nil
+}
+
+func (t *handleTable) add(h *handle) error {
 	h.lastUsed = time.Now()
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.openBy(h.owner) >= t.max {
+		return t.full(h.owner)
+	}
 	t.m[h.id] = h
-	t.mu.Unlock()
+	return nil
 }
 
 func (t *handleTable) get(id string) *handle {
@@ -507,8 +571,18 @@ func (s *Service) sweepHandles(ctx context.Context) {
 // onHandleMsg serves <handleSubject>.<op> messages.
 func (s *Service) onHandleMsg(m *nats.Msg) {
 	op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	caller, err := s.cfg.Auth.Caller(m.Header)
+	if err != nil {
+		respondMsgErr(m, err)
+		return
+	}
 	id := m.Header.Get(api.HdrHandle)
 	h := s.handles.get(id)
+	if h != nil && h.owner != caller.User {
+		// Handle ids are random, but one that leaked is still not a key.
+		respondMsgErr(m, rh.Forbidden("file handle %q belongs to another user", id))
+		return
+	}
 	if h == nil {
 		if op == api.FSClose || op == api.FSAbort {
 			_ = m.Respond(nil) // already gone: closing twice is fine

@@ -13,7 +13,9 @@
 package sshgateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +94,22 @@ type Config struct {
 	// Auth says who each request comes from; nil treats every caller as the
 	// operator (a NATS without rh's accounts).
 	Auth *auth.Authenticator
+	// AllowProxyCommands lets every cluster's BYO proxy command run on the
+	// gateway host (`rhcli serve --allow-proxy-commands`). Without it a proxy
+	// command runs only for clusters whose owner is an admin, or when Auth is
+	// insecure (every caller is the operator anyway). Proxy commands of nodes
+	// reported by the cloud workers are always allowed (the registry
+	// validates them); jump hosts are always allowed (they are Go, not a shell).
+	AllowProxyCommands bool
+	// LendOwnIdentity lets a cluster with no key or password of its own log
+	// in with the gateway user's identity: its default keys (HomeDir/.ssh/id_*)
+	// and, for clusters that ask for the agent, its SSH_AUTH_SOCK. Off by
+	// default: the operator's keys are the operator's. A single-user embedded
+	// deployment may turn it on for its local operator.
+	LendOwnIdentity bool
+	// MaxOpenFiles caps the remote files one caller may hold open at once;
+	// default 512.
+	MaxOpenFiles int
 }
 
 func (c *Config) defaults() {
@@ -112,6 +130,12 @@ func (c *Config) defaults() {
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 5 * time.Second
+	}
+	// A streamed answer's route expires 2 min after its last message: a run
+	// must beat well within that.
+	c.Heartbeat = min(c.Heartbeat, 30*time.Second)
+	if c.MaxOpenFiles <= 0 {
+		c.MaxOpenFiles = 512
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -210,7 +234,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		IdleTimeout: cfg.IdleTimeout,
 	}
 	s.m = newMetrics(cfg.Registry, s.pool)
-	s.handles = newHandleTable()
+	s.handles = newHandleTable(cfg.MaxOpenFiles)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	wcfg := cfg.Worker
@@ -283,6 +307,9 @@ func (s *Service) startAPI() error {
 	s.svc = sv
 	g := sv.AddGroup(api.SSHPrefix)
 	fsg := g.AddGroup("fs")
+	// Answers of several messages go through the streamed-response export.
+	sg := sv.AddGroup(api.SSHStreamPrefix)
+	sfsg := sg.AddGroup("fs")
 	ctx := s.ctx
 	type ep struct {
 		g    micro.Group
@@ -290,16 +317,16 @@ func (s *Service) startAPI() error {
 		h    micro.Handler
 	}
 	eps := []ep{
-		{g, api.SSHOpRun, svc.Handle(ctx, s.log, s.cfg.Auth, s.Run)},
+		{sg, api.SSHOpRun, micro.HandlerFunc(s.runEndpoint)},
 		{g, api.SSHOpTrust, svc.Handle(ctx, s.log, s.cfg.Auth, s.Trust)},
 		{g, api.SSHOpConnect, svc.Handle(ctx, s.log, s.cfg.Auth, s.Connect)},
 		{g, api.SSHOpNodes, svc.Handle(ctx, s.log, s.cfg.Auth, s.Nodes)},
 		{g, api.SSHOpStatus, svc.Handle(ctx, s.log, s.cfg.Auth, s.Status)},
 		{g, api.SSHOpRestartAgent, svc.Handle(ctx, s.log, s.cfg.Auth, s.RestartAgent)},
-		{fsg, api.FSHashBlocks, micro.HandlerFunc(s.fsHashBlocks)},
+		{sfsg, api.FSHashBlocks, micro.HandlerFunc(s.fsHashBlocks)},
 		{fsg, api.FSPatch, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsPatch)},
 		{fsg, api.FSStat, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsStat)},
-		{fsg, api.FSWalk, micro.HandlerFunc(s.fsWalk)},
+		{sfsg, api.FSWalk, micro.HandlerFunc(s.fsWalk)},
 		{fsg, api.FSOpen, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsOpen)},
 		{fsg, api.FSCreate, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsCreate)},
 		{fsg, api.FSMkdir, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsMkdir)},
@@ -328,10 +355,48 @@ func (s *Service) async(h micro.Handler) micro.Handler {
 	})
 }
 
+// request starts a raw handler's work as svc.Handle does: the caller from
+// the server-set headers into the context, the body decoded strictly (a
+// field the API does not have, such as run's old "stream", is refused).
+func (s *Service) request(r micro.Request, timeout time.Duration, v any) (context.Context, context.CancelFunc, error) {
+	caller, err := s.cfg.Auth.Caller(nats.Header(r.Headers()))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(bytes.TrimSpace(r.Data())) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(r.Data()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return nil, nil, rh.Invalid("request", "not a valid request body: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(auth.WithCaller(s.ctx, caller), timeout)
+	return ctx, cancel, nil
+}
+
+// respondStreamError answers a streamed request with err and closes the
+// stream. Internal details stay in the log.
+func (s *Service) respondStreamError(r micro.Request, err error) {
+	if rh.ErrorCode(err) == rh.EINTERNAL {
+		s.log.Error("request failed", "subject", r.Subject(), "err", err)
+		err = rh.ErrInternal
+	}
+	svc.RespondError(r, err)
+	s.endStream(r.Reply())
+}
+
+// endStream sends the empty message that ends a streamed answer, so the
+// server drops the reply route at once instead of after its threshold.
+func (s *Service) endStream(reply string) {
+	if reply != "" {
+		_ = s.nc.Publish(reply, nil)
+	}
+}
+
 // client returns the pooled connection to t and remembers that cluster
 // uses it, so teardown and trust can close it.
 func (s *Service) client(ctx context.Context, cluster string, t sshx.Target) (*sshx.Client, error) {
-	c, err := s.pool.Get(ctx, t)
+	c, err := s.pool.Get(withRecorder(ctx, cluster), t)
 	if err != nil {
 		return nil, err
 	}

@@ -81,6 +81,9 @@ func startWith(t *testing.T, adjust func(*sshgateway.Config)) *env {
 	e := &env{ns: ns, reg: reg, gw: gw, cl: cl, logs: logs, prom: prom, log: log}
 	t.Cleanup(func() {
 		out := logs.String()
+		if t.Failed() && os.Getenv("RH_TEST_LOGS") != "" {
+			t.Log(out)
+		}
 		if !strings.Contains(out, "service=sshgateway") {
 			t.Errorf("the gateway logged nothing: the secret check would prove nothing")
 		}

@@ -14,8 +14,20 @@ import (
 )
 
 // kvHostKeys is sshx.HostKeyStore on KV rh_hostkeys: trust on first use,
-// shared by every gateway replica. Values are authorized_keys lines.
+// shared by every gateway replica. Values are authorized_keys lines whose
+// comment names the cluster that recorded the key ("rh-cluster=NAME"): the
+// pin is that cluster's, and trust asks for write access to it.
 type kvHostKeys struct{ kv jetstream.KeyValue }
+
+type recorderKey struct{}
+
+// withRecorder marks ctx as a connection made for cluster, so a key
+// recorded on first contact names it.
+func withRecorder(ctx context.Context, cluster string) context.Context {
+	return context.WithValue(ctx, recorderKey{}, cluster)
+}
+
+const recorderPrefix = "rh-cluster="
 
 var _ sshx.HostKeyStore = (*kvHostKeys)(nil)
 
@@ -45,6 +57,9 @@ func (h *kvHostKeys) Lookup(ctx context.Context, hostport string) (ssh.PublicKey
 // (two replicas, two clusters naming one machine) must agree on the key.
 func (h *kvHostKeys) Record(ctx context.Context, hostport string, key ssh.PublicKey) error {
 	line := ssh.MarshalAuthorizedKey(key)
+	if c, ok := ctx.Value(recorderKey{}).(string); ok && c != "" {
+		line = append(bytes.TrimRight(line, "\n"), []byte(" "+recorderPrefix+c+"\n")...)
+	}
 	_, err := h.kv.Create(ctx, hostKeyKey(hostport), line)
 	if err == nil {
 		return nil
@@ -60,6 +75,27 @@ func (h *kvHostKeys) Record(ctx context.Context, hostport string, key ssh.Public
 		return nil
 	}
 	return &sshx.HostKeyMismatchError{Host: hostport, Want: sshx.Fingerprint(old), Got: sshx.Fingerprint(key)}
+}
+
+// Recorder names the cluster that recorded hostport's key ("" for keys
+// recorded before pins had owners); found is false when none is recorded.
+func (h *kvHostKeys) Recorder(ctx context.Context, hostport string) (cluster string, found bool, err error) {
+	e, err := h.kv.Get(ctx, hostKeyKey(hostport))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("host key store: %w", err)
+	}
+	_, comment, _, _, err := ssh.ParseAuthorizedKey(e.Value())
+	if err != nil {
+		return "", false, fmt.Errorf("host key store: recorded key of %s: %w", hostport, err)
+	}
+	c, _ := strings.CutPrefix(comment, recorderPrefix)
+	if c == comment {
+		c = ""
+	}
+	return c, true, nil
 }
 
 // Forget drops the recorded key of hostport; it reports whether one was there.

@@ -25,10 +25,13 @@ func (s *Service) handleIntent(ctx context.Context, op string, in *events.Cluste
 			return err
 		}
 		var reported []rh.Node
+		owner := ""
 		if c, err := s.loadCluster(ctx, in.Cluster); err == nil {
-			reported = c.Status.Nodes
+			reported, owner = c.Status.Nodes, c.Owner
 		}
-		ts, err := s.targetsFor(in.Cluster, in.Spec, reported, sec)
+		// A proxy command the owner may not run, or an identity the gateway
+		// does not lend, fails the cluster with the reason.
+		ts, err := s.targetsFor(in.Cluster, owner, in.Spec, reported, sec, true)
 		if err != nil {
 			return worker.Permanent(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/internal/agent"
 )
@@ -27,7 +28,11 @@ func (s *Service) RestartAgent(ctx context.Context, req api.LiveRequest) (*api.L
 }
 
 func (s *Service) live(ctx context.Context, req api.LiveRequest, restart bool) (*api.LiveReply, error) {
-	ts, err := s.clusterNodes(ctx, req.Name)
+	need := rh.AccessRead
+	if restart {
+		need = rh.AccessWrite
+	}
+	ts, err := s.clusterNodes(ctx, req.Name, need)
 	if err != nil {
 		return nil, err
 	}

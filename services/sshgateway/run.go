@@ -14,18 +14,25 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/internal/agent"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/sshx"
+	"github.com/rhq/rh/internal/svc"
 )
 
 // A run outlives any request timeout, so the run endpoint only validates,
 // resolves the nodes and subscribes to the run's cancel and ack subjects,
-// then answers RunAccepted and works in the background:
+// then answers RunAccepted and works in the background. Everything goes to
+// the run request's own reply subject, the caller's inbox (a streamed
+// answer on rh.stream.ssh.run), never to a subject the request names, so
+// output reaches no one but the caller and cannot be made to look like
+// another message of rh:
 //
-//   - each node's stdout and stderr go to the client's stream subject as
+//   - each node's stdout and stderr go to the reply subject as
 //     they are produced, in chunks of at most api.MaxChunk bytes, raw, with
 //     headers naming node, stream and a run-wide sequence number. One lock
 //     orders numbering and publishing, so the sequence is the order on the wire.
@@ -39,6 +46,9 @@ import (
 //     let a client tell a quiet command from a dead gateway.
 //   - a message on the cancel subject (the client's Ctrl-C) cancels the
 //     sshx.Run contexts, which kill the commands' process groups on the nodes.
+//     Cancels and acks count only from the user who started the run.
+//   - no message before the end has an empty body: an empty message ends a
+//     streamed answer, and one is sent after "done".
 
 var runIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -49,8 +59,11 @@ var errCancelled = errors.New("cancelled by the client")
 var errStalled = errors.New("the client stopped reading the output")
 
 type run struct {
-	s       *Service
-	id      string
+	s  *Service
+	id string
+	// caller started the run; reply is the caller's inbox.
+	caller  rh.Caller
+	reply   string
 	req     api.RunRequest
 	nodes   []nodeTarget
 	ctx     context.Context
@@ -64,40 +77,72 @@ type run struct {
 	started time.Time
 }
 
-// Run starts a command on the selected nodes; see the comment above.
-func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunAccepted, error) {
-	if strings.TrimSpace(req.Command) == "" {
-		return nil, rh.Invalid("command", "must not be empty")
+// runEndpoint serves rh.stream.ssh.run: RunAccepted first, then the run.
+func (s *Service) runEndpoint(r micro.Request) {
+	var req api.RunRequest
+	ctx, cancel, err := s.request(r, svc.Timeout, &req)
+	if err != nil {
+		s.respondStreamError(r, err)
+		return
 	}
-	if req.Stream == "" || strings.ContainsAny(req.Stream, " \t\r\n*>") {
-		return nil, rh.Invalid("stream", "%q is not a subject to publish to", req.Stream)
+	defer cancel()
+	rn, acc, err := s.startRun(ctx, req, r.Reply())
+	if err != nil {
+		s.respondStreamError(r, err)
+		return
+	}
+	if err := r.RespondJSON(acc); err != nil {
+		s.log.Warn("run: answer failed", "run_id", rn.id, "err", err)
+		rn.stop()
+		return
+	}
+	// Started only now, so RunAccepted is the first message on the reply.
+	s.active.Store(rn.id, rn)
+	s.runs.Go(func() {
+		defer s.active.Delete(rn.id)
+		rn.execute()
+	})
+}
+
+// startRun validates a run, resolves its nodes and subscribes to its
+// cancel and ack subjects; see the comment above.
+func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string) (*run, *api.RunAccepted, error) {
+	if reply == "" {
+		return nil, nil, rh.Invalid("reply", "a run is a request: its answer and output go to the reply subject")
+	}
+	if strings.TrimSpace(req.Command) == "" {
+		return nil, nil, rh.Invalid("command", "must not be empty")
 	}
 	if req.TimeoutSeconds < 0 {
-		return nil, rh.Invalid("timeout_seconds", "%d is negative", req.TimeoutSeconds)
+		return nil, nil, rh.Invalid("timeout_seconds", "%d is negative", req.TimeoutSeconds)
 	}
 	if req.RunID == "" {
 		req.RunID = uuid.NewString()
 	} else if !runIDRe.MatchString(req.RunID) {
-		return nil, rh.Invalid("run_id", "must be 1-64 letters, digits, '-' or '_'")
+		return nil, nil, rh.Invalid("run_id", "must be 1-64 letters, digits, '-' or '_'")
+	} else if _, dup := s.active.Load(req.RunID); dup {
+		// Its cancel and ack subjects are taken (and only its caller may use them).
+		return nil, nil, rh.Conflict("run id %q is in use", req.RunID)
 	}
 	for k := range req.Env {
 		if !envNameRe.MatchString(k) {
-			return nil, rh.Invalid("env", "%q is not a variable name", k)
+			return nil, nil, rh.Invalid("env", "%q is not a variable name", k)
 		}
 	}
 	window := int64(req.Window)
 	if window <= 0 {
 		window = api.DefaultRunWindow
 	}
-	ts, err := s.clusterNodes(ctx, req.Name)
+	ts, err := s.clusterNodes(ctx, req.Name, rh.AccessWrite)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sel, err := selectNodes(req.Node, ts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	r := &run{s: s, id: req.RunID, req: req, nodes: sel, window: window, ackSig: make(chan struct{}, 1), started: time.Now()}
+	caller := auth.CallerFrom(ctx)
+	r := &run{s: s, id: req.RunID, caller: caller, reply: reply, req: req, nodes: sel, window: window, ackSig: make(chan struct{}, 1), started: time.Now()}
 	r.ctx, r.cancel = context.WithCancelCause(s.ctx)
 	if req.TimeoutSeconds > 0 {
 		var c context.CancelFunc
@@ -107,34 +152,35 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunAccepted
 		r.cancel = func(err error) { inner(err); c() }
 	}
 	// Subscribed before answering: a cancel right after the answer is not lost.
-	cs, err := s.nc.Subscribe(api.RunCancelSubject(r.id), func(*nats.Msg) { r.cancel(errCancelled) })
+	cs, err := s.nc.Subscribe(api.RunCancelSubject(r.id), func(m *nats.Msg) {
+		if r.fromCaller(m) {
+			r.cancel(errCancelled)
+		}
+	})
 	if err != nil {
 		r.cancel(nil)
-		return nil, fmt.Errorf("sshgateway: subscribe cancel: %w", err)
+		return nil, nil, fmt.Errorf("sshgateway: subscribe cancel: %w", err)
 	}
 	as, err := s.nc.Subscribe(api.RunAckSubject(r.id), r.onAck)
 	if err != nil {
 		_ = cs.Unsubscribe()
 		r.cancel(nil)
-		return nil, fmt.Errorf("sshgateway: subscribe ack: %w", err)
+		return nil, nil, fmt.Errorf("sshgateway: subscribe ack: %w", err)
 	}
 	r.subs = []*nats.Subscription{cs, as}
 	if err := s.nc.Flush(); err != nil {
 		r.stop()
-		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "NATS connection lost", Err: err}
+		return nil, nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "NATS connection lost", Err: err}
 	}
 	labels := make([]string, len(sel))
 	for i, t := range sel {
 		labels[i] = t.Label
 	}
-	s.log.Info("run started", "cluster", req.Name, "run_id", r.id, "nodes", strings.Join(labels, ","))
-	s.active.Store(r.id, r)
-	s.runs.Go(func() {
-		defer s.active.Delete(r.id)
-		r.execute()
-	})
-	return &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id), Window: int(window)}, nil
+	s.log.Info("run started", "cluster", req.Name, "run_id", r.id, "by", caller.User, "nodes", strings.Join(labels, ","))
+	return r, &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id), Window: int(window)}, nil
 }
+
+var heartbeatBody = []byte("{}")
 
 var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -156,7 +202,24 @@ func (r *run) stop() {
 	r.cancel(nil)
 }
 
+// fromCaller reports whether a control message (cancel, ack) comes from the
+// user who started the run; others are ignored (and told, if they ask).
+func (r *run) fromCaller(m *nats.Msg) bool {
+	c, err := r.s.cfg.Auth.Caller(m.Header)
+	if err == nil && c.User == r.caller.User {
+		return true
+	}
+	if err == nil {
+		err = rh.Forbidden("run %s belongs to another user", r.id)
+	}
+	respondMsgErr(m, err)
+	return false
+}
+
 func (r *run) onAck(m *nats.Msg) {
+	if !r.fromCaller(m) {
+		return
+	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(m.Data)), 10, 64)
 	if err != nil {
 		return
@@ -185,10 +248,11 @@ func (r *run) execute() {
 	wg.Wait()
 	close(hbDone)
 	body, _ := json.Marshal(api.RunDone{RunID: r.id, Results: results})
-	m := nats.NewMsg(r.req.Stream)
+	m := nats.NewMsg(r.reply)
 	m.Header.Set(api.HdrEvent, api.EventDone)
 	m.Data = body
 	r.publish(m)
+	r.s.endStream(r.reply)
 	_ = r.s.nc.Flush()
 	r.s.log.Info("run finished", "cluster", r.req.Name, "run_id", r.id, "duration", time.Since(r.started).Round(time.Millisecond))
 }
@@ -201,8 +265,9 @@ func (r *run) heartbeats(done chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			m := nats.NewMsg(r.req.Stream)
+			m := nats.NewMsg(r.reply)
 			m.Header.Set(api.HdrEvent, api.EventHeartbeat)
+			m.Data = heartbeatBody // never empty: that would end the stream
 			r.publish(m)
 		}
 	}
@@ -263,7 +328,8 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		m.latency.Observe(time.Since(start).Seconds())
 	}
 	m.commands.WithLabelValues(outcome).Inc()
-	msg := nats.NewMsg(r.req.Stream)
+	msg := nats.NewMsg(r.reply)
+	msg.Data, _ = json.Marshal(res) // never empty: that would end the stream
 	msg.Header.Set(api.HdrEvent, api.EventExit)
 	msg.Header.Set(api.HdrNode, t.Label)
 	msg.Header.Set(api.HdrNodeIdx, strconv.Itoa(i))
@@ -283,7 +349,7 @@ func (r *run) send(node string, idx int, stream string, p []byte) error {
 		r.pubMu.Lock()
 		if r.seq-r.acked.Load() < r.window {
 			r.seq++
-			m := nats.NewMsg(r.req.Stream)
+			m := nats.NewMsg(r.reply)
 			m.Header.Set(api.HdrEvent, api.EventData)
 			m.Header.Set(api.HdrNode, node)
 			m.Header.Set(api.HdrNodeIdx, strconv.Itoa(idx))

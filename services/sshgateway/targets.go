@@ -19,6 +19,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/sshx"
 )
 
@@ -34,6 +35,9 @@ type nodeTarget struct {
 	// HasPassword, UseAgent: what the connect endpoint tells ssh.
 	HasPassword bool
 	UseAgent    bool
+	// Lent: the key is the gateway's own (LendOwnIdentity); connect never
+	// hands it out.
+	Lent bool
 }
 
 // loadCluster reads a cluster record; only the registry writes them.
@@ -74,8 +78,10 @@ func (s *Service) loadSecrets(ctx context.Context, name string) (*rh.Secrets, er
 
 // targetsFor builds the nodes of a cluster: a BYO cluster's come from its
 // spec, every other kind's from the nodes its worker reported. Secrets
-// apply to every node.
-func (s *Service) targetsFor(name string, spec rh.Spec, reported []rh.Node, sec *rh.Secrets) ([]nodeTarget, error) {
+// apply to every node. With dial, the routes and identities are also
+// checked against what the gateway lends (see checkRoute and the
+// identity rule below); trust, which only names addresses, skips that.
+func (s *Service) targetsFor(name, owner string, spec rh.Spec, reported []rh.Node, sec *rh.Secrets, dial bool) ([]nodeTarget, error) {
 	var out []nodeTarget
 	key, password := []byte(nil), ""
 	if sec != nil {
@@ -84,11 +90,16 @@ func (s *Service) targetsFor(name string, spec rh.Spec, reported []rh.Node, sec 
 		}
 		password = sec.Password
 	}
-	useAgent, insecure := false, false
+	useAgent, insecure, lent := false, false, false
 	jump := ""
 	if spec.Kind == rh.KindBYO && spec.BYO != nil {
 		b := spec.BYO
 		useAgent, insecure, jump = b.UseAgent, b.InsecureIgnoreHostKey, b.JumpHost
+		if dial && b.ProxyCommand != "" {
+			if err := s.checkProxyCommand(name, owner); err != nil {
+				return nil, err
+			}
+		}
 		for i, ip := range b.IPs {
 			n := rh.Node{Address: ip, Port: b.SSHPort, User: b.SSHUser, ProxyCommand: b.ProxyCommand}
 			// Reported facts and host keys are kept for display.
@@ -100,6 +111,9 @@ func (s *Service) targetsFor(name string, spec rh.Spec, reported []rh.Node, sec 
 			out = append(out, nodeTarget{Index: i, Node: n})
 		}
 	} else {
+		// Node proxy commands of other kinds come from their worker's
+		// reports, which the registry accepts only from that worker and
+		// validates: they are trusted here.
 		for i, r := range reported {
 			out = append(out, nodeTarget{Index: i, Node: r})
 		}
@@ -107,8 +121,19 @@ func (s *Service) targetsFor(name string, spec rh.Spec, reported []rh.Node, sec 
 	if len(out) == 0 {
 		return nil, rh.Conflict("cluster %q has no nodes yet", name)
 	}
-	if key == nil && password == "" && !useAgent {
-		key = s.defaultKey()
+	if dial {
+		// The gateway's own identity (its ~/.ssh keys, its ssh-agent) is the
+		// operator's: a cluster gets it only when the operator lends it.
+		switch {
+		case useAgent && !s.cfg.LendOwnIdentity:
+			return nil, rh.Forbidden("cluster %q asks for the gateway's ssh-agent, which the gateway does not lend: "+
+				"give the cluster its own key (--ssh-key PATH) or password (--password-env VAR)", name)
+		case key == nil && password == "" && !useAgent && !s.cfg.LendOwnIdentity:
+			return nil, rh.Forbidden("cluster %q has no SSH key or password of its own, and the gateway does not lend its own identity: "+
+				"create it with --ssh-key PATH or --password-env VAR", name)
+		case key == nil && password == "" && !useAgent:
+			key, lent = s.defaultKey(), true
+		}
 	}
 	var jt *sshx.Target
 	if jump != "" {
@@ -142,9 +167,32 @@ func (s *Service) targetsFor(name string, spec rh.Spec, reported []rh.Node, sec 
 			t.JumpHost = &j
 		}
 		out[i].Label, out[i].Target, out[i].JumpHost = labels[i], t, jump
-		out[i].HasPassword, out[i].UseAgent = password != "", useAgent
+		out[i].HasPassword, out[i].UseAgent, out[i].Lent = password != "", useAgent, lent
 	}
 	return out, nil
+}
+
+// checkProxyCommand says whether a BYO cluster's proxy command may run on
+// the gateway host: it runs there as the gateway's user, so only for owners
+// who could do that anyway (admins), when the operator allows every owner,
+// or when there is no one else (insecure mode: every caller is the operator).
+func (s *Service) checkProxyCommand(name, owner string) error {
+	if s.cfg.AllowProxyCommands || s.cfg.Auth.Insecure() {
+		return nil
+	}
+	// rh's own services own what they create; ':' is never in a user name.
+	if strings.HasPrefix(owner, "service:") {
+		return nil
+	}
+	if role, ok := s.cfg.Auth.Role(owner); ok && role == rh.RoleAdmin {
+		return nil
+	}
+	who := "has no owner"
+	if owner != "" {
+		who = fmt.Sprintf("is owned by %q, who is not an admin", owner)
+	}
+	return rh.Forbidden("cluster %q has a proxy command, which would run on the gateway host as the gateway's user, and it %s: "+
+		"use a jump host (--jump-host) instead, or ask the operator to allow proxy commands (rhcli serve --allow-proxy-commands)", name, who)
 }
 
 // nodeLabels names nodes by address, or address:port where addresses repeat
@@ -210,14 +258,22 @@ func (s *Service) defaultKey() []byte {
 	return nil
 }
 
-// clusterNodes resolves a cluster's nodes for a command or a transfer: it
-// must be up (or degraded: the reachable nodes still serve).
-func (s *Service) clusterNodes(ctx context.Context, name string) ([]nodeTarget, error) {
-	if ts, ok := s.targets.get(name); ok {
-		return ts, nil
+// clusterNodes resolves a cluster's nodes for a command or a transfer,
+// once the caller is known to have need on it: it must be up (or degraded:
+// the reachable nodes still serve).
+func (s *Service) clusterNodes(ctx context.Context, name string, need rh.Access) ([]nodeTarget, error) {
+	if e, ok := s.targets.get(name); ok {
+		if err := auth.CallerFrom(ctx).Check(e.c, need); err != nil {
+			return nil, err
+		}
+		return e.ts, nil
 	}
 	c, err := s.loadCluster(ctx, name)
 	if err != nil {
+		return nil, err
+	}
+	// Access first: the phase and message are for those who may read them.
+	if err := auth.CallerFrom(ctx).Check(c, need); err != nil {
 		return nil, err
 	}
 	switch c.Status.Phase {
@@ -233,11 +289,11 @@ func (s *Service) clusterNodes(ctx context.Context, name string) ([]nodeTarget, 
 	if err != nil {
 		return nil, err
 	}
-	ts, err := s.targetsFor(name, c.Spec, c.Status.Nodes, sec)
+	ts, err := s.targetsFor(name, c.Owner, c.Spec, c.Status.Nodes, sec, true)
 	if err != nil {
 		return nil, err
 	}
-	s.targets.put(name, ts)
+	s.targets.put(name, c, ts)
 	return ts, nil
 }
 
@@ -284,23 +340,24 @@ type targetCache struct {
 }
 
 type cachedTargets struct {
+	c  *rh.Cluster // for access checks
 	ts []nodeTarget
 	at time.Time
 }
 
 const targetTTL = 2 * time.Second
 
-func (c *targetCache) get(name string) ([]nodeTarget, bool) {
+func (c *targetCache) get(name string) (cachedTargets, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[name]
 	if !ok || time.Since(e.at) > targetTTL {
-		return nil, false
+		return cachedTargets{}, false
 	}
-	return e.ts, true
+	return e, true
 }
 
-func (c *targetCache) put(name string, ts []nodeTarget) {
+func (c *targetCache) put(name string, cl *rh.Cluster, ts []nodeTarget) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -311,7 +368,7 @@ func (c *targetCache) put(name string, ts []nodeTarget) {
 			delete(c.m, k)
 		}
 	}
-	c.m[name] = cachedTargets{ts: ts, at: time.Now()}
+	c.m[name] = cachedTargets{c: cl, ts: ts, at: time.Now()}
 }
 
 func (c *targetCache) forget(name string) {
