@@ -369,6 +369,8 @@ func (e *env) startStack(ctx context.Context, s *stack, agentOn bool) error {
 	gwCfg := sshgateway.Config{
 		Logger:  log,
 		HomeDir: filepath.Join(e.dir, "gateway-home"), // not the user's ~/.ssh keys
+		// RH_SSH_AGENT=off compares against plain sessions.
+		DisableAgent: os.Getenv("RH_SSH_AGENT") == "off",
 		// The warm cases must stay warm across the long file cases.
 		IdleTimeout: time.Hour,
 		// Generous: other work may share the machine's cores.

@@ -69,6 +69,7 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.IntVar(&o.Replicas, "replicas", 0, "replicas of every stream, bucket and consumer (default: 3 on a NATS cluster of 3 or more, else 1; never lowers a stream an operator raised)")
 	fl.StringVar(&o.UsersFile, "users", "", "with --nats: users to record at start (the users.json `rhcli nats-config` writes)")
 	fl.BoolVar(&o.AllowProxyCommands, "allow-proxy-commands", false, "let every user's clusters run proxy commands on the gateway host (default: admins' clusters only)")
+	fl.BoolVar(&o.LendGatewayIdentity, "lend-gateway-identity", false, "let clusters with no key or password of their own use this machine's ~/.ssh keys and ssh-agent (for a single-user setup)")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }

@@ -65,6 +65,10 @@ type Options struct {
 	// AllowProxyCommands lets every user's clusters run proxy commands on
 	// the gateway host (otherwise admins' only).
 	AllowProxyCommands bool
+	// LendGatewayIdentity lets clusters with no key or password of their
+	// own use the gateway user's ~/.ssh keys and ssh-agent (off: the
+	// operator's keys are not lent to other users' clusters).
+	LendGatewayIdentity bool
 	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
 	HTTPAddr string
 	// Services to run; empty means all.

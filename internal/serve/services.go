@@ -24,5 +24,15 @@ func startRegistry(ctx context.Context, d Deps) (Service, error) {
 }
 
 func startSSHGateway(ctx context.Context, d Deps) (Service, error) {
-	return sshgateway.Start(ctx, d.NC, sshgateway.Config{Logger: d.Logger, Registry: d.Registry, Auth: d.Auth})
+	getenv := d.Opts.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	return sshgateway.Start(ctx, d.NC, sshgateway.Config{
+		Logger: d.Logger, Registry: d.Registry, Auth: d.Auth,
+		AllowProxyCommands: d.Opts.AllowProxyCommands,
+		LendOwnIdentity:    d.Opts.LendGatewayIdentity,
+		AgentSocket:        getenv("SSH_AUTH_SOCK"),
+		DisableAgent:       getenv("RH_SSH_AGENT") == "off",
+	})
 }

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -69,7 +68,8 @@ type Config struct {
 	Heartbeat time.Duration
 	// DisableAgent runs everything over plain SSH sessions and SFTP, as
 	// before node agents existed: for comparison benchmarks, and nodes
-	// where placing a binary is not wanted. RH_SSH_AGENT=off sets it too.
+	// where placing a binary is not wanted (`rhcli serve` sets it from
+	// RH_SSH_AGENT=off).
 	DisableAgent bool
 	// AgentVersion names the agent binary placed on nodes
 	// (~/.rh/bin/rhcli-<version>); default agent.Version, which rhcli sets to
@@ -107,6 +107,9 @@ type Config struct {
 	// default: the operator's keys are the operator's. A single-user embedded
 	// deployment may turn it on for its local operator.
 	LendOwnIdentity bool
+	// AgentSocket is the gateway user's ssh-agent (SSH_AUTH_SOCK), lent only
+	// with LendOwnIdentity to clusters that ask for an agent.
+	AgentSocket string
 	// MaxOpenFiles caps the remote files one caller may hold open at once;
 	// default 512.
 	MaxOpenFiles int
@@ -142,9 +145,6 @@ func (c *Config) defaults() {
 	}
 	if c.Auth == nil {
 		c.Auth = auth.Insecure()
-	}
-	if os.Getenv("RH_SSH_AGENT") == "off" {
-		c.DisableAgent = true
 	}
 	if c.AgentVersion == "" {
 		c.AgentVersion = agent.Version
@@ -230,7 +230,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	s.hostKeys = &kvHostKeys{kv: hk}
 	s.pool = &sshx.Pool{
-		Dialer:      &sshx.Dialer{HostKeys: s.hostKeys, KeepaliveInterval: cfg.KeepaliveInterval, Logger: s.log},
+		Dialer:      &sshx.Dialer{HostKeys: s.hostKeys, KeepaliveInterval: cfg.KeepaliveInterval, Logger: s.log, AgentSocket: cfg.AgentSocket},
 		IdleTimeout: cfg.IdleTimeout,
 	}
 	s.m = newMetrics(cfg.Registry, s.pool)
