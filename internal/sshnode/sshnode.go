@@ -132,6 +132,23 @@ func EnsureSSHD(path string) error {
 	return nil
 }
 
+// clearStaleShellLock removes a pyenv rehash lock that outlived its
+// process. Nodes log in through the user's rc files; where ~/.bashrc runs
+// `pyenv init`, a login killed mid-rehash (a cancel test kills the remote
+// process group) leaves the lock behind, and every later login then waits a
+// minute for it: tests would fail for a reason that is not theirs. A rehash
+// takes well under a second, so a lock a minute old is stale.
+func clearStaleShellLock() {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return
+	}
+	lock := filepath.Join(home, ".pyenv", "shims", ".pyenv-shim")
+	if st, err := os.Stat(lock); err == nil && time.Since(st.ModTime()) > time.Minute {
+		_ = os.Remove(lock)
+	}
+}
+
 // Start launches a node and returns once sshd is listening.
 func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if opts.SSHD == "" {
@@ -141,6 +158,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	leftovers.Do(func() { CleanupLeftovers(ctx) })
+	clearStaleShellLock()
 
 	n := &Node{opts: opts, user: opts.User}
 	if n.user == "" {
