@@ -196,7 +196,14 @@ type ConnectReply struct {
 	Port         int    `json:"port"`
 	User         string `json:"user"`
 	ProxyCommand string `json:"proxy_command,omitempty"`
-	JumpHost     string `json:"jump_host,omitempty"`
+	// ProxyCommandBy names the user whose cluster spec set ProxyCommand
+	// (empty when rh's own worker reported it, as for SageMaker's SSM
+	// command). The client runs it on its own machine, so a command set by
+	// someone else needs the caller's consent.
+	ProxyCommandBy string `json:"proxy_command_by,omitempty"`
+	// Caller is the user the gateway answered, as the server identified it.
+	Caller   string `json:"caller,omitempty"`
+	JumpHost string `json:"jump_host,omitempty"`
 	// PrivateKey is the stored key (PEM), if the cluster has one.
 	PrivateKey string `json:"private_key,omitempty"`
 	// HasPassword says a password is stored; ssh will prompt for it.

@@ -360,6 +360,7 @@ func (a *app) trustCmd() *cobra.Command {
 
 func (a *app) sshCmd() *cobra.Command {
 	var node string
+	var trustProxy bool
 	cmd := &cobra.Command{
 		Use:   "ssh NAME [--node N] [-- COMMAND...]",
 		Short: "Open an interactive ssh session on a node (runs the local OpenSSH client)",
@@ -367,6 +368,9 @@ func (a *app) sshCmd() *cobra.Command {
 		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
 			info, err := cl.SSHInfo(ctx, args[0], node)
 			if err != nil {
+				return err
+			}
+			if err := checkProxyConsent(args[0], info, trustProxy); err != nil {
 				return err
 			}
 			code, err := a.execSSH(ctx, info, args[1:])
@@ -380,6 +384,7 @@ func (a *app) sshCmd() *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&node, "node", api.NodeHead, "which node: head, a 0-based index or an address")
+	cmd.Flags().BoolVar(&trustProxy, "trust-proxy-command", false, proxyConsentFlagHelp)
 	return cmd
 }
 

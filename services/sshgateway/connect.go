@@ -197,6 +197,10 @@ func (s *Service) Connect(ctx context.Context, req api.ConnectRequest) (*api.Con
 		// The gateway lends its identity for its own connections only.
 		out.PrivateKey = ""
 	}
+	out.Caller = auth.CallerFrom(ctx).User
+	if out.ProxyCommand != "" && t.SpecProxy {
+		out.ProxyCommandBy = t.Owner
+	}
 	if j := t.Target.JumpHost; j != nil {
 		out.JumpHost = fmt.Sprintf("%s@%s", j.User, j.Addr())
 	}

@@ -458,3 +458,31 @@ func TestPoolIsolatesHostKeyPolicy(t *testing.T) {
 		t.Fatalf("message = %q", c.Status.Message)
 	}
 }
+
+// connect says whose proxy command it hands out, so `rhcli ssh` can refuse
+// to run another user's command on the caller's machine.
+func TestConnectSaysWhoWroteTheProxyCommand(t *testing.T) {
+	e := startSecure(t, func(c *sshgateway.Config) { c.AllowProxyCommands = true })
+	key := userKey(t, sshnode.KeyEd25519)
+	nodes := keyNodes(t, 2, key)
+	mallory := e.user(t, "mallory", rh.RoleMember)
+	alice := e.user(t, "alice", rh.RoleMember)
+	sec := &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}
+	e.put(t, rh.Cluster{Name: "relay", Spec: byoSpec(nodes...), Owner: "mallory", Shares: map[string]rh.Access{"alice": rh.AccessWrite}}, sec)
+	ctx := context.Background()
+
+	info, err := alice.SSHInfo(ctx, "relay", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ProxyCommand == "" || info.ProxyCommandBy != "mallory" || info.Caller != "alice" {
+		t.Fatalf("alice's connect: proxy %q by %q, caller %q; want mallory's command and alice as caller", info.ProxyCommand, info.ProxyCommandBy, info.Caller)
+	}
+	own, err := mallory.SSHInfo(ctx, "relay", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.ProxyCommandBy != own.Caller {
+		t.Fatalf("the owner's own command: by %q, caller %q", own.ProxyCommandBy, own.Caller)
+	}
+}

@@ -38,6 +38,10 @@ type nodeTarget struct {
 	// Lent: the key is the gateway's own (LendOwnIdentity); connect never
 	// hands it out.
 	Lent bool
+	// SpecProxy: the proxy command is the BYO spec's, written by Owner (not
+	// reported by rh's own worker).
+	SpecProxy bool
+	Owner     string
 }
 
 // loadCluster reads a cluster record; only the registry writes them.
@@ -108,7 +112,7 @@ func (s *Service) targetsFor(name, owner string, spec rh.Spec, reported []rh.Nod
 					n.InternalAddress, n.HostKey, n.Facts = r.InternalAddress, r.HostKey, r.Facts
 				}
 			}
-			out = append(out, nodeTarget{Index: i, Node: n})
+			out = append(out, nodeTarget{Index: i, Node: n, SpecProxy: b.ProxyCommand != "", Owner: owner})
 		}
 	} else {
 		// Node proxy commands of other kinds come from their worker's
