@@ -35,6 +35,10 @@ type Options struct {
 	URL string
 	// Creds is a NATS credentials file; empty means RH_NATS_CREDS.
 	Creds string
+	// TLSCA is a PEM file of the CA that signed the server's TLS
+	// certificate, when it is not one the system trusts; empty means
+	// RH_NATS_CA.
+	TLSCA string
 	// Name identifies this connection in NATS's monitoring.
 	Name string
 	// Timeout bounds each request; 0 means 30 s.
@@ -89,10 +93,17 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	if o.Creds == "" {
 		o.Creds = LocalOperatorCreds(o.URL)
 	}
+	if o.TLSCA == "" {
+		o.TLSCA = os.Getenv("RH_NATS_CA")
+	}
+	var extra []nats.Option
+	if o.TLSCA != "" {
+		extra = append(extra, nats.RootCAs(o.TLSCA))
+	}
 	if o.Name == "" {
 		o.Name = "rh-client"
 	}
-	nc, err := natsutil.Connect(ctx, o.URL, o.Name, o.Creds)
+	nc, err := natsutil.Connect(ctx, o.URL, o.Name, o.Creds, extra...)
 	if err != nil {
 		if errors.Is(err, natsutil.ErrUnreachable) {
 			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("nothing answers at %s: start rh with `rhcli serve` (or set --nats / RH_NATS_URL)", o.URL), Err: err}

@@ -3,6 +3,15 @@ package serve_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/natstest"
@@ -165,4 +175,76 @@ func TestRemovingAUserCutsItOffTheRunningServer(t *testing.T) {
 	if _, err := natsutil.Connect(context.Background(), r.url, "carol", creds); !errors.Is(err, natsutil.ErrAuthorization) {
 		t.Fatalf("removed user reconnecting: %v", err)
 	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, returning their
+// paths and a pool that trusts it.
+func selfSigned(t *testing.T) (cert, key string, pool *x509.CertPool) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rh test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	kb, _ := x509.MarshalECPrivateKey(priv)
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(c)
+	return cert, key, pool
+}
+
+func TestTLSServesClientsAndPlaintextIsRefused(t *testing.T) {
+	cert, key, pool := selfSigned(t)
+	r := startServe(t, serve.Options{DataDir: t.TempDir(), Services: []string{"registry"}, TLSCert: cert, TLSKey: key})
+	co, err := auth.ConnectOptions(r.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(r.url, append(co, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))...)
+	if err != nil {
+		t.Fatalf("TLS client with the operator's credentials: %v", err)
+	}
+	nc.Close()
+	if _, err := nats.Connect(r.url, co...); err == nil {
+		t.Fatal("a client that does not trust the certificate connected")
+	}
+	// The SDK (and rhcli) trust a private CA given as a file.
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, mustRead(t, cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.Connect(context.Background(), client.Options{URL: r.url, Creds: r.creds, TLSCA: caFile})
+	if err != nil {
+		t.Fatalf("SDK over TLS with --tls-ca: %v", err)
+	}
+	defer cl.Close()
+	if _, err := cl.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -5,6 +5,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,11 +145,23 @@ func Run(ctx context.Context, o Options) error {
 		url, creds = ns.ClientURL(), material.ServiceCreds(auth.SvcServe)
 		log.Info("embedded NATS with JetStream", "url", url, "data_dir", o.DataDir, "tls", o.TLSCert != "")
 	}
-	nc, err := natsutil.Connect(ctx, url, "rh-serve", creds, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+	connOpts := []nats.Option{nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 		log.Warn("NATS disconnected", "err", err)
 	}), nats.ReconnectHandler(func(c *nats.Conn) {
 		log.Info("NATS reconnected", "url", c.ConnectedUrl())
-	}))
+	})}
+	if ns != nil {
+		// The services talk to their own embedded server in-process: no
+		// socket, and no TLS to trust.
+		connOpts = append(connOpts, nats.InProcessServer(ns.Server))
+		if o.TLSCert != "" {
+			// The server still speaks TLS over the in-memory pipe, under a
+			// name made for remote clients; there is no network between
+			// the two ends to guard, so the certificate is not verified.
+			connOpts = append(connOpts, nats.Secure(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})) //nolint:gosec // in-process pipe
+		}
+	}
+	nc, err := natsutil.Connect(ctx, url, "rh-serve", creds, connOpts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
