@@ -392,6 +392,10 @@ func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.
 		_ = m.NakWithDelay(w.cfg.RetryBase)
 		return
 	}
+	// An operator reading the log should see every event that left the
+	// stream without being carried out.
+	w.cfg.Logger.Warn("event dead-lettered", "subject", m.Subject(), "stream_seq", md.Sequence.Stream,
+		"deliveries", md.NumDelivered, "reason", reason)
 	_ = m.Term()
 }
 
