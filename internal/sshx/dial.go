@@ -343,6 +343,28 @@ func (c *Client) closeAll() {
 	})
 }
 
+// Ping asks the server for a keepalive answer and waits for it until ctx
+// ends. sshd answers in its own loop whatever the login shells are doing,
+// so a node that answers Ping but not a command is busy, not gone.
+func (c *Client) Ping(ctx context.Context) error {
+	reply := make(chan error, 1)
+	go func() {
+		_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+		reply <- err
+	}()
+	select {
+	case err := <-reply:
+		if err != nil {
+			return &Error{Op: "ping", Target: c.target, Kind: ErrConnLost, Detail: "the connection has closed", Err: err}
+		}
+		return nil
+	case <-c.done:
+		return &Error{Op: "ping", Target: c.target, Kind: ErrConnLost, Detail: "the connection has closed", Err: c.Err()}
+	case <-ctx.Done():
+		return &Error{Op: "ping", Target: c.target, Kind: ErrTimeout, Detail: "no keepalive answer", Err: ctx.Err()}
+	}
+}
+
 // keepalive closes the connection when the server stops answering, so
 // a dead node is noticed without waiting for TCP to give up.
 func (c *Client) keepalive(interval time.Duration, log *slog.Logger) {

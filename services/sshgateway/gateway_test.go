@@ -329,3 +329,43 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, lv string) float6
 	t.Fatalf("no %s{%s}", name, lv)
 	return 0
 }
+
+// A machine still booting (sshd not yet listening) is not a failed cluster:
+// the create says it is retrying, and the cluster comes Up once the node
+// answers.
+func TestCreateRetriesANodeThatIsNotUpYet(t *testing.T) {
+	e := startWith(t, func(c *sshgateway.Config) { c.Worker.RetryBase = 300 * time.Millisecond })
+	key := userKey(t, sshnode.KeyEd25519)
+	n := keyNodes(t, 1, key)[0]
+	n.Kill()
+	e.create(t, "booting", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := e.cl.WaitFor(ctx, "booting", func(c *rh.Cluster) bool {
+		return c.Status.Phase == rh.PhaseProvisioning && strings.Contains(c.Status.Message, "retrying")
+	})
+	if err != nil {
+		t.Fatalf("the create never said it was retrying: %v (last: %+v)", err, c)
+	}
+	if err := n.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.waitPhase(t, "booting", rh.PhaseUp); !c.Status.Nodes[0].Reachable {
+		t.Fatalf("up but node unreachable: %+v", c.Status.Nodes[0])
+	}
+}
+
+// A node that lets the gateway in but does not answer commands in time (a
+// GPU box under load) is reachable and slow, not down, and its cluster is
+// Up: slow is not dead.
+func TestSlowNodeIsReachableNotDown(t *testing.T) {
+	e := startWith(t, func(c *sshgateway.Config) { c.ProbeTimeout = 3 * time.Second; c.DisableAgent = true })
+	key := userKey(t, sshnode.KeyEd25519)
+	// Every session hangs; sshd itself (login, keepalives) answers.
+	n := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}, ExtraConfig: []string{"ForceCommand sleep 600"}})
+	e.create(t, "busy", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	c := e.waitPhase(t, "busy", rh.PhaseUp)
+	if nd := c.Status.Nodes[0]; !nd.Reachable || !strings.Contains(nd.Message, "slow") {
+		t.Fatalf("busy node: reachable %v, message %q; want reachable and slow", nd.Reachable, nd.Message)
+	}
+}

@@ -45,7 +45,7 @@ func (s *Service) handleIntent(ctx context.Context, op string, in *events.Cluste
 				return err
 			}
 		}
-		nodes, down := s.probeAll(ctx, in.Cluster, ts)
+		nodes, down, errs := s.probeAll(ctx, in.Cluster, ts)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -53,7 +53,17 @@ func (s *Service) handleIntent(ctx context.Context, op string, in *events.Cluste
 		if phase == rh.PhaseFailed {
 			log.Warn("no node reachable", "reason", msg)
 			if op == events.OpCreate {
-				return worker.Permanent(errors.New(msg))
+				if definite(errs) {
+					return worker.Permanent(errors.New(msg))
+				}
+				// Refused, timed out, unreachable: a machine booting or a
+				// busy network. Say so and try again with backoff; the
+				// loop fails the cluster with this reason only after its
+				// last delivery.
+				if err := r.Report(ctx, rh.PhaseProvisioning, "no node reachable yet, retrying: "+msg, nodes, nil); err != nil {
+					return err
+				}
+				return errors.New(msg)
 			}
 			// A cluster that was up and lost every node may come back: it is
 			// degraded, not failed, and the next refresh looks again.
@@ -133,26 +143,43 @@ func summarize(nodes []rh.Node, down []int) (rh.Phase, string) {
 }
 
 // probeAll checks every node in parallel and returns them with the indexes
-// of those that could not be reached.
-func (s *Service) probeAll(ctx context.Context, cluster string, ts []nodeTarget) ([]rh.Node, []int) {
+// of those that could not be reached and why.
+func (s *Service) probeAll(ctx context.Context, cluster string, ts []nodeTarget) ([]rh.Node, []int, []error) {
 	nodes := make([]rh.Node, len(ts))
+	errs := make([]error, len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
-		wg.Go(func() { nodes[i] = s.probe(ctx, cluster, t) })
+		wg.Go(func() { nodes[i], errs[i] = s.probe(ctx, cluster, t) })
 	}
 	wg.Wait()
 	var down []int
+	var downErrs []error
 	for i, n := range nodes {
 		if !n.Reachable {
 			down = append(down, i)
+			downErrs = append(downErrs, errs[i])
 		}
 	}
-	return nodes, down
+	return nodes, down, downErrs
+}
+
+// definite reports whether every node failed for a reason waiting will not
+// change: the credentials were refused, a host key changed, or a name does
+// not resolve. Anything else (refused, timed out, unreachable) may pass.
+func definite(errs []error) bool {
+	for _, err := range errs {
+		if !errors.Is(err, sshx.ErrAuthFailed) && !errors.Is(err, sshx.ErrHostKeyChanged) && !errors.Is(err, sshx.ErrDNS) {
+			return false
+		}
+	}
+	return len(errs) > 0
 }
 
 // probe connects to a node (recording its host key on first contact) and
-// gathers its facts.
-func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.Node {
+// gathers its facts. A node that let the gateway in but answers slowly is
+// reachable ("slow"), never down: a busy GPU box is not a dead one. The
+// error says why a node could not be reached.
+func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) (rh.Node, error) {
 	n := t.Node
 	n.Reachable, n.Message = false, ""
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
@@ -175,6 +202,21 @@ func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.No
 			}
 		}
 		facts, err = sshx.GetFacts(ctx, c)
+		if err != nil && !errors.Is(err, sshx.ErrConnLost) && ctx.Err() != nil {
+			// Out of time on a connection that was made. If sshd still
+			// answers a keepalive, the node is busy, not gone: reachable
+			// ("slow"), and the connection other clusters share stays.
+			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ConnectTimeout)
+			perr := c.Ping(pctx)
+			pcancel()
+			if perr == nil {
+				n.Reachable, n.HostKey = true, c.HostKey().Fingerprint
+				n.Message = fmt.Sprintf("%s: connected, but slow to answer (no facts within %s); looking again at the next refresh", t.Label, s.cfg.ProbeTimeout)
+				return n, nil
+			}
+			// No answer at all: the connection is dead for everyone.
+			_ = c.Close()
+		}
 		if err == nil {
 			if !s.cfg.DisableAgent {
 				t.Node.Facts = &rh.Facts{Arch: facts.Arch}
@@ -185,16 +227,17 @@ func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.No
 			}
 			break
 		}
-		// A connection that died since its last use, or one a timeout left
-		// in doubt, is dropped so the next attempt (or refresh) dials afresh.
-		_ = c.Close()
 		if !errors.Is(err, sshx.ErrConnLost) {
 			break
 		}
+		// A connection that died since its last use is dropped so the next
+		// attempt dials afresh. A live one is left alone: other clusters on
+		// this node share it.
+		_ = c.Close()
 	}
 	if err != nil {
 		n.Message = fmt.Sprintf("%s: %s", t.Label, reason(cluster, err))
-		return n
+		return n, err
 	}
 	n.Reachable = true
 	n.Message = agentMsg
@@ -208,7 +251,7 @@ func (s *Service) probe(ctx context.Context, cluster string, t nodeTarget) rh.No
 		f.GPUs = append(f.GPUs, rh.GPU{Name: g.Name, MemoryBytes: g.MemoryBytes})
 	}
 	n.Facts = f
-	return n
+	return n, nil
 }
 
 // reason says why a node could not be reached, in words a user can act on.
