@@ -20,8 +20,22 @@ import (
 
 func (a *app) clusterCmd() *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "Create, inspect and tear down clusters"}
-	c.AddCommand(a.createCmd(), a.listCmd(), a.getCmd(), a.statusCmd(), a.upCmd(), a.teardownCmd(),
-		a.deleteCmd(), a.autostopCmd(), a.eventsCmd())
+	// Every `cluster` subcommand, in one list (help sorts them).
+	c.AddCommand(
+		a.createCmd(),
+		a.listCmd(),
+		a.getCmd(),
+		a.statusCmd(),
+		a.upCmd(),
+		a.teardownCmd(),
+		a.deleteCmd(),
+		a.autostopCmd(),
+		a.eventsCmd(),
+		a.trustCmd(),
+		a.restartAgentCmd(),
+		a.shareCmd(),
+		a.unshareCmd(),
+	)
 	return c
 }
 
@@ -425,7 +439,7 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			var live *api.LiveReply
-			if liveStatus != nil && c.Status.Phase.Live() {
+			if c.Status.Phase.Live() {
 				live = liveStatus(ctx, cl, args[0])
 			}
 			return a.print(statusView{Status: c.Status, Live: live}, func(w io.Writer) {
@@ -440,10 +454,6 @@ func (a *app) statusCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --refresh waits for a report")
 	return cmd
 }
-
-// liveStatus, when set (agent.go), fetches the gateway's live view of a
-// cluster's nodes for `cluster status`; nil when no gateway answers.
-var liveStatus func(ctx context.Context, cl *client.Client, name string) *api.LiveReply
 
 func (a *app) upCmd() *cobra.Command {
 	var wait bool

@@ -23,18 +23,6 @@ import (
 	"github.com/rhq/rh/internal/sshx"
 )
 
-func init() {
-	extraCommands = append(extraCommands,
-		func(a *app) *cobra.Command { return a.runCmd() },
-		func(a *app) *cobra.Command { return a.runPythonCmd() },
-		func(a *app) *cobra.Command { return a.installCmd() },
-		func(a *app) *cobra.Command { return a.putCmd() },
-		func(a *app) *cobra.Command { return a.getFilesCmd() },
-		func(a *app) *cobra.Command { return a.sshCmd() },
-	)
-	extraClusterCommands = append(extraClusterCommands, func(a *app) *cobra.Command { return a.trustCmd() })
-}
-
 // ExitUnreachable is rhcli run's exit code for a node where the command
 // could not run (unreachable, cancelled), as ssh uses 255.
 const ExitUnreachable = 255
