@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -451,19 +452,77 @@ func (a *app) withClient(fn func(ctx context.Context, cl *client.Client, args []
 }
 
 func (a *app) listCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "list", Short: "List clusters", Args: exactArgs(0),
-		RunE: a.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
-			cs, err := cl.List(ctx)
+	var kinds, phases []string
+	cmd := &cobra.Command{
+		Use: "list [--kind K]... [--phase P]...", Short: "List clusters, optionally only some kinds or phases", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Checked before connecting: a typo exits 2 without a round trip.
+			keep, err := listFilter(kinds, phases)
 			if err != nil {
 				return err
 			}
-			if cs == nil {
-				cs = []rh.ClusterSummary{}
-			}
-			return a.print(cs, func(w io.Writer) { clusterTable(w, cs) })
-		}),
+			return a.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+				all, err := cl.List(ctx)
+				if err != nil {
+					return err
+				}
+				cs := []rh.ClusterSummary{}
+				for _, c := range all {
+					if keep(c) {
+						cs = append(cs, c)
+					}
+				}
+				return a.print(cs, func(w io.Writer) { clusterTable(w, cs) })
+			})(cmd, args)
+		},
 	}
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only clusters of these kinds: "+joinValues(rh.Kinds)+" (repeatable or comma-separated)")
+	cmd.Flags().StringSliceVar(&phases, "phase", nil, "only clusters in these phases: "+joinValues(rh.Phases)+" (repeatable or comma-separated)")
+	return cmd
+}
+
+// listFilter checks `cluster list`'s --kind and --phase values (case does
+// not matter) and returns what keeps a summary: any of the kinds given, and
+// any of the phases given. The registry lists everything the caller may
+// see; filtering here keeps the API as it is.
+func listFilter(kinds, phases []string) (func(rh.ClusterSummary) bool, error) {
+	var ks []rh.Kind
+	for _, s := range kinds {
+		k, ok := matchValue(rh.Kinds, s)
+		if !ok {
+			return nil, rh.Invalid("--kind", "%q is not one of %s", s, joinValues(rh.Kinds))
+		}
+		ks = append(ks, k)
+	}
+	var ps []rh.Phase
+	for _, s := range phases {
+		p, ok := matchValue(rh.Phases, s)
+		if !ok {
+			return nil, rh.Invalid("--phase", "%q is not one of %s", s, joinValues(rh.Phases))
+		}
+		ps = append(ps, p)
+	}
+	return func(c rh.ClusterSummary) bool {
+		return (len(ks) == 0 || slices.Contains(ks, c.Kind)) && (len(ps) == 0 || slices.Contains(ps, c.Phase))
+	}, nil
+}
+
+// matchValue finds s among values, ignoring case and surrounding spaces.
+func matchValue[T ~string](values []T, s string) (T, bool) {
+	for _, v := range values {
+		if strings.EqualFold(string(v), strings.TrimSpace(s)) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func joinValues[T ~string](values []T) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (a *app) getCmd() *cobra.Command {
