@@ -15,22 +15,24 @@ import (
 )
 
 func init() {
-	// The agent reports, and the gateway places, this binary's version: a
-	// gateway and the agents it starts are the same build.
+	// Not wiring, a copy of a link-time value: the build sets cli.Version
+	// only, and the agent reports (and the gateway places) agent.Version; a
+	// gateway and the agents it starts are the same build. Set here, before
+	// any goroutine could read it.
 	agent.Version = Version
-	extraCommands = append(extraCommands, func(a *app) *cobra.Command { return a.agentCmd() })
-	extraClusterCommands = append(extraClusterCommands, func(a *app) *cobra.Command { return a.restartAgentCmd() })
-	liveStatus = func(ctx context.Context, cl *client.Client, name string) *api.LiveReply {
-		// The record is the answer; the live view is a bonus that needs a
-		// gateway: a short wait, and nothing on failure.
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		live, err := cl.LiveStatus(ctx, name, "")
-		if err != nil {
-			return nil
-		}
-		return live
+}
+
+// liveStatus fetches the gateway's live view of a cluster's nodes for
+// `cluster status`. The record is the answer; the live view is a bonus that
+// needs a gateway: a short wait, and nil on failure.
+func liveStatus(ctx context.Context, cl *client.Client, name string) *api.LiveReply {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	live, err := cl.LiveStatus(ctx, name, "")
+	if err != nil {
+		return nil
 	}
+	return live
 }
 
 // agentCmd is `rhcli agent`, what the gateway starts on each node inside one

@@ -20,10 +20,6 @@ import (
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
 
-func init() {
-	extraCommands = append(extraCommands, (*app).checkCmd)
-}
-
 // checkResult is one readiness item of `rhcli check`.
 type checkResult struct {
 	Area   string `json:"area"` // skypilot, ssh, sagemaker

@@ -117,23 +117,27 @@ func (a *app) root() *cobra.Command {
 	pf.StringVar(&a.natsURL, "nats", "", "NATS URL of rh (default $RH_NATS_URL, else "+client.DefaultURL+")")
 	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default $RH_NATS_CREDS)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
-	root.AddCommand(a.serveCmd(), a.clusterCmd(), a.versionCmd(), a.natsConfigCmd())
-	for _, extra := range extraCommands {
-		root.AddCommand(extra(a))
-	}
-	if cc, _, err := root.Find([]string{"cluster"}); err == nil && cc != root {
-		for _, extra := range extraClusterCommands {
-			cc.AddCommand(extra(a))
-		}
-	}
+	// Every command of rhcli, in one list (help sorts them): what rhcli can
+	// do is read here, not gathered from init() in other files.
+	root.AddCommand(
+		a.clusterCmd(),
+		a.runCmd(),
+		a.runPythonCmd(),
+		a.installCmd(),
+		a.putCmd(),
+		a.getFilesCmd(),
+		a.sshCmd(),
+		a.userCmd(),
+		a.checkCmd(),
+		a.serveCmd(),
+		a.natsConfigCmd(),
+		a.simCmd(),
+		a.versionCmd(),
+		a.healthCmd(), // hidden: container health checks
+		a.agentCmd(),  // hidden: started by the gateway on each node
+	)
 	return root
 }
-
-// extraCommands are added by other files of this package as features land.
-var extraCommands []func(*app) *cobra.Command
-
-// extraClusterCommands are added under `rhcli cluster` the same way.
-var extraClusterCommands []func(*app) *cobra.Command
 
 func (a *app) connect(ctx context.Context) (*client.Client, error) {
 	if err := a.checkOutput(); err != nil {

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,8 +22,22 @@ import (
 
 func (a *app) clusterCmd() *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "Create, inspect and tear down clusters"}
-	c.AddCommand(a.createCmd(), a.listCmd(), a.getCmd(), a.statusCmd(), a.upCmd(), a.teardownCmd(),
-		a.deleteCmd(), a.autostopCmd(), a.eventsCmd())
+	// Every `cluster` subcommand, in one list (help sorts them).
+	c.AddCommand(
+		a.createCmd(),
+		a.listCmd(),
+		a.getCmd(),
+		a.statusCmd(),
+		a.upCmd(),
+		a.teardownCmd(),
+		a.deleteCmd(),
+		a.autostopCmd(),
+		a.eventsCmd(),
+		a.trustCmd(),
+		a.restartAgentCmd(),
+		a.shareCmd(),
+		a.unshareCmd(),
+	)
 	return c
 }
 
@@ -82,6 +98,12 @@ func (a *app) createCmd() *cobra.Command {
 			return nil
 		},
 	}
+	f.add(cmd)
+	return cmd
+}
+
+// add defines create's flags on cmd: the shared ones, then each kind's.
+func (f *createFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "cluster.yaml to create from")
 	fl.StringVar(&f.kind, "kind", "", "byo, ondemand or sagemaker (default: inferred)")
@@ -111,7 +133,6 @@ func (a *app) createCmd() *cobra.Command {
 	fl.IntVar(&f.connectionWait, "connection-wait-time", 0, "sagemaker: seconds the job waits for a connection")
 	fl.StringVar(&f.estimator, "estimator", "", "sagemaker: estimator file (YAML or JSON)")
 	fl.StringVar(&f.jobName, "job-name", "", "sagemaker: training job name")
-	return cmd
 }
 
 // clusterFile is cluster.yaml: a spec plus the name, and secrets by reference.
@@ -123,174 +144,39 @@ type clusterFile struct {
 	EstimatorFile string `json:"estimator_file,omitempty"`
 }
 
+// createRefs name where create's secrets and estimator come from: a flag,
+// else cluster.yaml. They are read only after the spec is built.
+type createRefs struct {
+	keyPath, passwordEnv, estimatorPath string
+}
+
+// buildCreate turns create's flags and file into a validated request: the
+// shared parts (file, name, kind, autostop), then each kind's section, then
+// the secrets. A kind's section is filled when one of its flags is set or
+// the kind is named; the kind itself may still be inferred by Normalize.
 func (a *app) buildCreate(cmd *cobra.Command, f *createFlags, args []string) (string, rh.Spec, *rh.Secrets, error) {
-	var name string
-	var spec rh.Spec
-	secrets := &rh.Secrets{}
-	keyPath, passwordEnv, estimatorPath := f.sshKey, f.passwordEnv, f.estimator
-	if f.file != "" {
-		cf, err := readClusterFile(f.file)
-		if err != nil {
-			return "", spec, nil, err
-		}
-		name, spec = cf.Name, cf.Spec
-		if keyPath == "" {
-			keyPath = cf.SSHKey
-		}
-		if passwordEnv == "" {
-			passwordEnv = cf.PasswordEnv
-		}
-		if estimatorPath == "" {
-			estimatorPath = cf.EstimatorFile
-		}
-	}
-	if len(args) == 1 {
-		if name != "" && name != args[0] {
-			return "", spec, nil, rh.Invalid("name", "%q on the command line differs from %q in %s", args[0], name, f.file)
-		}
-		name = args[0]
-	}
-	if name == "" {
-		return "", spec, nil, rh.Invalid("name", "must be given (rhcli cluster create NAME, or name: in the file)")
-	}
-	if f.kind != "" {
-		k, err := rh.ParseKind(f.kind)
-		if err != nil {
-			return "", spec, nil, err
-		}
-		spec.Kind = k
-	}
 	set := cmd.Flags().Changed
-	if set("autostop-mins") {
-		spec.AutostopMins = new(f.autostop)
+	name, spec, refs, err := f.base(set, args)
+	if err != nil {
+		return "", spec, nil, err
 	}
-	// Flags fill the section of the kind they belong to; the kind may still be inferred.
-	byoFlags := set("ips") || set("ssh-user") || set("ssh-port") || set("proxy-command") || set("jump-host") || set("insecure-ignore-host-key") || set("use-agent") || keyPath != "" || passwordEnv != ""
-	smFlags := set("role") || set("profile") || set("image-uri") || set("connection-wait-time") || estimatorPath != "" || set("job-name") || strings.HasPrefix(f.instanceType, "ml.") || spec.Kind == rh.KindSageMaker
-	odFlags := !smFlags && (set("instance-type") || set("provider") || set("use-spot") || set("image-id") || set("memory") || set("disk-size") || set("open-ports") || spec.Kind == rh.KindOnDemand)
-	if byoFlags || spec.Kind == rh.KindBYO {
-		if spec.BYO == nil {
-			spec.BYO = &rh.BYOSpec{}
-		}
-		b := spec.BYO
-		if set("ips") {
-			b.IPs = f.ips
-		}
-		if set("ssh-user") {
-			b.SSHUser = f.sshUser
-		}
-		if set("ssh-port") {
-			if f.sshPort < 1 || f.sshPort > 65535 {
-				return "", spec, nil, rh.Invalid("byo.ssh_port", "%d is not a port (1-65535)", f.sshPort)
-			}
-			b.SSHPort = f.sshPort
-		}
-		if set("proxy-command") {
-			b.ProxyCommand = f.proxyCommand
-		}
-		if set("jump-host") {
-			b.JumpHost = f.jumpHost
-		}
-		if set("insecure-ignore-host-key") {
-			b.InsecureIgnoreHostKey = f.insecureIgnoreHostKey
-		}
-		if set("use-agent") {
-			b.UseAgent = f.useAgent
-		}
-		given := byoFlagsSet{user: b.SSHUser != "", port: b.SSHPort != 0, proxy: b.ProxyCommand != "", jump: b.JumpHost != "", key: keyPath != ""}
-		if err := resolveSSHAliases(b, sshConfigPath(a.io.Getenv), given, secrets); err != nil {
+	secrets := &rh.Secrets{}
+	byo, od, sm := f.kinds(set, refs, spec.Kind)
+	if byo {
+		if err := a.byoSection(&spec, f, set, refs, secrets); err != nil {
 			return "", spec, nil, err
 		}
-		if b.SSHUser == "" {
-			b.SSHUser = a.io.Getenv("USER")
+	}
+	if od {
+		f.onDemandSection(&spec, set)
+	}
+	if sm {
+		if err := f.sageMakerSection(&spec, set, refs.estimatorPath); err != nil {
+			return "", spec, nil, err
 		}
 	}
-	if odFlags {
-		if spec.OnDemand == nil {
-			spec.OnDemand = &rh.OnDemandSpec{}
-		}
-		o := spec.OnDemand
-		if set("instance-type") {
-			o.InstanceType = f.instanceType
-		}
-		if set("num-instances") {
-			o.NumInstances = f.numInstances
-		}
-		if set("provider") {
-			o.Provider = f.provider
-		}
-		if set("region") {
-			o.Region = f.region
-		}
-		if set("use-spot") {
-			o.UseSpot = f.useSpot
-		}
-		if set("image-id") {
-			o.ImageID = f.imageID
-		}
-		if set("memory") {
-			o.Memory = f.memory
-		}
-		if set("disk-size") {
-			o.DiskSize = f.diskSize
-		}
-		if set("open-ports") {
-			o.OpenPorts = f.openPorts
-		}
-	}
-	if smFlags {
-		if spec.SageMaker == nil {
-			spec.SageMaker = &rh.SageMakerSpec{}
-		}
-		m := spec.SageMaker
-		if set("instance-type") {
-			m.InstanceType = f.instanceType
-		}
-		if set("num-instances") {
-			m.NumInstances = f.numInstances
-		}
-		if set("role") {
-			m.Role = f.role
-		}
-		if set("profile") {
-			m.Profile = f.profile
-		}
-		if set("region") {
-			m.Region = f.region
-		}
-		if set("image-uri") {
-			m.ImageURI = f.imageURI
-		}
-		if set("connection-wait-time") {
-			m.ConnectionWaitTime = f.connectionWait
-		}
-		if set("job-name") {
-			m.JobName = f.jobName
-		}
-		if estimatorPath != "" {
-			b, err := os.ReadFile(estimatorPath)
-			if err != nil {
-				return "", spec, nil, rh.Invalid("--estimator", "cannot read %s: %v", estimatorPath, err)
-			}
-			m.Estimator = string(b)
-		}
-	}
-	if keyPath != "" {
-		b, err := os.ReadFile(expandHome(keyPath, a.io.Getenv))
-		if err != nil {
-			return "", spec, nil, rh.Invalid("--ssh-key", "cannot read %s: %v", keyPath, err)
-		}
-		if !bytes.Contains(b, []byte("PRIVATE KEY")) {
-			return "", spec, nil, rh.Invalid("--ssh-key", "%s is not a PEM or OpenSSH private key", keyPath)
-		}
-		secrets.SSHPrivateKey = string(b)
-	}
-	if passwordEnv != "" {
-		pw := a.io.Getenv(passwordEnv)
-		if pw == "" {
-			return "", spec, nil, rh.Invalid("--password-env", "environment variable %s is empty or not set", passwordEnv)
-		}
-		secrets.Password = pw
+	if err := a.readSecrets(refs, secrets); err != nil {
+		return "", spec, nil, err
 	}
 	if err := rh.ValidateName(name); err != nil {
 		return "", spec, nil, err
@@ -304,6 +190,198 @@ func (a *app) buildCreate(cmd *cobra.Command, f *createFlags, args []string) (st
 		secrets = nil
 	}
 	return name, spec, secrets, nil
+}
+
+// base reads the parts every kind shares: cluster.yaml, the name, --kind
+// and --autostop-mins. Flags win over the file.
+func (f *createFlags) base(set func(string) bool, args []string) (string, rh.Spec, createRefs, error) {
+	var name string
+	var spec rh.Spec
+	refs := createRefs{keyPath: f.sshKey, passwordEnv: f.passwordEnv, estimatorPath: f.estimator}
+	if f.file != "" {
+		cf, err := readClusterFile(f.file)
+		if err != nil {
+			return "", spec, refs, err
+		}
+		name, spec = cf.Name, cf.Spec
+		refs.keyPath = cmp.Or(refs.keyPath, cf.SSHKey)
+		refs.passwordEnv = cmp.Or(refs.passwordEnv, cf.PasswordEnv)
+		refs.estimatorPath = cmp.Or(refs.estimatorPath, cf.EstimatorFile)
+	}
+	if len(args) == 1 {
+		if name != "" && name != args[0] {
+			return "", spec, refs, rh.Invalid("name", "%q on the command line differs from %q in %s", args[0], name, f.file)
+		}
+		name = args[0]
+	}
+	if name == "" {
+		return "", spec, refs, rh.Invalid("name", "must be given (rhcli cluster create NAME, or name: in the file)")
+	}
+	if f.kind != "" {
+		k, err := rh.ParseKind(f.kind)
+		if err != nil {
+			return "", spec, refs, err
+		}
+		spec.Kind = k
+	}
+	if set("autostop-mins") {
+		spec.AutostopMins = new(f.autostop)
+	}
+	return name, spec, refs, nil
+}
+
+// kinds says which sections the flags fill. --instance-type and --region
+// are shared by ondemand and sagemaker: an ml.* instance type, or any
+// sagemaker-only flag, sends them to sagemaker.
+func (f *createFlags) kinds(set func(string) bool, refs createRefs, kind rh.Kind) (byo, ondemand, sagemaker bool) {
+	byo = kind == rh.KindBYO || set("ips") || set("ssh-user") || set("ssh-port") || set("proxy-command") || set("jump-host") ||
+		set("insecure-ignore-host-key") || set("use-agent") || refs.keyPath != "" || refs.passwordEnv != ""
+	sagemaker = kind == rh.KindSageMaker || set("role") || set("profile") || set("image-uri") || set("connection-wait-time") ||
+		refs.estimatorPath != "" || set("job-name") || strings.HasPrefix(f.instanceType, "ml.")
+	ondemand = !sagemaker && (kind == rh.KindOnDemand || set("instance-type") || set("provider") || set("use-spot") ||
+		set("image-id") || set("memory") || set("disk-size") || set("open-ports"))
+	return byo, ondemand, sagemaker
+}
+
+// byoSection fills spec.BYO from the byo flags, resolves ~/.ssh/config
+// aliases in the addresses (which may add the config's key to secrets) and
+// defaults the user to $USER.
+func (a *app) byoSection(spec *rh.Spec, f *createFlags, set func(string) bool, refs createRefs, secrets *rh.Secrets) error {
+	if spec.BYO == nil {
+		spec.BYO = &rh.BYOSpec{}
+	}
+	b := spec.BYO
+	if set("ips") {
+		b.IPs = f.ips
+	}
+	if set("ssh-user") {
+		b.SSHUser = f.sshUser
+	}
+	if set("ssh-port") {
+		if f.sshPort < 1 || f.sshPort > 65535 {
+			return rh.Invalid("byo.ssh_port", "%d is not a port (1-65535)", f.sshPort)
+		}
+		b.SSHPort = f.sshPort
+	}
+	if set("proxy-command") {
+		b.ProxyCommand = f.proxyCommand
+	}
+	if set("jump-host") {
+		b.JumpHost = f.jumpHost
+	}
+	if set("insecure-ignore-host-key") {
+		b.InsecureIgnoreHostKey = f.insecureIgnoreHostKey
+	}
+	if set("use-agent") {
+		b.UseAgent = f.useAgent
+	}
+	given := byoFlagsSet{user: b.SSHUser != "", port: b.SSHPort != 0, proxy: b.ProxyCommand != "", jump: b.JumpHost != "", key: refs.keyPath != ""}
+	if err := resolveSSHAliases(b, sshConfigPath(a.io.Getenv), given, secrets); err != nil {
+		return err
+	}
+	if b.SSHUser == "" {
+		b.SSHUser = a.io.Getenv("USER")
+	}
+	return nil
+}
+
+// onDemandSection fills spec.OnDemand from the ondemand flags.
+func (f *createFlags) onDemandSection(spec *rh.Spec, set func(string) bool) {
+	if spec.OnDemand == nil {
+		spec.OnDemand = &rh.OnDemandSpec{}
+	}
+	o := spec.OnDemand
+	if set("instance-type") {
+		o.InstanceType = f.instanceType
+	}
+	if set("num-instances") {
+		o.NumInstances = f.numInstances
+	}
+	if set("provider") {
+		o.Provider = f.provider
+	}
+	if set("region") {
+		o.Region = f.region
+	}
+	if set("use-spot") {
+		o.UseSpot = f.useSpot
+	}
+	if set("image-id") {
+		o.ImageID = f.imageID
+	}
+	if set("memory") {
+		o.Memory = f.memory
+	}
+	if set("disk-size") {
+		o.DiskSize = f.diskSize
+	}
+	if set("open-ports") {
+		o.OpenPorts = f.openPorts
+	}
+}
+
+// sageMakerSection fills spec.SageMaker from the sagemaker flags and reads
+// the estimator file, whose content goes in the spec.
+func (f *createFlags) sageMakerSection(spec *rh.Spec, set func(string) bool, estimatorPath string) error {
+	if spec.SageMaker == nil {
+		spec.SageMaker = &rh.SageMakerSpec{}
+	}
+	m := spec.SageMaker
+	if set("instance-type") {
+		m.InstanceType = f.instanceType
+	}
+	if set("num-instances") {
+		m.NumInstances = f.numInstances
+	}
+	if set("role") {
+		m.Role = f.role
+	}
+	if set("profile") {
+		m.Profile = f.profile
+	}
+	if set("region") {
+		m.Region = f.region
+	}
+	if set("image-uri") {
+		m.ImageURI = f.imageURI
+	}
+	if set("connection-wait-time") {
+		m.ConnectionWaitTime = f.connectionWait
+	}
+	if set("job-name") {
+		m.JobName = f.jobName
+	}
+	if estimatorPath != "" {
+		b, err := os.ReadFile(estimatorPath)
+		if err != nil {
+			return rh.Invalid("--estimator", "cannot read %s: %v", estimatorPath, err)
+		}
+		m.Estimator = string(b)
+	}
+	return nil
+}
+
+// readSecrets reads the key file and the password's environment variable
+// into secrets; a key given here wins over one from ~/.ssh/config.
+func (a *app) readSecrets(refs createRefs, secrets *rh.Secrets) error {
+	if refs.keyPath != "" {
+		b, err := os.ReadFile(expandHome(refs.keyPath, a.io.Getenv))
+		if err != nil {
+			return rh.Invalid("--ssh-key", "cannot read %s: %v", refs.keyPath, err)
+		}
+		if !bytes.Contains(b, []byte("PRIVATE KEY")) {
+			return rh.Invalid("--ssh-key", "%s is not a PEM or OpenSSH private key", refs.keyPath)
+		}
+		secrets.SSHPrivateKey = string(b)
+	}
+	if refs.passwordEnv != "" {
+		pw := a.io.Getenv(refs.passwordEnv)
+		if pw == "" {
+			return rh.Invalid("--password-env", "environment variable %s is empty or not set", refs.passwordEnv)
+		}
+		secrets.Password = pw
+	}
+	return nil
 }
 
 func readClusterFile(path string) (*clusterFile, error) {
@@ -374,19 +452,77 @@ func (a *app) withClient(fn func(ctx context.Context, cl *client.Client, args []
 }
 
 func (a *app) listCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "list", Short: "List clusters", Args: exactArgs(0),
-		RunE: a.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
-			cs, err := cl.List(ctx)
+	var kinds, phases []string
+	cmd := &cobra.Command{
+		Use: "list [--kind K]... [--phase P]...", Short: "List clusters, optionally only some kinds or phases", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Checked before connecting: a typo exits 2 without a round trip.
+			keep, err := listFilter(kinds, phases)
 			if err != nil {
 				return err
 			}
-			if cs == nil {
-				cs = []rh.ClusterSummary{}
-			}
-			return a.print(cs, func(w io.Writer) { clusterTable(w, cs) })
-		}),
+			return a.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+				all, err := cl.List(ctx)
+				if err != nil {
+					return err
+				}
+				cs := []rh.ClusterSummary{}
+				for _, c := range all {
+					if keep(c) {
+						cs = append(cs, c)
+					}
+				}
+				return a.print(cs, func(w io.Writer) { clusterTable(w, cs) })
+			})(cmd, args)
+		},
 	}
+	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only clusters of these kinds: "+joinValues(rh.Kinds)+" (repeatable or comma-separated)")
+	cmd.Flags().StringSliceVar(&phases, "phase", nil, "only clusters in these phases: "+joinValues(rh.Phases)+" (repeatable or comma-separated)")
+	return cmd
+}
+
+// listFilter checks `cluster list`'s --kind and --phase values (case does
+// not matter) and returns what keeps a summary: any of the kinds given, and
+// any of the phases given. The registry lists everything the caller may
+// see; filtering here keeps the API as it is.
+func listFilter(kinds, phases []string) (func(rh.ClusterSummary) bool, error) {
+	var ks []rh.Kind
+	for _, s := range kinds {
+		k, ok := matchValue(rh.Kinds, s)
+		if !ok {
+			return nil, rh.Invalid("--kind", "%q is not one of %s", s, joinValues(rh.Kinds))
+		}
+		ks = append(ks, k)
+	}
+	var ps []rh.Phase
+	for _, s := range phases {
+		p, ok := matchValue(rh.Phases, s)
+		if !ok {
+			return nil, rh.Invalid("--phase", "%q is not one of %s", s, joinValues(rh.Phases))
+		}
+		ps = append(ps, p)
+	}
+	return func(c rh.ClusterSummary) bool {
+		return (len(ks) == 0 || slices.Contains(ks, c.Kind)) && (len(ps) == 0 || slices.Contains(ps, c.Phase))
+	}, nil
+}
+
+// matchValue finds s among values, ignoring case and surrounding spaces.
+func matchValue[T ~string](values []T, s string) (T, bool) {
+	for _, v := range values {
+		if strings.EqualFold(string(v), strings.TrimSpace(s)) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func joinValues[T ~string](values []T) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -425,7 +561,7 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			var live *api.LiveReply
-			if liveStatus != nil && c.Status.Phase.Live() {
+			if c.Status.Phase.Live() {
 				live = liveStatus(ctx, cl, args[0])
 			}
 			return a.print(statusView{Status: c.Status, Live: live}, func(w io.Writer) {
@@ -440,10 +576,6 @@ func (a *app) statusCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long --refresh waits for a report")
 	return cmd
 }
-
-// liveStatus, when set (agent.go), fetches the gateway's live view of a
-// cluster's nodes for `cluster status`; nil when no gateway answers.
-var liveStatus func(ctx context.Context, cl *client.Client, name string) *api.LiveReply
 
 func (a *app) upCmd() *cobra.Command {
 	var wait bool

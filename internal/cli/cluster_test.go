@@ -257,3 +257,62 @@ func TestIPsMayBeSSHConfigAliases(t *testing.T) {
 		t.Fatalf("--ssh-user did not win: %s", out)
 	}
 }
+
+func TestClusterListFiltersByKindAndPhase(t *testing.T) {
+	e := startRegistry(t)
+	for _, args := range [][]string{
+		{"bx", "--ips", "10.0.0.1"},
+		{"od", "--instance-type", "m5.xlarge"},
+		{"sm", "--instance-type", "ml.m5.large", "--role", "MySageMakerRole"},
+	} {
+		if code, _, stderr := e.rhcli(t, append([]string{"cluster", "create"}, args...)...); code != 0 {
+			t.Fatalf("create %v: exit %d: %s", args, code, stderr)
+		}
+	}
+	if code, _, stderr := e.rhcli(t, "cluster", "teardown", "od"); code != 0 {
+		t.Fatalf("teardown: exit %d: %s", code, stderr)
+	}
+	cases := []struct {
+		filter []string
+		want   string
+	}{
+		{nil, "bx,od,sm"},
+		{[]string{"--kind", "byo"}, "bx"},
+		{[]string{"--kind", "byo,SageMaker"}, "bx,sm"},
+		{[]string{"--kind", "byo", "--kind", "ondemand"}, "bx,od"},
+		{[]string{"--phase", "tearingdown"}, "od"},
+		{[]string{"--phase", "Pending", "--kind", "ondemand"}, ""},
+		{[]string{"--phase", "Up"}, ""},
+	}
+	for _, tc := range cases {
+		code, out, stderr := e.rhcli(t, append([]string{"cluster", "list", "-o", "json"}, tc.filter...)...)
+		var cs []rh.ClusterSummary
+		if err := json.Unmarshal([]byte(out), &cs); code != 0 || err != nil || cs == nil {
+			t.Fatalf("list %v: exit %d, %v: %q %s", tc.filter, code, err, out, stderr)
+		}
+		var names []string
+		for _, c := range cs {
+			names = append(names, c.Name)
+		}
+		if got := strings.Join(names, ","); got != tc.want {
+			t.Errorf("list %v = %q, want %q", tc.filter, got, tc.want)
+		}
+	}
+	// A value that is not a kind or phase exits 2 naming the flag and the
+	// values it takes.
+	for _, tc := range []struct{ args, want []string }{
+		{[]string{"--kind", "moon"}, []string{"--kind", `"moon"`, "byo, ondemand, sagemaker"}},
+		{[]string{"--phase", "Upp"}, []string{"--phase", `"Upp"`, "Pending", "TearingDown", "Failed"}},
+		{[]string{"--kind", "byo,"}, []string{"--kind", `""`}},
+	} {
+		code, _, stderr := e.rhcli(t, append([]string{"cluster", "list"}, tc.args...)...)
+		if code != cli.ExitInvalid {
+			t.Errorf("list %v: exit %d, want 2 (%q)", tc.args, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("list %v: stderr %q does not say %s", tc.args, stderr, w)
+			}
+		}
+	}
+}

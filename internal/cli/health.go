@@ -9,10 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	extraCommands = append(extraCommands, (*app).healthCmd)
-}
-
 // healthCmd probes a /healthz or /readyz URL: scratch images have no curl, so
 // compose healthchecks call the binary itself.
 func (a *app) healthCmd() *cobra.Command {

@@ -23,18 +23,6 @@ import (
 	"github.com/rhq/rh/internal/sshx"
 )
 
-func init() {
-	extraCommands = append(extraCommands,
-		func(a *app) *cobra.Command { return a.runCmd() },
-		func(a *app) *cobra.Command { return a.runPythonCmd() },
-		func(a *app) *cobra.Command { return a.installCmd() },
-		func(a *app) *cobra.Command { return a.putCmd() },
-		func(a *app) *cobra.Command { return a.getFilesCmd() },
-		func(a *app) *cobra.Command { return a.sshCmd() },
-	)
-	extraClusterCommands = append(extraClusterCommands, func(a *app) *cobra.Command { return a.trustCmd() })
-}
-
 // ExitUnreachable is rhcli run's exit code for a node where the command
 // could not run (unreachable, cancelled), as ssh uses 255.
 const ExitUnreachable = 255
@@ -81,17 +69,27 @@ func minArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
+// runCommandHelp is `rhcli run --help`'s rule for the words after "--".
+const runCommandHelp = `The words after -- mean exactly what was typed:
+  - several words are one command and its arguments, each passed as typed (quoted for the
+    remote shell, as kubectl exec and docker exec do):
+        rhcli run c -- sh -c 'echo "a b"'                 prints: a b
+        rhcli run c -- printf '%s|' 'a b' '$HOME' '*'    prints: a b|$HOME|*|
+  - a single word is a shell command line, so pipes, &&, $VARIABLES and globs work on the node:
+        rhcli run c -- 'cd src && make -j8'
+        rhcli run c -- 'echo $((1+2)) > out.txt'`
+
 func (a *app) runCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run NAME [--node all|head|N|ADDR] [--env K=V]... [--timeout D] -- COMMAND...",
-		Short: "Run a shell command on a cluster's nodes, streaming its output",
-		Long: "Run COMMAND (words joined by spaces, run by the login shell as ssh would) on the chosen nodes in parallel.\n" +
+		Use:   "run NAME [--node all|head|N|ADDR] [--env K=V]... [--timeout D] -- COMMAND [ARG...]",
+		Short: "Run a command on a cluster's nodes, streaming its output",
+		Long: "Run COMMAND on the chosen nodes in parallel, in the login shell as ssh would.\n\n" + runCommandHelp + "\n\n" +
 			"Output streams live, each line prefixed by [node] when several nodes run. rhcli exits with the first\n" +
 			"non-zero exit code in node order (255 where the command could not run). Ctrl-C kills the command on every node.",
-		Args: minArgs(2, "NAME -- COMMAND..."),
+		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], strings.Join(args[1:], " "), &f)
+			return a.runCommand(cmd, args[0], commandLine(args[1:]), &f)
 		},
 	}
 	f.add(cmd, api.NodeHead)
@@ -101,15 +99,55 @@ func (a *app) runCmd() *cobra.Command {
 func (a *app) runPythonCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run-python NAME [--node ...] -- CODE",
+		Use:   "run-python NAME [--node ...] -- CODE [ARG...]",
 		Short: "Run Python code (python3 -c) on a cluster's nodes",
-		Args:  minArgs(2, "NAME -- CODE"),
+		Long: "Run CODE with python3 -c on the chosen nodes. CODE is one word (quote it); further words are\n" +
+			"passed as typed as its sys.argv[1:]:\n" +
+			"    rhcli run-python c -- 'import sys; print(sys.argv[1:])' 'a b' '$HOME'   prints: ['a b', '$HOME']",
+		Args: minArgs(2, "NAME -- CODE [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], "python3 -c "+sshx.ShellQuote(strings.Join(args[1:], " ")), &f)
+			return a.runCommand(cmd, args[0], quoteArgv(append([]string{"python3", "-c"}, args[1:]...)), &f)
 		},
 	}
 	f.add(cmd, api.NodeHead)
 	return cmd
+}
+
+// commandLine is the remote shell command line for the words after "--":
+// a single word is already a command line; several words are one command's
+// argv, which must reach it unchanged, so each is quoted (joining them with
+// spaces would let the remote shell split and expand them again).
+func commandLine(argv []string) string {
+	if len(argv) == 1 {
+		return argv[0]
+	}
+	return quoteArgv(argv)
+}
+
+// quoteArgv quotes each word for a POSIX shell and joins them with spaces.
+// Words of only safe characters stay as they are, so the command reads
+// plainly in ps and in `cluster status`.
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, w := range argv {
+		q[i] = shellWord(w)
+	}
+	return strings.Join(q, " ")
+}
+
+func shellWord(w string) string {
+	if w == "" {
+		return "''"
+	}
+	for _, c := range w {
+		// No '=' (a first word FOO=bar would be an assignment) and no '~'
+		// (tilde expansion).
+		safe := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-./,:@%+", c)
+		if !safe {
+			return sshx.ShellQuote(w)
+		}
+	}
+	return w
 }
 
 func (a *app) installCmd() *cobra.Command {
@@ -119,11 +157,7 @@ func (a *app) installCmd() *cobra.Command {
 		Short: "pip install packages on every node of a cluster",
 		Args:  minArgs(2, "NAME PACKAGE..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			q := make([]string, len(args)-1)
-			for i, p := range args[1:] {
-				q[i] = sshx.ShellQuote(p)
-			}
-			return a.runCommand(cmd, args[0], "python3 -m pip install "+strings.Join(q, " "), &f)
+			return a.runCommand(cmd, args[0], quoteArgv(append([]string{"python3", "-m", "pip", "install"}, args[1:]...)), &f)
 		},
 	}
 	f.add(cmd, api.NodeAll)

@@ -19,6 +19,13 @@ import (
 // BYO cluster "box" on it through rhcli.
 func startGateway(t *testing.T, e *registryEnv) *sshnode.Node {
 	t.Helper()
+	return startGatewayNodes(t, e, "box", 1)[0]
+}
+
+// startGatewayNodes adds the SSH gateway to e and count sshd nodes sharing
+// a port and a key, and creates the BYO cluster name on them through rhcli.
+func startGatewayNodes(t *testing.T, e *registryEnv, name string, count int) []*sshnode.Node {
+	t.Helper()
 	gw, err := sshgateway.Start(context.Background(), e.ns.NC, sshgateway.Config{
 		HomeDir: t.TempDir(), Worker: worker.Config{RetryBase: 50 * time.Millisecond},
 	})
@@ -30,24 +37,35 @@ func startGateway(t *testing.T, e *registryEnv) *sshnode.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}})
+	var nodes []*sshnode.Node
+	var ips []string
+	for i := range count {
+		o := sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}}
+		if i > 0 {
+			o.Port = nodes[0].Port() // a BYO cluster's nodes share one port
+		}
+		n := sshnode.StartT(t, o)
+		nodes = append(nodes, n)
+		ips = append(ips, n.Addr())
+	}
 	keyPath := filepath.Join(t.TempDir(), "id")
 	if err := os.WriteFile(keyPath, key.PrivatePEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := e.rhcli(t, "cluster", "create", "box", "--ips", n.Addr(), "--ssh-user", n.User(),
+	n := nodes[0]
+	code, _, stderr := e.rhcli(t, "cluster", "create", name, "--ips", strings.Join(ips, ","), "--ssh-user", n.User(),
 		"--ssh-port", strconv.Itoa(n.Port()), "--ssh-key", keyPath, "--wait")
 	if code != 0 {
 		t.Fatalf("create: exit %d: %s", code, stderr)
 	}
-	return n
+	return nodes
 }
 
 func TestRunPropagatesExitCodesAndPrintsJSON(t *testing.T) {
 	e := startRegistry(t)
 	startGateway(t, e)
 
-	code, out, stderr := e.rhcli(t, "run", "box", "--", "echo", "hello;", "echo", "oops", ">&2")
+	code, out, stderr := e.rhcli(t, "run", "box", "--", "echo hello; echo oops >&2")
 	if code != 0 || out != "hello\n" || stderr != "oops\n" {
 		t.Fatalf("run: exit %d, out %q, err %q", code, out, stderr)
 	}
@@ -110,5 +128,45 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	}
 	if code, out, _ := e.rhcli(t, "cluster", "trust", "box"); code != 0 || !strings.Contains(out, "forgot the host keys") {
 		t.Fatalf("trust: exit %d, %q", code, out)
+	}
+}
+
+// Issue 11: the words after -- mean exactly what was typed. Several words
+// are one command's argv, passed unchanged; one word is a shell command line.
+func TestRunKeepsArgvAndTakesOneWordAsAShellLine(t *testing.T) {
+	e := startRegistry(t)
+	startGatewayNodes(t, e, "pair", 2)
+	cases := []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"printf", "%s|", "a b", "$HOME", "*", "", "it's", `"q"`, "~", "X=1", "a\nb", "-n"}, "a b|$HOME|*||it's|\"q\"|~|X=1|a\nb|-n|"},
+		{[]string{"echo $((1+2))"}, "3\n"},
+	}
+	// The head node alone, its output passed through.
+	if code, out, stderr := e.rhcli(t, "run", "pair", "--", "sh", "-c", `echo "a b"`); code != 0 || out != "a b\n" {
+		t.Errorf(`run -- sh -c 'echo "a b"': exit %d, out %q, stderr %q`, code, out, stderr)
+	}
+	// Every node gets the same command.
+	for _, tc := range cases {
+		args := append([]string{"run", "pair", "--node", "all", "-o", "json", "--"}, tc.cmd...)
+		code, out, stderr := e.rhcli(t, args...)
+		var res []struct {
+			Node   string `json:"node"`
+			Stdout string `json:"stdout"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || len(res) != 2 {
+			t.Fatalf("run --node all %q: exit %d, %v, %s %s", tc.cmd, code, err, out, stderr)
+		}
+		for _, r := range res {
+			if r.Stdout != tc.want {
+				t.Errorf("run --node all %q on %s: %q, want %q", tc.cmd, r.Node, r.Stdout, tc.want)
+			}
+		}
+	}
+	// run-python: CODE, then its sys.argv[1:] as typed, on every node.
+	code, out, stderr := e.rhcli(t, "run-python", "pair", "--node", "all", "--", "import sys; print(sys.argv[1:])", "a b", "$HOME", "*")
+	if code != 0 || strings.Count(out, "] ['a b', '$HOME', '*']\n") != 2 {
+		t.Errorf("run-python --node all with arguments: exit %d, %q %q", code, out, stderr)
 	}
 }

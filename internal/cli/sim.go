@@ -13,10 +13,6 @@ import (
 	"github.com/rhq/rh/internal/sshnode"
 )
 
-func init() {
-	extraCommands = append(extraCommands, (*app).simCmd)
-}
-
 // simCmd groups helpers for trying rh on one machine with no cloud account.
 func (a *app) simCmd() *cobra.Command {
 	c := &cobra.Command{Use: "sim", Short: "Local stand-ins for machines and clouds (for demos and tests)"}

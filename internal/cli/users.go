@@ -15,11 +15,6 @@ import (
 	"github.com/rhq/rh/internal/auth"
 )
 
-func init() {
-	extraCommands = append(extraCommands, (*app).userCmd)
-	extraClusterCommands = append(extraClusterCommands, (*app).shareCmd, (*app).unshareCmd)
-}
-
 func (a *app) shareCmd() *cobra.Command {
 	var access string
 	cmd := &cobra.Command{
