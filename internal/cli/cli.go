@@ -42,6 +42,7 @@ type app struct {
 	io      IO
 	natsURL string
 	creds   string
+	tlsCA   string
 	output  string
 }
 
@@ -115,7 +116,8 @@ func (a *app) root() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.natsURL, "nats", "", "NATS URL of rh (default $RH_NATS_URL, else "+client.DefaultURL+")")
-	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default $RH_NATS_CREDS)")
+	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (default $RH_NATS_CREDS, else ~/.rh/auth/operator.creds for a local rh)")
+	pf.StringVar(&a.tlsCA, "tls-ca", "", "CA certificate (PEM) that signed rh's NATS TLS certificate, if not one the system trusts (default $RH_NATS_CA)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	// Every command of rhcli, in one list (help sorts them): what rhcli can
 	// do is read here, not gathered from init() in other files.
@@ -154,7 +156,11 @@ func (a *app) connect(ctx context.Context) (*client.Client, error) {
 	if url == "" {
 		url = client.DefaultURL
 	}
-	return client.Connect(ctx, client.Options{URL: url, Creds: creds, Name: "rhcli"})
+	ca := a.tlsCA
+	if ca == "" {
+		ca = a.io.Getenv("RH_NATS_CA")
+	}
+	return client.Connect(ctx, client.Options{URL: url, Creds: creds, TLSCA: ca, Name: "rhcli"})
 }
 
 func (a *app) checkOutput() error {
