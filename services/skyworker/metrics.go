@@ -23,7 +23,8 @@ func newMetrics(reg prometheus.Registerer) *worker.CloudMetrics {
 	return worker.NewCloudMetrics(reg, worker.CloudMetricNames{
 		Outcomes: "rh_skyworker_launches_total", OutcomesHelp: "On-demand launches by outcome (up, adopted, failed, retried, cancelled).",
 		Duration: "rh_skyworker_launch_duration_seconds", DurationHelp: "Time from submitting (or resuming) a SkyPilot launch to its end, by outcome.",
-		DurationBuckets: prometheus.ExponentialBuckets(0.01, 3, 12),
+		DurationBuckets: worker.CloudBuckets,
+		OutcomeValues:   []string{outcomeUp, outcomeAdopted, outcomeFailed, outcomeRetried, outcomeCancelled},
 		APIErrors:       "rh_skyworker_skypilot_errors_total", APIErrorsHelp: "SkyPilot API errors by operation and type.", ErrorLabel: "type",
 	}, errorType)
 }
