@@ -109,7 +109,9 @@ func newMetrics(reg prometheus.Registerer, pool *sshx.Pool) *metrics {
 			Name: "rh_ssh_agent_fallbacks_total", Help: "Nodes found unable to run the agent, falling back to plain SSH sessions, by reason (cannot_run, start_failed).",
 		}, []string{"reason"}),
 	}
-	zero := func(v interface{ WithLabelValues(...string) prometheus.Counter }, values ...string) {
+	zero := func(v interface {
+		WithLabelValues(...string) prometheus.Counter
+	}, values ...string) {
 		for _, l := range values {
 			v.WithLabelValues(l)
 		}
