@@ -21,6 +21,10 @@ type CloudMetricNames struct {
 	APIErrors, APIErrorsHelp string
 	// ErrorLabel names the error class label ("type", "code").
 	ErrorLabel string
+	// ErrorOps and ErrorClasses are every API operation and every class the
+	// classifier returns; each pair is created at zero at start (with the
+	// class "cancelled").
+	ErrorOps, ErrorClasses []string
 }
 
 // CloudMetrics are a cloud worker's metrics.
@@ -43,6 +47,11 @@ func NewCloudMetrics(reg prometheus.Registerer, n CloudMetricNames, classify fun
 		duration:  f.NewHistogramVec(prometheus.HistogramOpts{Name: n.Duration, Help: n.DurationHelp, Buckets: n.DurationBuckets}, []string{"outcome"}),
 		apiErrors: f.NewCounterVec(prometheus.CounterOpts{Name: n.APIErrors, Help: n.APIErrorsHelp}, []string{"op", n.ErrorLabel}),
 		classify:  classify,
+	}
+	for _, op := range n.ErrorOps {
+		for _, c := range append([]string{"cancelled"}, n.ErrorClasses...) {
+			m.apiErrors.WithLabelValues(op, c)
+		}
 	}
 	for _, o := range n.OutcomeValues {
 		m.outcomes.WithLabelValues(o)
