@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/rhq/rh/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 5s
 
-.PHONY: build test test-deps unit fuzz bench lint demo clean
+.PHONY: build test test-deps unit fuzz promtool bench lint demo clean
 
 # rhcli for this machine, plus the node agent's builds for Linux nodes of either
 # architecture: the gateway places rhcli-linux-<arch> from beside its own binary.
@@ -15,9 +15,10 @@ build:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/rhcli-linux-amd64 ./cmd/rhcli
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/rhcli-linux-arm64 ./cmd/rhcli
 
-# The README's test command: machine prerequisites, vet, the race-checked
+# The README's test command: machine prerequisites, vet, the compose
+# stack's Prometheus configuration and alerting rules, the race-checked
 # suite, and a short run of every fuzz target.
-test: test-deps lint unit fuzz
+test: test-deps lint promtool unit fuzz
 
 test-deps:
 	@scripts/install-test-deps.sh
@@ -27,6 +28,12 @@ unit:
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# promtool is Debian's prometheus package's (test-deps installs it).
+PROMDIR := deploy/compose/prometheus
+promtool:
+	promtool check config $(PROMDIR)/prometheus.yml
+	promtool test rules $(PROMDIR)/rules_test.yml
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -11,8 +11,10 @@ import (
 
 // DeadLetter copies an event that cannot be processed to the dead-letter
 // stream with the reason, before the caller terminates it: a terminated message
-// is gone, so the copy must be durable first.
-func DeadLetter(ctx context.Context, js jetstream.JetStream, stream, consumer, subject string, seq uint64, data []byte, reason string) error {
+// is gone, so the copy must be durable first. stored is false when a dead
+// letter of the same stream message exists already (a repeat is dropped), so
+// callers count each dead letter once.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, stream, consumer, subject string, seq uint64, data []byte, reason string) (stored bool, err error) {
 	m := nats.NewMsg(DLQSubjectPrefix + stream + "." + consumer)
 	m.Data = data
 	m.Header.Set(HeaderDLQReason, reason)
@@ -22,10 +24,11 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, stream, consumer, s
 	m.Header.Set(HeaderDLQSeq, strconv.FormatUint(seq, 10))
 	// One dead letter per stream message, however often we are asked.
 	m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:%s:%d", stream, seq))
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("events: dead-letter %s #%d: %w", stream, seq, err)
+	ack, err := js.PublishMsg(ctx, m)
+	if err != nil {
+		return false, fmt.Errorf("events: dead-letter %s #%d: %w", stream, seq, err)
 	}
-	return nil
+	return !ack.Duplicate, nil
 }
 
 // Publish sends an envelope to subject with its id as Nats-Msg-Id, so the

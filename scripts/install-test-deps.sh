@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages when it is missing:
 # real OpenSSH servers are the test bed (the harness starts sshd processes),
-# network namespaces need iproute2, and the benchmarks compare with rsync and pdsh.
+# network namespaces need iproute2, the benchmarks compare with rsync and pdsh,
+# and promtool (Debian's prometheus package) checks the compose stack's
+# Prometheus configuration and tests its alerting rules.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -12,6 +14,7 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v rsync >/dev/null || need+=(rsync)
 command -v pdsh >/dev/null || need+=(pdsh)
 command -v python3 >/dev/null || need+=(python3)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

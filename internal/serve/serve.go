@@ -176,6 +176,7 @@ func Run(ctx context.Context, o Options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
+	reg.MustRegister(buildInfo())
 	var ready atomic.Bool
 	var httpSrv *http.Server
 	if o.HTTPAddr != "" {
@@ -311,6 +312,32 @@ func lockDataDir(dir string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// Version is rh's version, the version label of rh_build_info (the CLI
+// sets it from its own, which the build stamps); empty: the module's
+// version or VCS revision from the build info.
+var Version string
+
+// buildInfo is rh_build_info{version} 1.
+func buildInfo() prometheus.Collector {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
+		v = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
+				v = s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "unknown"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rh_build_info", Help: "Always 1; its version label is rh's version.", ConstLabels: prometheus.Labels{"version": v},
+	})
+	g.Set(1)
+	return g
 }
 
 func startHTTP(addr string, reg *prometheus.Registry, nc *nats.Conn, ready *atomic.Bool, insecure bool, log *slog.Logger) (*http.Server, error) {

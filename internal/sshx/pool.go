@@ -28,6 +28,9 @@ type Pool struct {
 	// IdleTimeout closes connections with no session for this long.
 	// Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// OnDial, when set, is told of every dial the pool made: how long it
+	// took and its error (nil: connected). Set before first use.
+	OnDial func(took time.Duration, err error)
 
 	dials atomic.Int64
 
@@ -100,7 +103,11 @@ func (p *Pool) dial(ctx context.Context, key string, t Target, e *poolEntry) {
 	if d.KeepaliveInterval == 0 {
 		d.KeepaliveInterval = DefaultKeepaliveInterval
 	}
+	start := time.Now()
 	e.client, e.err = d.Dial(ctx, t)
+	if p.OnDial != nil {
+		p.OnDial(time.Since(start), e.err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e.err != nil && p.conns[key] == e {

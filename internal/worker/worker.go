@@ -19,6 +19,7 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/svc"
 )
 
 // Handler does the work an intent asks for and reports what it observed
@@ -110,9 +111,68 @@ type clusterSlot struct {
 }
 
 type metrics struct {
-	events   *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inflight prometheus.Gauge
+	events      *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	lag         prometheus.Observer
+	inflight    prometheus.Gauge
+	deadLetters *prometheus.CounterVec
+}
+
+// Event outcomes: the label values of rh_worker_events_total{outcome}.
+var eventOutcomes = []string{"acked", "retried", "dead_lettered", "stale", "failed", "superseded"}
+
+// intentTypes are the event types a worker handles; any other type (a
+// malformed or misrouted message) is counted as "unknown", so whoever can
+// publish cannot grow the label set.
+var intentTypes = []string{events.TypeCreate, events.TypeTeardown, events.TypeUpdate, events.TypeRefresh}
+
+func eventTypeLabel(t string) string {
+	for _, k := range intentTypes {
+		if t == k {
+			return t
+		}
+	}
+	return "unknown"
+}
+
+// HandleBuckets fit one event's handling: milliseconds for a stale or
+// refresh event, up to an hour and more for a cloud create handled until Up.
+var HandleBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200}
+
+// LagBuckets fit the time from an event's publication to its handling:
+// milliseconds on a bus that keeps up, minutes behind a busy worker.
+var LagBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
+
+func newMetrics(reg prometheus.Registerer, kind rh.Kind, durable string) *metrics {
+	f := promauto.With(reg)
+	k := prometheus.Labels{"kind": string(kind)}
+	m := &metrics{
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rh_worker_events_total", Help: "Lifecycle events consumed, by type (unknown for a type that is not an intent) and outcome (acked, retried, dead_lettered, stale, failed, superseded).",
+			ConstLabels: k,
+		}, []string{"event_type", "outcome"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rh_worker_handle_duration_seconds", Help: "Time to handle one lifecycle event (a create is handled until Up or failed).",
+			Buckets: HandleBuckets, ConstLabels: k,
+		}, []string{"event_type"}),
+		lag: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "rh_worker_event_lag_seconds", Help: "Time from an event's publication to the start of its handling, per delivery.",
+			Buckets: LagBuckets, ConstLabels: k,
+		}),
+		inflight:    f.NewGauge(prometheus.GaugeOpts{Name: "rh_worker_events_in_flight", Help: "Events being handled now.", ConstLabels: k}),
+		deadLetters: svc.DeadLetters(reg),
+	}
+	for _, t := range intentTypes {
+		for _, o := range eventOutcomes {
+			m.events.WithLabelValues(t, o)
+		}
+		m.duration.WithLabelValues(t)
+	}
+	m.events.WithLabelValues("unknown", "dead_lettered")
+	for _, c := range []string{svc.DeadMalformed, svc.DeadMisrouted, svc.DeadExhausted} {
+		m.deadLetters.WithLabelValues(events.StreamEvents, durable, c)
+	}
+	return m
 }
 
 // ErrSuperseded is the cancel cause of a create that a teardown overtook.
@@ -125,19 +185,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) (*W
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: cluster records: %w", cfg.Durable, err)
 	}
-	f := promauto.With(cfg.Registry)
 	return &Worker{
 		cfg: cfg, js: js, handler: h, records: kv, clusters: map[string]*clusterSlot{},
-		metrics: &metrics{
-			events: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "rh_worker_events_total", Help: "Lifecycle events consumed, by type and outcome (acked, retried, dead_lettered, stale, failed, superseded).",
-			}, []string{"kind", "event_type", "outcome"}),
-			duration: f.NewHistogramVec(prometheus.HistogramOpts{
-				Name: "rh_worker_handle_duration_seconds", Help: "Time to handle one lifecycle event.",
-				Buckets: prometheus.ExponentialBuckets(0.005, 3, 10),
-			}, []string{"kind", "event_type"}),
-			inflight: f.NewGauge(prometheus.GaugeOpts{Name: "rh_worker_events_in_flight", Help: "Events being handled now.", ConstLabels: prometheus.Labels{"kind": string(cfg.Kind)}}),
-		},
+		metrics: newMetrics(cfg.Registry, cfg.Kind, cfg.Durable),
 	}, nil
 }
 
@@ -252,20 +302,23 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
+	if lag := time.Since(md.Timestamp); lag >= 0 {
+		w.metrics.lag.Observe(lag.Seconds())
+	}
 	env, data, err := events.Decode(m.Data())
 	if err != nil {
-		w.deadLetter(ctx, m, md, "malformed event: "+err.Error())
+		w.deadLetter(ctx, m, md, svc.DeadMalformed, "malformed event: "+err.Error())
 		w.count(env.Type, "dead_lettered")
 		return
 	}
 	in, ok := data.(*events.ClusterIntent)
 	if !ok {
-		w.deadLetter(ctx, m, md, fmt.Sprintf("event type %s does not belong on %s", env.Type, m.Subject()))
+		w.deadLetter(ctx, m, md, svc.DeadMalformed, fmt.Sprintf("event type %s does not belong on %s", env.Type, m.Subject()))
 		w.count(env.Type, "dead_lettered")
 		return
 	}
 	if in.Spec.Kind != w.cfg.Kind {
-		w.deadLetter(ctx, m, md, fmt.Sprintf("cluster kind %s on the %s worker's subject", in.Spec.Kind, w.cfg.Kind))
+		w.deadLetter(ctx, m, md, svc.DeadMisrouted, fmt.Sprintf("cluster kind %s on the %s worker's subject", in.Spec.Kind, w.cfg.Kind))
 		w.count(env.Type, "dead_lettered")
 		return
 	}
@@ -309,7 +362,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 	start := time.Now()
 	r := &Reporter{js: w.js, worker: w.cfg.ID, kind: w.cfg.Kind, cluster: in.Cluster, generation: in.Generation}
 	err = w.handler(hctx, op, in, r)
-	w.metrics.duration.WithLabelValues(string(w.cfg.Kind), env.Type).Observe(time.Since(start).Seconds())
+	w.metrics.duration.WithLabelValues(eventTypeLabel(env.Type)).Observe(time.Since(start).Seconds())
 	w.metrics.inflight.Dec()
 	stopLease()
 
@@ -341,7 +394,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		if op != events.OpRefresh {
 			_ = r.Report(ctx, rh.PhaseFailed, reason, nil, nil)
 		}
-		w.deadLetter(ctx, m, md, reason)
+		w.deadLetter(ctx, m, md, svc.DeadExhausted, reason)
 		w.count(env.Type, "dead_lettered")
 	default:
 		delay := backoff(w.cfg.RetryBase, int(md.NumDelivered))
@@ -386,8 +439,9 @@ func (w *Worker) holdLease(ctx context.Context, m jetstream.Msg) func() {
 	return func() { once.Do(func() { close(done) }) }
 }
 
-func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
-	if err := events.DeadLetter(ctx, w.js, events.StreamEvents, w.cfg.Durable, m.Subject(), md.Sequence.Stream, m.Data(), reason); err != nil {
+func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, class, reason string) {
+	stored, err := events.DeadLetter(ctx, w.js, events.StreamEvents, w.cfg.Durable, m.Subject(), md.Sequence.Stream, m.Data(), reason)
+	if err != nil {
 		w.cfg.Logger.Error("cannot dead-letter; will retry", "err", err)
 		_ = m.NakWithDelay(w.cfg.RetryBase)
 		return
@@ -396,14 +450,14 @@ func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.
 	// stream without being carried out.
 	w.cfg.Logger.Warn("event dead-lettered", "subject", m.Subject(), "stream_seq", md.Sequence.Stream,
 		"deliveries", md.NumDelivered, "reason", reason)
+	if stored { // a redelivered dead letter is counted once
+		w.metrics.deadLetters.WithLabelValues(events.StreamEvents, w.cfg.Durable, class).Inc()
+	}
 	_ = m.Term()
 }
 
 func (w *Worker) count(eventType, outcome string) {
-	if eventType == "" {
-		eventType = "unknown"
-	}
-	w.metrics.events.WithLabelValues(string(w.cfg.Kind), eventType, outcome).Inc()
+	w.metrics.events.WithLabelValues(eventTypeLabel(eventType), outcome).Inc()
 }
 
 func opOf(eventType string) string {

@@ -22,7 +22,7 @@ func (s *Service) reconcileLoop(ctx context.Context) {
 
 // Reconcile runs one pass: it publishes again every intent that no worker has
 // observed for a while (a publish lost to a crash or an outage), asks the
-// workers to refresh every live cluster, and counts clusters by phase.
+// workers to refresh every live cluster, and counts clusters by phase and kind.
 func (s *Service) Reconcile(ctx context.Context) {
 	cs, err := s.all(ctx)
 	if err != nil {
@@ -31,9 +31,7 @@ func (s *Service) Reconcile(ctx context.Context) {
 	}
 	now := s.now()
 	tick := now.UnixNano() / int64(s.cfg.ReconcileEvery)
-	counts := map[rh.Phase]float64{}
 	for _, c := range cs {
-		counts[c.Status.Phase]++
 		if c.Intent.Generation > c.Status.ObservedGeneration && now.Sub(c.Intent.At) >= s.cfg.IntentRetryAfter {
 			// Same deterministic id: inside the duplicate window this is a no-op.
 			if err := s.publish(ctx, c.Intent.Op, c, 0); err != nil {
@@ -47,7 +45,5 @@ func (s *Service) Reconcile(ctx context.Context) {
 			}
 		}
 	}
-	for _, p := range rh.Phases {
-		s.m.phases.WithLabelValues(string(p)).Set(counts[p])
-	}
+	s.m.setClusters(cs, now)
 }

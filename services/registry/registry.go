@@ -165,7 +165,7 @@ func (s *Service) startAPI(ctx context.Context) error {
 	s.svc = sv
 	g := sv.AddGroup(api.RegistryPrefix)
 	add := func(name string, h micro.Handler) error {
-		if err := g.AddEndpoint(name, h); err != nil {
+		if err := g.AddEndpoint(name, svc.CountRequests(s.m.requests, name, h)); err != nil {
 			return fmt.Errorf("registry: endpoint %s: %w", name, err)
 		}
 		return nil
@@ -173,7 +173,7 @@ func (s *Service) startAPI(ctx context.Context) error {
 	ug := sv.AddGroup(api.UsersPrefix)
 	addUsers := func(name string, h micro.Handler) error {
 		// Endpoint names are unique per service: users.add, not add.
-		if err := ug.AddEndpoint("users-"+name, h, micro.WithEndpointSubject(name)); err != nil {
+		if err := ug.AddEndpoint("users-"+name, svc.CountRequests(s.m.requests, "users_"+name, h), micro.WithEndpointSubject(name)); err != nil {
 			return fmt.Errorf("registry: endpoint users.%s: %w", name, err)
 		}
 		return nil
@@ -247,7 +247,6 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	s.m.requests.WithLabelValues(api.OpCreate).Inc()
 	s.publishIntent(ctx, c)
 	return &api.ClusterReply{Cluster: c}, nil
 }
@@ -379,7 +378,6 @@ func (s *Service) Delete(ctx context.Context, req api.DeleteRequest) (*struct{},
 	if err := s.secrets.Delete(ctx, c.Name); err != nil {
 		s.log.Warn("cannot purge secrets", "cluster", c.Name, "err", err)
 	}
-	s.m.requests.WithLabelValues(api.OpDelete).Inc()
 	return &struct{}{}, nil
 }
 

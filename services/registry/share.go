@@ -45,7 +45,6 @@ func (s *Service) Share(ctx context.Context, req api.ShareRequest) (*api.Cluster
 	if err != nil {
 		return nil, err
 	}
-	s.m.requests.WithLabelValues(api.OpShare).Inc()
 	return &api.ClusterReply{Cluster: c}, nil
 }
 
@@ -74,7 +73,6 @@ func (s *Service) Unshare(ctx context.Context, req api.UnshareRequest) (*api.Clu
 	if err != nil {
 		return nil, err
 	}
-	s.m.requests.WithLabelValues(api.OpUnshare).Inc()
 	return &api.ClusterReply{Cluster: c}, nil
 }
 

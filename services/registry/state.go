@@ -15,6 +15,7 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/svc"
 )
 
 const stateConsumer = "registry"
@@ -85,16 +86,16 @@ func (s *Service) onReport(ctx context.Context, m jetstream.Msg) {
 		err = fmt.Errorf("event type %s is not a state report", env.Type)
 	}
 	if err != nil {
-		s.deadLetter(ctx, m, md, "malformed state report: "+err.Error())
+		s.deadLetter(ctx, m, md, svc.DeadMalformed, "malformed state report: "+err.Error())
 		return
 	}
 	if want := events.StateSubject(rep.Kind, rep.Cluster); m.Subject() != want {
-		s.deadLetter(ctx, m, md, fmt.Sprintf("report for %s/%s arrived on %s", rep.Kind, rep.Cluster, m.Subject()))
+		s.deadLetter(ctx, m, md, svc.DeadMisrouted, fmt.Sprintf("report for %s/%s arrived on %s", rep.Kind, rep.Cluster, m.Subject()))
 		return
 	}
 	outcome, err := s.Apply(ctx, rep)
 	if rh.ErrorCode(err) == rh.EINVALID {
-		s.deadLetter(ctx, m, md, "refused state report: "+err.Error())
+		s.deadLetter(ctx, m, md, svc.DeadRefused, "refused state report: "+err.Error())
 		return
 	}
 	if err != nil {
@@ -111,13 +112,17 @@ func (s *Service) onReport(ctx context.Context, m jetstream.Msg) {
 	_ = m.DoubleAck(ctx)
 }
 
-func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
+func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, class, reason string) {
 	s.log.Warn("dead-lettering", "subject", m.Subject(), "reason", reason)
-	if err := events.DeadLetter(ctx, s.js, md.Stream, md.Consumer, m.Subject(), md.Sequence.Stream, m.Data(), reason); err != nil {
+	stored, err := events.DeadLetter(ctx, s.js, md.Stream, md.Consumer, m.Subject(), md.Sequence.Stream, m.Data(), reason)
+	if err != nil {
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
 	s.m.reports.WithLabelValues("dead_lettered").Inc()
+	if stored {
+		s.m.deadLetters.WithLabelValues(md.Stream, md.Consumer, class).Inc()
+	}
 	_ = m.Term()
 }
 
@@ -141,9 +146,9 @@ func (s *Service) Apply(ctx context.Context, rep *events.StateReport) (string, e
 		return "", err
 	}
 	outcome := OutcomeApplied
-	var becameUp bool
+	var becameUp, becameFailed bool
 	c, err := s.mutate(ctx, rep.Cluster, func(c *rh.Cluster) (bool, error) {
-		becameUp = false
+		becameUp, becameFailed = false, false
 		if err := checkProxyCommands(rep, c); err != nil {
 			return false, err
 		}
@@ -176,6 +181,7 @@ func (s *Service) Apply(ctx context.Context, rep *events.StateReport) (string, e
 			c.History[len(c.History)-1].Generation = rep.Generation
 		}
 		becameUp = rep.Phase == rh.PhaseUp && st.Phase != rh.PhaseUp && st.Phase != rh.PhaseDegraded
+		becameFailed = rep.Phase == rh.PhaseFailed && failedCreate(c)
 		st.Phase, st.Message, st.Owner, st.ReportedAt = rep.Phase, rep.Message, rep.Worker, rep.ObservedAt
 		if rep.Nodes != nil || rep.Phase.Final() {
 			st.Nodes = rep.Nodes
@@ -194,8 +200,11 @@ func (s *Service) Apply(ctx context.Context, rep *events.StateReport) (string, e
 	if err != nil {
 		return "", err
 	}
-	if becameUp {
-		s.m.provision.WithLabelValues(string(c.Spec.Kind)).Observe(rep.ObservedAt.Sub(c.Intent.At).Seconds())
+	if becameUp && c.Intent.Op == events.OpCreate {
+		s.m.provision.WithLabelValues(string(c.Spec.Kind), provisionUp).Observe(rep.ObservedAt.Sub(c.Intent.At).Seconds())
+	}
+	if becameFailed {
+		s.m.provision.WithLabelValues(string(c.Spec.Kind), provisionFailed).Observe(rep.ObservedAt.Sub(c.Intent.At).Seconds())
 	}
 	return outcome, nil
 }
@@ -238,9 +247,13 @@ func (s *Service) deadLetterExhausted(ctx context.Context, stream, consumer stri
 		return
 	}
 	reason := fmt.Sprintf("no worker completed it after %d deliveries", deliveries)
-	if err := events.DeadLetter(ctx, s.js, stream, consumer, raw.Subject, seq, raw.Data, reason); err != nil {
+	stored, err := events.DeadLetter(ctx, s.js, stream, consumer, raw.Subject, seq, raw.Data, reason)
+	if err != nil {
 		s.log.Error("cannot dead-letter exhausted event", "seq", seq, "err", err)
 		return
+	}
+	if stored {
+		s.m.deadLetters.WithLabelValues(events.StreamEvents, consumerLabel(consumer), svc.DeadMaxDeliveries).Inc()
 	}
 	_, data, err := events.Decode(raw.Data)
 	in, ok := data.(*events.ClusterIntent)
@@ -252,6 +265,9 @@ func (s *Service) deadLetterExhausted(ctx context.Context, stream, consumer stri
 			return false, nil
 		}
 		msg := fmt.Sprintf("%s event dead-lettered: %s", in.Spec.Kind, reason)
+		if failedCreate(c) {
+			s.m.provision.WithLabelValues(string(c.Spec.Kind), provisionFailed).Observe(s.now().Sub(c.Intent.At).Seconds())
+		}
 		s.record(c, rh.PhaseFailed, msg)
 		c.Status.Phase, c.Status.Message = rh.PhaseFailed, msg
 		return true, nil
@@ -337,4 +353,10 @@ func truncate(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + truncatedMark
+}
+
+// failedCreate reports whether failing c now ends a create (or up) before
+// the cluster was first Up: the failure counterpart of a provision time.
+func failedCreate(c *rh.Cluster) bool {
+	return c.Intent.Op == events.OpCreate && c.Status.Phase.Rank() < rh.PhaseUp.Rank()
 }

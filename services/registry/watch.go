@@ -23,7 +23,7 @@ import (
 
 func (s *Service) addWatch(ctx context.Context, sv micro.Service) error {
 	h := micro.HandlerFunc(func(r micro.Request) { s.handleWatch(ctx, r) })
-	if err := sv.AddEndpoint("watch", h, micro.WithEndpointSubject(api.WatchSubject)); err != nil {
+	if err := sv.AddEndpoint("watch", svc.CountRequests(s.m.requests, "watch", h), micro.WithEndpointSubject(api.WatchSubject)); err != nil {
 		return err
 	}
 	return nil
@@ -60,6 +60,7 @@ func (s *Service) handleWatch(ctx context.Context, r micro.Request) {
 		return
 	}
 	s.m.watches.Inc()
+	svc.Counted(r, "ok")
 	// The handler must return: micro serves one endpoint's requests in turn.
 	d := svc.Detach(s.nc, r)
 	s.wg.Go(func() { s.streamRecord(ctx, d, caller, c, rev) })

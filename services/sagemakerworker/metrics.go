@@ -24,8 +24,11 @@ func newMetrics(reg prometheus.Registerer) *worker.CloudMetrics {
 	return worker.NewCloudMetrics(reg, worker.CloudMetricNames{
 		Outcomes: "rh_sagemakerworker_jobs_total", OutcomesHelp: "Training job creates by outcome (created, adopted, training, failed, retried, cancelled).",
 		Duration: "rh_sagemakerworker_create_to_training_seconds", DurationHelp: "Time from creating (or adopting) a training job to its reaching Training, or failing first.",
-		DurationBuckets: prometheus.ExponentialBuckets(0.01, 3, 13),
+		DurationBuckets: worker.CloudBuckets,
+		OutcomeValues:   []string{outcomeCreated, outcomeAdopted, outcomeTraining, outcomeFailed, outcomeRetried, outcomeCancelled},
 		APIErrors:       "rh_sagemakerworker_aws_errors_total", APIErrorsHelp: "AWS API errors by operation and error code (unknown codes grouped by fault).", ErrorLabel: "code",
+		ErrorOps:     []string{"create", "describe", "get_caller_identity", "stop"},
+		ErrorClasses: errorCodes(),
 	}, errorCode)
 }
 
@@ -38,6 +41,15 @@ var knownCodes = map[string]bool{
 	"ExpiredTokenException": true, "InvalidSignatureException": true, "IncompleteSignatureException": true,
 	"MissingAuthenticationTokenException": true, "InvalidClientTokenId": true, "AccessDenied": true,
 	"SignatureDoesNotMatch": true, "ExpiredToken": true,
+}
+
+// errorCodes are every value errorCode returns.
+func errorCodes() []string {
+	out := []string{"other_server", "other_client", "http", "network_or_credentials"}
+	for c := range knownCodes {
+		out = append(out, c)
+	}
+	return out
 }
 
 // errorCode maps an error to a bounded label value.

@@ -23,10 +23,17 @@ func newMetrics(reg prometheus.Registerer) *worker.CloudMetrics {
 	return worker.NewCloudMetrics(reg, worker.CloudMetricNames{
 		Outcomes: "rh_skyworker_launches_total", OutcomesHelp: "On-demand launches by outcome (up, adopted, failed, retried, cancelled).",
 		Duration: "rh_skyworker_launch_duration_seconds", DurationHelp: "Time from submitting (or resuming) a SkyPilot launch to its end, by outcome.",
-		DurationBuckets: prometheus.ExponentialBuckets(0.01, 3, 12),
+		DurationBuckets: worker.CloudBuckets,
+		OutcomeValues:   []string{outcomeUp, outcomeAdopted, outcomeFailed, outcomeRetried, outcomeCancelled},
 		APIErrors:       "rh_skyworker_skypilot_errors_total", APIErrorsHelp: "SkyPilot API errors by operation and type.", ErrorLabel: "type",
+		ErrorOps:     []string{"api_status", "autostop", "cancel", "down", "launch", "launch_wait", "status"},
+		ErrorClasses: errorTypes,
 	}, errorType)
 }
+
+// errorTypes are every value errorType returns.
+var errorTypes = []string{"resources_unavailable", "invalid_config", "cluster_does_not_exist", "request_failed", "unauthorized",
+	"version_mismatch", "unavailable", "request_not_found", "request_cancelled", "http", "network", "other"}
 
 // errorType maps an error to a bounded label value.
 func errorType(err error) string {

@@ -234,6 +234,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		IdleTimeout: cfg.IdleTimeout,
 	}
 	s.m = newMetrics(cfg.Registry, s.pool)
+	s.pool.OnDial = s.m.dialed
 	s.handles = newHandleTable(cfg.MaxOpenFiles)
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 

@@ -325,7 +325,7 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		if code != 0 {
 			outcome = "nonzero"
 		}
-		m.latency.Observe(time.Since(start).Seconds())
+		m.commandTook(t.Kind, opRun, start)
 	}
 	m.commands.WithLabelValues(outcome).Inc()
 	msg := nats.NewMsg(r.reply)

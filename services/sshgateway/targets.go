@@ -26,6 +26,8 @@ import (
 // nodeTarget is one node of a cluster and how to reach it. Target holds
 // secrets: log Label or Target (whose LogValue hides them), never fields.
 type nodeTarget struct {
+	// Kind is the cluster's kind (a metrics label).
+	Kind   rh.Kind
 	Index  int
 	Label  string
 	Node   rh.Node
@@ -112,14 +114,14 @@ func (s *Service) targetsFor(name, owner string, spec rh.Spec, reported []rh.Nod
 					n.InternalAddress, n.HostKey, n.Facts = r.InternalAddress, r.HostKey, r.Facts
 				}
 			}
-			out = append(out, nodeTarget{Index: i, Node: n, SpecProxy: b.ProxyCommand != "", Owner: owner})
+			out = append(out, nodeTarget{Kind: spec.Kind, Index: i, Node: n, SpecProxy: b.ProxyCommand != "", Owner: owner})
 		}
 	} else {
 		// Node proxy commands of other kinds come from their worker's
 		// reports, which the registry accepts only from that worker and
 		// validates: they are trusted here.
 		for i, r := range reported {
-			out = append(out, nodeTarget{Index: i, Node: r})
+			out = append(out, nodeTarget{Kind: spec.Kind, Index: i, Node: r})
 		}
 	}
 	if len(out) == 0 {
