@@ -41,7 +41,7 @@ func (a *app) serveCmd() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			o.Logger = a.logger(level)
-			o.Getenv = a.io.Getenv
+			o.Getenv, o.Version = a.io.Getenv, Version
 			if o.StoreKey == "" {
 				o.StoreKey = a.io.Getenv(auth.StoreKeyEnv)
 			}

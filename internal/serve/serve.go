@@ -57,6 +57,8 @@ type Options struct {
 	// NATS cluster of three or more servers, else 1, and never lowers what a
 	// stream already has.
 	Replicas int
+	// Version is rh's version, shown by rh_build_info.
+	Version string
 	// Getenv reads the process environment for services that take settings
 	// from it (AWS's, SageMaker's role); nil reads nothing.
 	Getenv func(string) string
@@ -176,7 +178,7 @@ func Run(ctx context.Context, o Options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
-	reg.MustRegister(buildInfo())
+	reg.MustRegister(buildInfo(o.Version))
 	var ready atomic.Bool
 	var httpSrv *http.Server
 	if o.HTTPAddr != "" {
@@ -314,14 +316,10 @@ func lockDataDir(dir string) (func(), error) {
 	}, nil
 }
 
-// Version is rh's version, the version label of rh_build_info (the CLI
-// sets it from its own, which the build stamps); empty: the module's
-// version or VCS revision from the build info.
-var Version string
-
-// buildInfo is rh_build_info{version} 1.
-func buildInfo() prometheus.Collector {
-	v := Version
+// buildInfo is rh_build_info{version} 1: version is rh's (the CLI's, which
+// the build stamps); empty means the module's version or VCS revision.
+func buildInfo(version string) prometheus.Collector {
+	v := version
 	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
 		v = bi.Main.Version
 		for _, s := range bi.Settings {
