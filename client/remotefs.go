@@ -72,43 +72,64 @@ func (r *remoteFS) Stat(ctx context.Context, p string) (filesync.Entry, error) {
 	return e, nil
 }
 
+// Walk implements filesync.FS: the gateway walks the node's tree and the
+// entries come back in pages.
 func (r *remoteFS) Walk(ctx context.Context, root string, opts filesync.WalkOptions) ([]filesync.Entry, error) {
-	nc := r.c.nc
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("client: walk: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	req := r.req(root)
 	req.Rules, req.Side = opts.Rules, int(opts.Side)
-	body, _ := json.Marshal(req)
-	if err := nc.PublishRequest(api.FSStreamSubject(api.FSWalk), inbox, body); err != nil {
-		return nil, fmt.Errorf("client: walk: %w", err)
-	}
 	var out []filesync.Entry
+	err := streamPages(ctx, r.c, api.FSWalk, req, r.c.timeout, func(page api.FSWalkPage) error {
+		for _, e := range page.Entries {
+			out = append(out, fromWire(e))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// streamPages asks the streamed file endpoint op and hands each page of its
+// answer, decoded into a P, to add, until a page comes without api.HdrMore
+// (see api.FSWalkPage). wait bounds the silence before each page.
+func streamPages[P any](ctx context.Context, c *Client, op string, req api.FSRequest, wait time.Duration, add func(P) error) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", op, err)
+	}
+	// The pages come to our own inbox, the request's reply subject.
+	inbox := c.nc.NewInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", op, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.nc.PublishRequest(api.FSStreamSubject(op), inbox, body); err != nil {
+		return fmt.Errorf("client: %s: %w", op, err)
+	}
 	for {
-		wctx, cancel := context.WithTimeout(ctx, r.c.timeout)
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		m, err := sub.NextMsgWithContext(wctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
-			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "walk " + root + ": the gateway did not answer in time", Err: err}
+			return &rh.Error{Code: rh.EUNAVAILABLE, Message: op + " " + req.Path + ": the gateway did not answer in time", Err: err}
 		}
 		if err := msgError(m); err != nil {
-			return nil, err
+			return err
 		}
-		var page api.FSWalkPage
+		var page P
 		if err := json.Unmarshal(m.Data, &page); err != nil {
-			return nil, fmt.Errorf("client: walk %s: decode page: %w", root, err)
+			return fmt.Errorf("client: %s %s: decode page: %w", op, req.Path, err)
 		}
-		for _, e := range page.Entries {
-			out = append(out, fromWire(e))
+		if err := add(page); err != nil {
+			return err
 		}
 		if m.Header.Get(api.HdrMore) == "" {
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -160,49 +181,24 @@ func (*agentRemoteFS) MtimePrecision() time.Duration { return time.Nanosecond }
 // HashBlocks implements filesync.Hasher: the node hashes its own file and
 // the sums come back in pages.
 func (r *agentRemoteFS) HashBlocks(ctx context.Context, p string, blockSize int) ([]filesync.BlockSum, error) {
-	nc := r.c.nc
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("client: hashblocks: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	req := r.req(p)
 	req.BlockSize = blockSize
-	body, _ := json.Marshal(req)
-	if err := nc.PublishRequest(api.FSStreamSubject(api.FSHashBlocks), inbox, body); err != nil {
-		return nil, fmt.Errorf("client: hashblocks: %w", err)
-	}
 	var out []filesync.BlockSum
-	for {
-		// Hashing a large file takes a while before the first page.
-		wctx, cancel := context.WithTimeout(ctx, max(r.c.timeout, 5*time.Minute))
-		m, err := sub.NextMsgWithContext(wctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "hashblocks " + p + ": the gateway did not answer in time", Err: err}
-		}
-		if err := msgError(m); err != nil {
-			return nil, err
-		}
-		var page api.FSSumsPage
-		if err := json.Unmarshal(m.Data, &page); err != nil {
-			return nil, fmt.Errorf("client: hashblocks %s: decode page: %w", p, err)
-		}
+	// Hashing a large file takes a while before the first page.
+	err := streamPages(ctx, r.c, api.FSHashBlocks, req, max(r.c.timeout, 5*time.Minute), func(page api.FSSumsPage) error {
 		for _, b := range page.Sums {
 			var s filesync.Sum
 			if err := s.UnmarshalText([]byte(b.Sum)); err != nil {
-				return nil, fmt.Errorf("client: hashblocks %s: %w", p, err)
+				return fmt.Errorf("client: hashblocks %s: %w", p, err)
 			}
 			out = append(out, filesync.BlockSum{Size: b.Size, Sum: s})
 		}
-		if m.Header.Get(api.HdrMore) == "" {
-			return out, nil
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Patch implements filesync.Patcher: the patch and the literal blocks go to

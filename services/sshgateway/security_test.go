@@ -133,6 +133,15 @@ func TestSecureAccessOnEveryEndpoint(t *testing.T) {
 	wantForbidden(t, "bob walk", streamCall(t, bob.Conn(), api.FSStreamSubject(api.FSWalk), api.FSRequest{Name: "alpha", Path: "/etc"}))
 	wantForbidden(t, "bob hashblocks", streamCall(t, bob.Conn(), api.FSStreamSubject(api.FSHashBlocks),
 		api.FSRequest{Name: "alpha", Path: "/etc/hostname", BlockSize: 1024}))
+	// The streamed endpoints decode as strictly as the others: a field the
+	// API does not have is an invalid request naming it, even for the owner.
+	for _, op := range []string{api.FSWalk, api.FSHashBlocks} {
+		err := streamCall(t, alice.Conn(), api.FSStreamSubject(op),
+			map[string]any{"name": "alpha", "path": "/etc/hostname", "block_size": 1024, "recursive": true})
+		if !errors.Is(err, rh.ErrInvalid) || !strings.Contains(err.Error(), `"recursive"`) {
+			t.Errorf("%s with an unknown field: %v, want invalid naming it", op, err)
+		}
+	}
 
 	// A viewer reads but cannot run or connect.
 	if err := vic.Call(ctx, api.SSHSubject(api.SSHOpStatus), api.LiveRequest{Name: "alpha"}, nil); err != nil {
