@@ -12,7 +12,7 @@ import (
 	"github.com/rhq/rh/internal/filesync"
 )
 
-// SyncOptions control Put and Get.
+// SyncOptions control Upload and Download.
 type SyncOptions struct {
 	// Node is "head" (default), "all", an index or an address.
 	Node string
@@ -45,19 +45,19 @@ type SyncResult struct {
 	BytesSkipped int64  `json:"bytes_skipped"`
 }
 
-// Put makes remote on the chosen nodes a copy of local, moving only what
-// changed (see filesync.Sync for the path rules). Files stream in chunks;
-// nothing is held whole in memory.
-func (c *Client) Put(ctx context.Context, name, local, remote string, o SyncOptions) ([]SyncResult, error) {
+// Upload makes remote on the chosen nodes a copy of local, moving only what
+// changed (see filesync.Sync for the path rules); `rhcli put`. Files stream
+// in chunks; nothing is held whole in memory.
+func (c *Client) Upload(ctx context.Context, name, local, remote string, o SyncOptions) ([]SyncResult, error) {
 	return c.sync(ctx, name, o, func(r filesync.FS, _ bool) (filesync.FS, string, filesync.FS, string) {
 		return filesync.LocalFS{}, local, r, remote
 	})
 }
 
-// GetFiles makes local a copy of remote on the chosen node (Get is taken by
-// cluster records). With several nodes,
-// each one's copy goes to local/<node>.
-func (c *Client) GetFiles(ctx context.Context, name, remote, local string, o SyncOptions) ([]SyncResult, error) {
+// Download makes local a copy of remote on the chosen node, as Upload does
+// the other way; `rhcli get`. With several nodes, each one's copy goes to
+// local/<node>.
+func (c *Client) Download(ctx context.Context, name, remote, local string, o SyncOptions) ([]SyncResult, error) {
 	return c.sync(ctx, name, o, func(r filesync.FS, several bool) (filesync.FS, string, filesync.FS, string) {
 		dst := local
 		if several {

@@ -128,7 +128,7 @@ func TestSecureAccessOnEveryEndpoint(t *testing.T) {
 		wantForbidden(t, "bob fs."+op, bob.Call(ctx, api.FSSubject(op), api.FSRequest{Name: "alpha", Path: "/etc/hostname"}, nil))
 	}
 	dir := t.TempDir()
-	_, err = bob.GetFiles(ctx, "alpha", "/etc", filepath.Join(dir, "etc"), client.SyncOptions{})
+	_, err = bob.Download(ctx, "alpha", "/etc", filepath.Join(dir, "etc"), client.SyncOptions{})
 	wantForbidden(t, "bob get", err)
 	wantForbidden(t, "bob walk", streamCall(t, bob.Conn(), api.FSStreamSubject(api.FSWalk), api.FSRequest{Name: "alpha", Path: "/etc"}))
 	wantForbidden(t, "bob hashblocks", streamCall(t, bob.Conn(), api.FSStreamSubject(api.FSHashBlocks),
@@ -161,7 +161,7 @@ func TestSecureAccessOnEveryEndpoint(t *testing.T) {
 	_, err = rita.SSHInfo(ctx, "alpha", "")
 	wantForbidden(t, "read share connect", err)
 	wantForbidden(t, "read share put", func() error {
-		_, err := rita.Put(ctx, "alpha", dir, "/tmp/x", client.SyncOptions{})
+		_, err := rita.Upload(ctx, "alpha", dir, "/tmp/x", client.SyncOptions{})
 		return err
 	}())
 
