@@ -183,6 +183,21 @@ func (c *Client) Call(ctx context.Context, subject string, req, resp any) error 
 	return nil
 }
 
+// msgError decodes an error answer of a raw request, as Call does.
+func msgError(m *nats.Msg) error {
+	if m.Header.Get("Status") == "503" {
+		return &rh.Error{Code: rh.EUNAVAILABLE, Message: "no sshgateway service answers: is `rhcli serve` running with it?"}
+	}
+	if m.Header.Get(micro.ErrorCodeHeader) == "" {
+		return nil
+	}
+	var e rh.Error
+	if json.Unmarshal(m.Data, &e) == nil && e.Code != "" {
+		return fsError(&e)
+	}
+	return &rh.Error{Code: rh.EINTERNAL, Message: m.Header.Get(micro.ErrorHeader)}
+}
+
 func (c *Client) cluster(ctx context.Context, op string, req any) (*rh.Cluster, error) {
 	var r api.ClusterReply
 	if err := c.Call(ctx, api.RegistrySubject(op), req, &r); err != nil {

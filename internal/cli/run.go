@@ -324,7 +324,7 @@ func (a *app) putCmd() *cobra.Command {
 		Short: "Copy local files to a cluster's nodes; only what changed moves",
 		Args:  exactArgs(3, "NAME", "LOCAL", "REMOTE"),
 		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-			res, err := cl.Put(ctx, args[0], args[1], args[2], f.options())
+			res, err := cl.Upload(ctx, args[0], args[1], args[2], f.options())
 			return a.printSync(res, err, "sent")
 		}),
 	}
@@ -339,7 +339,7 @@ func (a *app) getFilesCmd() *cobra.Command {
 		Short: "Copy files from a cluster's nodes (several nodes: into LOCAL/<node>)",
 		Args:  exactArgs(3, "NAME", "REMOTE", "LOCAL"),
 		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
-			res, err := cl.GetFiles(ctx, args[0], args[1], args[2], f.options())
+			res, err := cl.Download(ctx, args[0], args[1], args[2], f.options())
 			return a.printSync(res, err, "received")
 		}),
 	}

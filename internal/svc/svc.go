@@ -36,14 +36,10 @@ func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, authn *auth.Au
 			RespondError(r, err)
 			return
 		}
-		var req Req
-		if len(bytes.TrimSpace(r.Data())) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(r.Data()))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				RespondError(r, rh.Invalid("request", "not a valid request body: %v", err))
-				return
-			}
+		req, err := Decode[Req](r.Data())
+		if err != nil {
+			RespondError(r, err)
+			return
 		}
 		rctx, cancel := context.WithTimeout(auth.WithCaller(ctx, caller), Timeout)
 		defer cancel()
@@ -58,6 +54,22 @@ func Handle[Req, Resp any](ctx context.Context, log *slog.Logger, authn *auth.Au
 		}
 		_ = r.RespondJSON(resp)
 	})
+}
+
+// Decode decodes a request body strictly: an unknown field is an invalid
+// request naming it. An empty body is the zero request. Every endpoint,
+// typed (Handle) or raw (streams), decodes through it so they agree.
+func Decode[Req any](data []byte) (Req, error) {
+	var req Req
+	if len(bytes.TrimSpace(data)) == 0 {
+		return req, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, rh.Invalid("request", "not a valid request body: %v", err)
+	}
+	return req, nil
 }
 
 // RawResponse is a response already encoded as JSON, sent as it is: large

@@ -267,7 +267,7 @@ func TestAgentFallbackOnReadOnlyHome(t *testing.T) {
 	src := t.TempDir()
 	_ = os.WriteFile(filepath.Join(src, "f"), bytes.Repeat([]byte("x"), 300<<10), 0o640)
 	dst := filepath.Join(t.TempDir(), "d")
-	r, err := e.cl.Put(context.Background(), "ro", src, dst, client.SyncOptions{})
+	r, err := e.cl.Upload(context.Background(), "ro", src, dst, client.SyncOptions{})
 	if err != nil || r[0].FilesSent != 1 {
 		t.Fatalf("put = %+v, %v", r, err)
 	}
@@ -323,7 +323,7 @@ func TestAgentDeltaPutGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	remote := filepath.Join(t.TempDir(), "r")
-	if r, err := e.cl.Put(ctx, "delta", src, remote, client.SyncOptions{}); err != nil || r[0].BytesSent != size {
+	if r, err := e.cl.Upload(ctx, "delta", src, remote, client.SyncOptions{}); err != nil || r[0].BytesSent != size {
 		t.Fatalf("first put = %+v, %v", r, err)
 	}
 	// Change 1 MiB in the middle, and the time, so the file is compared.
@@ -332,7 +332,7 @@ func TestAgentDeltaPutGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	up0 := counter(t, e.prom, "rh_ssh_bytes_total", "upload")
-	r, err := e.cl.Put(ctx, "delta", src, remote, client.SyncOptions{})
+	r, err := e.cl.Upload(ctx, "delta", src, remote, client.SyncOptions{})
 	if err != nil || r[0].FilesSent != 1 || r[0].BytesSent < changed || r[0].BytesSent > changed+256<<10 {
 		t.Fatalf("delta put = %+v, %v", r, err)
 	}
@@ -358,7 +358,7 @@ func TestAgentDeltaPutGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	down0 := counter(t, e.prom, "rh_ssh_bytes_total", "download")
-	r, err = e.cl.GetFiles(ctx, "delta", remote, back, client.SyncOptions{})
+	r, err = e.cl.Download(ctx, "delta", remote, back, client.SyncOptions{})
 	if err != nil || r[0].FilesSent != 1 || r[0].BytesSent < changed || r[0].BytesSent > changed+256<<10 {
 		t.Fatalf("delta get = %+v, %v", r, err)
 	}
@@ -372,7 +372,7 @@ func TestAgentDeltaPutGet(t *testing.T) {
 	// --filter rules apply (rsync style), on an agent node.
 	_ = os.WriteFile(filepath.Join(src, "a.o"), []byte("obj"), 0o644)
 	_ = os.WriteFile(filepath.Join(src, "keep.o"), []byte("obj"), 0o644)
-	if _, err := e.cl.Put(ctx, "delta", src, remote, client.SyncOptions{Filter: []string{"+ keep.o", "- *.o"}}); err != nil {
+	if _, err := e.cl.Upload(ctx, "delta", src, remote, client.SyncOptions{Filter: []string{"+ keep.o", "- *.o"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(remote, "a.o")); !os.IsNotExist(err) {

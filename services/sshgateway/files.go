@@ -116,49 +116,81 @@ const (
 	walkPageBytes = 256 << 10
 )
 
-// fsWalk answers with several messages: pages of entries, all but the
-// last marked HdrMore. A tree of any size fits.
+// fsWalk answers a walk of the node's tree in pages of entries.
 func (s *Service) fsWalk(r micro.Request) {
-	var req api.FSRequest
-	ctx, cancel, err := s.request(r, 5*time.Minute, &req)
+	streamList(s, r, "walk", 5*time.Minute, pager[filesync.Entry]{
+		perPage: walkPage, maxBytes: walkPageBytes,
+		size: func(e filesync.Entry) int { return len(e.Path) + len(e.LinkTarget) + 96 },
+		page: func(es []filesync.Entry) any {
+			page := api.FSWalkPage{Entries: make([]api.FSEntry, 0, len(es))}
+			for _, e := range es {
+				page.Entries = append(page.Entries, toWire(e))
+			}
+			return page
+		},
+	}, func(ctx context.Context, req api.FSRequest) ([]filesync.Entry, error) {
+		f, err := s.nodeFS(ctx, req.Name, req.Node)
+		if err != nil {
+			return nil, err
+		}
+		ents, err := f.Walk(ctx, req.Path, filesync.WalkOptions{Rules: req.Rules, Side: filesync.Side(req.Side)})
+		if err != nil {
+			return nil, fsErr("walk", req.Path, err)
+		}
+		return ents, nil
+	})
+}
+
+// pager cuts a list into the pages of a streamed answer.
+type pager[T any] struct {
+	// perPage and, when size is set, maxBytes bound a page: size estimates
+	// one item's encoded length (paths may be long, and NATS refuses
+	// messages over its limit, 1 MiB by default).
+	perPage, maxBytes int
+	size              func(T) int
+	// page makes the wire page (api.FSWalkPage, api.FSSumsPage) of items.
+	page func(items []T) any
+}
+
+// streamList serves a streamed file request whose answer is a list, made by
+// list after the request is authenticated and decoded strictly. The list goes
+// back in pages, all but the last marked api.HdrMore, then the empty message
+// that ends the stream: a list of any size fits.
+func streamList[T any](s *Service, r micro.Request, op string, timeout time.Duration, pg pager[T], list func(context.Context, api.FSRequest) ([]T, error)) {
+	ctx, cancel, req, err := request[api.FSRequest](s, r, timeout)
 	if err != nil {
 		s.respondStreamError(r, err)
 		return
 	}
 	defer cancel()
-	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	items, err := list(ctx, req)
 	if err != nil {
 		s.respondStreamError(r, err)
 		return
 	}
-	ents, err := f.Walk(ctx, req.Path, filesync.WalkOptions{Rules: req.Rules, Side: filesync.Side(req.Side)})
-	if err != nil {
-		s.respondStreamError(r, fsErr("walk", req.Path, err))
-		return
-	}
 	for start := 0; ; {
-		// A page is sized before it is sent: paths may be long, and NATS
-		// refuses messages over its limit (1 MiB by default).
 		end, size := start, 0
-		for end < len(ents) && end-start < walkPage && size < walkPageBytes {
-			size += len(ents[end].Path) + len(ents[end].LinkTarget) + 96
+		for end < len(items) && end-start < pg.perPage && (pg.size == nil || size < pg.maxBytes) {
+			if pg.size != nil {
+				size += pg.size(items[end])
+			}
 			end++
 		}
-		page := api.FSWalkPage{Entries: make([]api.FSEntry, 0, end-start)}
-		for _, e := range ents[start:end] {
-			page.Entries = append(page.Entries, toWire(e))
+		body, err := json.Marshal(pg.page(items[start:end]))
+		if err != nil {
+			s.respondStreamError(r, fmt.Errorf("%s: encode page: %w", op, err))
+			return
 		}
-		body, _ := json.Marshal(page)
 		m := nats.NewMsg(r.Reply())
 		m.Data = body
-		if end < len(ents) {
+		if end < len(items) {
 			m.Header.Set(api.HdrMore, "1")
 		}
 		if err := s.nc.PublishMsg(m); err != nil {
-			s.log.Warn("walk: publish page failed", "err", err)
+			s.log.Warn(op+": publish page failed", "err", err)
 			return
 		}
-		if end == len(ents) {
+		if end == len(items) {
 			s.endStream(r.Reply())
 			return
 		}
@@ -292,48 +324,29 @@ const sumsPage = 4000
 // fsHashBlocks answers the block sums of a file, hashed by the node's agent,
 // in pages (a file of many blocks has more sums than one message holds).
 func (s *Service) fsHashBlocks(r micro.Request) {
-	var req api.FSRequest
-	ctx, cancel, err := s.request(r, 10*time.Minute, &req)
-	if err != nil {
-		s.respondStreamError(r, err)
-		return
-	}
-	defer cancel()
-	if req.BlockSize <= 0 || req.BlockSize > 64<<20 {
-		s.respondStreamError(r, rh.Invalid("block_size", "%d is outside 1-%d", req.BlockSize, 64<<20))
-		return
-	}
-	af, err := s.agentFS(ctx, req.Name, req.Node)
-	if err != nil {
-		s.respondStreamError(r, err)
-		return
-	}
-	sums, err := af.HashBlocks(ctx, req.Path, req.BlockSize)
-	if err != nil {
-		s.respondStreamError(r, fsErr("hash", req.Path, err))
-		return
-	}
-	for start := 0; ; start += sumsPage {
-		end := min(start+sumsPage, len(sums))
-		page := api.FSSumsPage{Sums: make([]api.FSBlockSum, 0, end-start)}
-		for _, b := range sums[start:end] {
-			page.Sums = append(page.Sums, api.FSBlockSum{Size: b.Size, Sum: b.Sum.String()})
+	streamList(s, r, "hashblocks", 10*time.Minute, pager[filesync.BlockSum]{
+		perPage: sumsPage,
+		page: func(bs []filesync.BlockSum) any {
+			page := api.FSSumsPage{Sums: make([]api.FSBlockSum, 0, len(bs))}
+			for _, b := range bs {
+				page.Sums = append(page.Sums, api.FSBlockSum{Size: b.Size, Sum: b.Sum.String()})
+			}
+			return page
+		},
+	}, func(ctx context.Context, req api.FSRequest) ([]filesync.BlockSum, error) {
+		if req.BlockSize <= 0 || req.BlockSize > 64<<20 {
+			return nil, rh.Invalid("block_size", "%d is outside 1-%d", req.BlockSize, 64<<20)
 		}
-		body, _ := json.Marshal(page)
-		m := nats.NewMsg(r.Reply())
-		m.Data = body
-		if end < len(sums) {
-			m.Header.Set(api.HdrMore, "1")
+		af, err := s.agentFS(ctx, req.Name, req.Node)
+		if err != nil {
+			return nil, err
 		}
-		if err := s.nc.PublishMsg(m); err != nil {
-			s.log.Warn("hashblocks: publish page failed", "err", err)
-			return
+		sums, err := af.HashBlocks(ctx, req.Path, req.BlockSize)
+		if err != nil {
+			return nil, fsErr("hash", req.Path, err)
 		}
-		if end == len(sums) {
-			s.endStream(r.Reply())
-			return
-		}
-	}
+		return sums, nil
+	})
 }
 
 // fsPatch opens a write handle whose byte stream (see api.FSPatch) the

@@ -110,7 +110,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	makeTree(t, src)
 	// The node runs on this machine, so its files can be checked directly.
 	remote := filepath.Join(t.TempDir(), "dst")
-	res, err := e.cl.Put(ctx, "files", src, remote, client.SyncOptions{})
+	res, err := e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 
 	// Nothing changed: nothing moves.
-	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{})
+	res, err = e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{})
 	if err != nil || res[0].FilesSent != 0 || res[0].BytesSent != 0 || res[0].SymlinksSent != 0 {
 		t.Fatalf("second put = %+v, %v", res, err)
 	}
@@ -133,18 +133,18 @@ func TestPutGetRoundTrip(t *testing.T) {
 	st, _ := os.Stat(a)
 	_ = os.WriteFile(a, []byte("HELLO\n"), 0o644)
 	_ = os.Chtimes(a, st.ModTime(), st.ModTime())
-	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{})
+	res, err = e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{})
 	if err != nil || res[0].FilesSent != 0 {
 		t.Fatalf("put without checksum = %+v, %v", res, err)
 	}
-	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{Checksum: true})
+	res, err = e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{Checksum: true})
 	if err != nil || res[0].FilesSent != 1 {
 		t.Fatalf("put with checksum = %+v, %v", res, err)
 	}
 
 	// --delete removes what the source lost; --exclude leaves things out.
 	_ = os.Remove(filepath.Join(src, "secret", "key"))
-	res, err = e.cl.Put(ctx, "files", src, remote, client.SyncOptions{Delete: true})
+	res, err = e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{Delete: true})
 	if err != nil || res[0].FilesDeleted != 1 {
 		t.Fatalf("put --delete = %+v, %v", res, err)
 	}
@@ -152,7 +152,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 		t.Fatalf("deleted file still on the node: %v", err)
 	}
 	other := filepath.Join(t.TempDir(), "excl")
-	if _, err := e.cl.Put(ctx, "files", src, other, client.SyncOptions{Exclude: []string{"*.bin"}}); err != nil {
+	if _, err := e.cl.Upload(ctx, "files", src, other, client.SyncOptions{Exclude: []string{"*.bin"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(other, "data", "big.bin")); !os.IsNotExist(err) {
@@ -161,7 +161,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 
 	// And back.
 	back := filepath.Join(t.TempDir(), "back")
-	res, err = e.cl.GetFiles(ctx, "files", remote, back, client.SyncOptions{})
+	res, err = e.cl.Download(ctx, "files", remote, back, client.SyncOptions{})
 	if err != nil || res[0].FilesSent != 3 {
 		t.Fatalf("get = %+v, %v", res, err)
 	}
@@ -169,7 +169,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 		t.Fatalf("fetched tree differs:\n got %s\nwant %s", got, want)
 	}
 	// A missing remote path is reported as such.
-	if _, err := e.cl.GetFiles(ctx, "files", filepath.Join(remote, "nope"), back, client.SyncOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := e.cl.Download(ctx, "files", filepath.Join(remote, "nope"), back, client.SyncOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("get of a missing path: %v", err)
 	}
 }

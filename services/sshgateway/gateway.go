@@ -13,9 +13,7 @@
 package sshgateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -357,22 +355,20 @@ func (s *Service) async(h micro.Handler) micro.Handler {
 }
 
 // request starts a raw handler's work as svc.Handle does: the caller from
-// the server-set headers into the context, the body decoded strictly (a
-// field the API does not have, such as run's old "stream", is refused).
-func (s *Service) request(r micro.Request, timeout time.Duration, v any) (context.Context, context.CancelFunc, error) {
+// the server-set headers (Config.Auth) into the context, the body decoded
+// strictly by svc.Decode (a field the API does not have, such as run's old
+// "stream", is refused).
+func request[Req any](s *Service, r micro.Request, timeout time.Duration) (context.Context, context.CancelFunc, Req, error) {
+	var req Req
 	caller, err := s.cfg.Auth.Caller(nats.Header(r.Headers()))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, req, err
 	}
-	if len(bytes.TrimSpace(r.Data())) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(r.Data()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
-			return nil, nil, rh.Invalid("request", "not a valid request body: %v", err)
-		}
+	if req, err = svc.Decode[Req](r.Data()); err != nil {
+		return nil, nil, req, err
 	}
 	ctx, cancel := context.WithTimeout(auth.WithCaller(s.ctx, caller), timeout)
-	return ctx, cancel, nil
+	return ctx, cancel, req, nil
 }
 
 // respondStreamError answers a streamed request with err and closes the

@@ -79,8 +79,7 @@ type run struct {
 
 // runEndpoint serves rh.stream.ssh.run: RunAccepted first, then the run.
 func (s *Service) runEndpoint(r micro.Request) {
-	var req api.RunRequest
-	ctx, cancel, err := s.request(r, svc.Timeout, &req)
+	ctx, cancel, req, err := request[api.RunRequest](s, r, svc.Timeout)
 	if err != nil {
 		s.respondStreamError(r, err)
 		return

@@ -128,11 +128,20 @@ func TestSecureAccessOnEveryEndpoint(t *testing.T) {
 		wantForbidden(t, "bob fs."+op, bob.Call(ctx, api.FSSubject(op), api.FSRequest{Name: "alpha", Path: "/etc/hostname"}, nil))
 	}
 	dir := t.TempDir()
-	_, err = bob.GetFiles(ctx, "alpha", "/etc", filepath.Join(dir, "etc"), client.SyncOptions{})
+	_, err = bob.Download(ctx, "alpha", "/etc", filepath.Join(dir, "etc"), client.SyncOptions{})
 	wantForbidden(t, "bob get", err)
 	wantForbidden(t, "bob walk", streamCall(t, bob.Conn(), api.FSStreamSubject(api.FSWalk), api.FSRequest{Name: "alpha", Path: "/etc"}))
 	wantForbidden(t, "bob hashblocks", streamCall(t, bob.Conn(), api.FSStreamSubject(api.FSHashBlocks),
 		api.FSRequest{Name: "alpha", Path: "/etc/hostname", BlockSize: 1024}))
+	// The streamed endpoints decode as strictly as the others: a field the
+	// API does not have is an invalid request naming it, even for the owner.
+	for _, op := range []string{api.FSWalk, api.FSHashBlocks} {
+		err := streamCall(t, alice.Conn(), api.FSStreamSubject(op),
+			map[string]any{"name": "alpha", "path": "/etc/hostname", "block_size": 1024, "recursive": true})
+		if !errors.Is(err, rh.ErrInvalid) || !strings.Contains(err.Error(), `"recursive"`) {
+			t.Errorf("%s with an unknown field: %v, want invalid naming it", op, err)
+		}
+	}
 
 	// A viewer reads but cannot run or connect.
 	if err := vic.Call(ctx, api.SSHSubject(api.SSHOpStatus), api.LiveRequest{Name: "alpha"}, nil); err != nil {
@@ -152,7 +161,7 @@ func TestSecureAccessOnEveryEndpoint(t *testing.T) {
 	_, err = rita.SSHInfo(ctx, "alpha", "")
 	wantForbidden(t, "read share connect", err)
 	wantForbidden(t, "read share put", func() error {
-		_, err := rita.Put(ctx, "alpha", dir, "/tmp/x", client.SyncOptions{})
+		_, err := rita.Upload(ctx, "alpha", dir, "/tmp/x", client.SyncOptions{})
 		return err
 	}())
 

@@ -1,0 +1,196 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
+)
+
+// RunOptions say where and how a command runs.
+type RunOptions struct {
+	// Node is "head" (default), "all", a 0-based index or a node's address.
+	Node string
+	Env  map[string]string
+	Dir  string
+	// Timeout kills the command on the nodes after this long; 0 means none.
+	Timeout time.Duration
+	// Stdout and Stderr receive every node's output as it arrives.
+	Stdout, Stderr io.Writer
+	// OnOutput, if set, is called with each chunk of output and the node and
+	// stream ("stdout" or "stderr") it came from, never concurrently.
+	OnOutput func(node, stream string, data []byte)
+	// Capture keeps the output in the results. It is implied when neither
+	// writers nor OnOutput are set.
+	Capture bool
+}
+
+// RunResult is one node's outcome. ExitCode is the command's exit status
+// (128+N when killed by signal N), or -1 when it could not run to
+// completion; Error then says why (unreachable node, cancelled, timed out).
+type RunResult struct {
+	Node     string `json:"node"`
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+	Error    string `json:"error,omitempty"`
+}
+
+// runIdle is how long a run stream may be silent: the gateway sends a
+// heartbeat every few seconds, so silence this long means it is gone.
+const runIdle = 30 * time.Second
+
+// Run runs a shell command on a cluster's nodes and streams its output. It
+// returns when every node finished, with one result per node in node order.
+// A node that failed to run the command is reported in its result, not as
+// an error; the error is for a run that could not be done or followed at all.
+// When ctx ends (Ctrl-C), Run asks the gateway to kill the command on every
+// node, waits briefly for the final results and returns them with ctx's error.
+func (c *Client) Run(ctx context.Context, name, command string, o RunOptions) ([]RunResult, error) {
+	inbox := c.nc.NewInbox()
+	// A synchronous subscription queues up to 64 MiB, more than the gateway's
+	// window lets out before we acknowledge.
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("client: run: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req := api.RunRequest{
+		Name: name, Node: o.Node, Command: command, Env: o.Env, Dir: o.Dir,
+		TimeoutSeconds: int((o.Timeout + time.Second - 1) / time.Second), RunID: uuid.NewString(),
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: run: %w", err)
+	}
+	// The answer and all the output come to our own inbox, the request's
+	// reply subject: RunAccepted (or an error) first.
+	if err := c.nc.PublishRequest(api.SSHStreamSubject(api.SSHOpRun), inbox, body); err != nil {
+		return nil, fmt.Errorf("client: run: %w", err)
+	}
+	// The answer is awaited even if ctx ends meanwhile: the run id then lets
+	// us cancel what the gateway may already have started.
+	var acc api.RunAccepted
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	first, err := sub.NextMsgWithContext(actx)
+	cancel()
+	if err != nil {
+		_ = c.nc.Publish(api.RunCancelSubject(req.RunID), nil)
+		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time", api.SSHStreamSubject(api.SSHOpRun)), Err: err}
+	}
+	if err := msgError(first); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(first.Data, &acc); err != nil {
+		return nil, fmt.Errorf("client: run: decode answer: %w", err)
+	}
+	capture := o.Capture || (o.Stdout == nil && o.Stderr == nil && o.OnOutput == nil)
+	type out struct{ stdout, stderr bytes.Buffer }
+	outs := map[string]*out{}
+	for _, n := range acc.Nodes {
+		outs[n] = &out{}
+	}
+	var lastAck int64
+	ackEvery := int64(max(acc.Window/4, 1))
+	var cancelled bool
+	var grace time.Time
+	for {
+		wctx := ctx
+		if cancelled {
+			wctx = context.Background()
+		}
+		deadline := time.Now().Add(runIdle)
+		if cancelled && grace.Before(deadline) {
+			deadline = grace
+		}
+		nctx, ncancel := context.WithDeadline(wctx, deadline)
+		m, err := sub.NextMsgWithContext(nctx)
+		ncancel()
+		if err != nil {
+			switch {
+			case !cancelled && ctx.Err() != nil:
+				cancelled = true
+				grace = time.Now().Add(10 * time.Second)
+				_ = c.nc.Publish(acc.CancelSubject, nil)
+				continue
+			case cancelled:
+				return collect(acc.Nodes, nil, nil), ctx.Err()
+			}
+			return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("run %s: the gateway stopped sending (nothing for %s)", acc.RunID, runIdle), Err: err}
+		}
+		switch m.Header.Get(api.HdrEvent) {
+		case api.EventData:
+			node, stream := m.Header.Get(api.HdrNode), m.Header.Get(api.HdrStream)
+			if o.OnOutput != nil {
+				o.OnOutput(node, stream, m.Data)
+			}
+			w := o.Stdout
+			if stream == "stderr" {
+				w = o.Stderr
+			}
+			if w != nil {
+				_, _ = w.Write(m.Data)
+			}
+			if capture {
+				if b := outs[node]; b != nil {
+					if stream == "stderr" {
+						b.stderr.Write(m.Data)
+					} else {
+						b.stdout.Write(m.Data)
+					}
+				}
+			}
+			seq, _ := strconv.ParseInt(m.Header.Get(api.HdrSeq), 10, 64)
+			if seq-lastAck >= ackEvery {
+				lastAck = seq
+				_ = c.nc.Publish(acc.AckSubject, []byte(strconv.FormatInt(seq, 10)))
+			}
+		case api.EventDone:
+			var done api.RunDone
+			if err := json.Unmarshal(m.Data, &done); err != nil {
+				return nil, fmt.Errorf("client: run %s: decode results: %w", acc.RunID, err)
+			}
+			res := collect(acc.Nodes, done.Results, func(n string) (string, string) {
+				if b := outs[n]; b != nil {
+					return b.stdout.String(), b.stderr.String()
+				}
+				return "", ""
+			})
+			if cancelled {
+				return res, ctx.Err()
+			}
+			return res, nil
+		}
+	}
+}
+
+func collect(nodes []string, rs []api.RunNodeResult, output func(string) (string, string)) []RunResult {
+	byNode := map[string]api.RunNodeResult{}
+	for _, r := range rs {
+		byNode[r.Node] = r
+	}
+	out := make([]RunResult, 0, len(nodes))
+	for _, n := range nodes {
+		r, ok := byNode[n]
+		if !ok {
+			r = api.RunNodeResult{Node: n, ExitCode: -1, Error: "no result (cancelled)"}
+		}
+		rr := RunResult{Node: n, ExitCode: r.ExitCode, Error: r.Error}
+		if output != nil {
+			rr.Stdout, rr.Stderr = output(n)
+		}
+		out = append(out, rr)
+	}
+	return out
+}
