@@ -37,29 +37,37 @@ import (
 // Every file operation needs write access: reading a node's files runs the
 // gateway's SFTP or agent on the node as the cluster's user.
 func (s *Service) nodeFS(ctx context.Context, name, node string) (filesync.FS, error) {
+	f, _, err := s.openFS(ctx, name, node)
+	return f, err
+}
+
+// openFS is nodeFS that also says the cluster's kind (for the transfer
+// metrics of open files).
+func (s *Service) openFS(ctx context.Context, name, node string) (filesync.FS, rh.Kind, error) {
 	ts, err := s.clusterNodes(ctx, name, rh.AccessWrite)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	sel, err := selectNodes(node, ts)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(sel) != 1 {
-		return nil, rh.Invalid("node", "file operations take one node; the client fans out to all")
+		return nil, "", rh.Invalid("node", "file operations take one node; the client fans out to all")
 	}
+	kind := sel[0].Kind
 	c, err := s.client(ctx, name, sel[0].Target)
 	if err != nil {
-		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: reason(name, err)}
+		return nil, kind, &rh.Error{Code: rh.EUNAVAILABLE, Message: reason(name, err)}
 	}
 	if ac, _ := s.agentFor(ctx, name, sel[0]); ac != nil {
-		return ac.FS(), nil
+		return ac.FS(), kind, nil
 	}
 	sc, err := s.sftpClient(c)
 	if err != nil {
-		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: err.Error()}
+		return nil, kind, &rh.Error{Code: rh.EUNAVAILABLE, Message: err.Error()}
 	}
-	return filesync.NewSFTPFS(sc), nil
+	return filesync.NewSFTPFS(sc), kind, nil
 }
 
 // agentFS is nodeFS for the operations only an agent serves.
@@ -254,7 +262,7 @@ func (s *Service) fsChtimes(ctx context.Context, req api.FSRequest) (*struct{}, 
 }
 
 func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
-	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	f, kind, err := s.openFS(ctx, req.Name, req.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +270,7 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 	if err != nil {
 		return nil, fsErr("open", req.Path, err)
 	}
-	h := &handle{id: uuid.NewString(), path: req.Path, owner: auth.CallerFrom(ctx).User}
+	h := &handle{id: uuid.NewString(), path: req.Path, owner: auth.CallerFrom(ctx).User, kind: kind, opened: time.Now()}
 	if af, ok := f.(*agent.RemoteFS); ok {
 		// Chunk reads go straight to the node at their offsets; the handle
 		// outlives this request, so its reads use the service's context.
@@ -291,7 +299,7 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 }
 
 func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
-	f, err := s.nodeFS(ctx, req.Name, req.Node)
+	f, kind, err := s.openFS(ctx, req.Name, req.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -304,11 +312,12 @@ func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandl
 	if err != nil {
 		return nil, fsErr("create", req.Path, err)
 	}
-	return s.writeHandle(ctx, w, req.Path)
+	return s.writeHandle(ctx, w, req.Path, kind)
 }
 
-func (s *Service) writeHandle(ctx context.Context, w filesync.FileWriter, p string) (*api.FSHandleReply, error) {
-	h := &handle{id: uuid.NewString(), writer: w, path: p, owner: auth.CallerFrom(ctx).User, queue: make(chan *nats.Msg, 64)}
+func (s *Service) writeHandle(ctx context.Context, w filesync.FileWriter, p string, kind rh.Kind) (*api.FSHandleReply, error) {
+	h := &handle{id: uuid.NewString(), writer: w, path: p, owner: auth.CallerFrom(ctx).User, queue: make(chan *nats.Msg, 64),
+		kind: kind, opened: time.Now()}
 	if err := s.handles.add(h); err != nil {
 		_ = w.Abort()
 		return nil, err
@@ -352,14 +361,18 @@ func (s *Service) fsHashBlocks(r micro.Request) {
 // fsPatch opens a write handle whose byte stream (see api.FSPatch) the
 // node's agent applies: only the literal blocks cross NATS and SSH.
 func (s *Service) fsPatch(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
-	af, err := s.agentFS(ctx, req.Name, req.Node)
+	f, kind, err := s.openFS(ctx, req.Name, req.Node)
 	if err != nil {
 		return nil, err
+	}
+	af, ok := f.(*agent.RemoteFS)
+	if !ok {
+		return nil, rh.Conflict("node %s of %s does not run the agent (patch needs it); use whole-file transfers", req.Node, req.Name)
 	}
 	if err := s.handles.room(auth.CallerFrom(ctx).User); err != nil {
 		return nil, err
 	}
-	return s.writeHandle(ctx, newPatchWriter(s.ctx, af, req.Path), req.Path)
+	return s.writeHandle(ctx, newPatchWriter(s.ctx, af, req.Path), req.Path, kind)
 }
 
 // patchWriter is a FileWriter feeding RemoteFS.Patch: the first bytes are
@@ -442,7 +455,10 @@ type handle struct {
 	id   string
 	path string
 	// owner is the user who opened it: only they may use it.
-	owner    string
+	owner string
+	// kind and opened time the transfer (rh_ssh_command_duration_seconds).
+	kind     rh.Kind
+	opened   time.Time
 	reader   io.Closer
 	readerAt io.ReaderAt
 	writer   filesync.FileWriter
@@ -626,6 +642,7 @@ func (s *Service) onHandleMsg(m *nats.Msg) {
 		if s.handles.take(id) != nil {
 			h.release()
 			s.m.handles.Dec()
+			s.m.commandTook(h.kind, opDownload, h.opened)
 		}
 		_ = m.Respond(nil)
 	default:
@@ -701,6 +718,9 @@ func (s *Service) serveWriter(h *handle) {
 				err = h.werr
 			}
 			h.release() // aborts unless committed (Abort after Commit is a no-op)
+			if op == api.FSCommit && err == nil {
+				s.m.commandTook(h.kind, opUpload, h.opened)
+			}
 			if op == api.FSCommit && err != nil {
 				respondMsgErr(m, err)
 			} else {

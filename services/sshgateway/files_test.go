@@ -121,6 +121,10 @@ func TestPutGetRoundTrip(t *testing.T) {
 	if got := treeSummary(t, remote); got != want {
 		t.Fatalf("remote tree differs:\n got %s\nwant %s", got, want)
 	}
+	// Each file sent is one upload in the transfer timings.
+	if got := transfers(t, e, "upload"); got != 4 {
+		t.Fatalf("rh_ssh_command_duration_seconds{kind=byo,op=upload} counted %d transfers, want 4", got)
+	}
 
 	// Nothing changed: nothing moves.
 	res, err = e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{})
@@ -168,8 +172,36 @@ func TestPutGetRoundTrip(t *testing.T) {
 	if got, want := treeSummary(t, back), treeSummary(t, src); got != want {
 		t.Fatalf("fetched tree differs:\n got %s\nwant %s", got, want)
 	}
+	if got := transfers(t, e, "download"); got != 3 {
+		t.Fatalf("rh_ssh_command_duration_seconds{kind=byo,op=download} counted %d transfers, want 3", got)
+	}
 	// A missing remote path is reported as such.
 	if _, err := e.cl.Download(ctx, "files", filepath.Join(remote, "nope"), back, client.SyncOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("get of a missing path: %v", err)
 	}
+}
+
+// transfers is how many file transfers of op the gateway timed for BYO nodes.
+func transfers(t *testing.T, e *env, op string) uint64 {
+	t.Helper()
+	mfs, err := e.prom.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rh_ssh_command_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == string(rh.KindBYO) && labels["op"] == op {
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	t.Fatalf("no rh_ssh_command_duration_seconds{kind=byo,op=%s} series", op)
+	return 0
 }
