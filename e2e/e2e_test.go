@@ -73,6 +73,21 @@ var credsByURL sync.Map
 // nats-config` writes: rh's accounts, per-service users, an admin.
 type secureNATS struct {
 	URL, Dir string
+	ns       *server.Server
+}
+
+// reload rereads the configuration files, as `nats-server --signal reload`.
+func (n *secureNATS) reload(t *testing.T) {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(filepath.Join(n.Dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := n.ns.Addr().(*net.TCPAddr)
+	opts.Host, opts.Port, opts.HTTPPort, opts.NoLog, opts.NoSigs = cur.IP.String(), cur.Port, 0, true, true
+	if err := n.ns.ReloadOptions(opts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func startSecureNATS(t *testing.T) *secureNATS {
@@ -97,7 +112,7 @@ func startSecureNATS(t *testing.T) *secureNATS {
 		t.Fatal("NATS from nats-config did not start")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	n := &secureNATS{URL: ns.ClientURL(), Dir: dir}
+	n := &secureNATS{URL: ns.ClientURL(), Dir: dir, ns: ns}
 	credsByURL.Store(n.URL, filepath.Join(dir, "operator.creds"))
 	return n
 }
@@ -264,4 +279,42 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 	}
 	gateway.stop(t)
 	registry.stop(t)
+}
+
+// On a NATS of your own, a user an admin adds is known to rh at once and
+// can connect once nats-config --with-users rewrote the server's accounts
+// and the server reloaded; a removed user is refused by rh at once.
+func TestUsersOnANATSOfYourOwn(t *testing.T) {
+	ns := startSecureNATS(t)
+	startService(t, ns.URL, "registry", ns.serviceArgs("registry")...)
+	aliceCreds := filepath.Join(t.TempDir(), "alice.creds")
+	if code, _, stderr := rhcli(t, ns.URL, "user", "add", "alice", "--role", "member", "--file", aliceCreds); code != 0 {
+		t.Fatalf("user add: exit %d: %s", code, stderr)
+	}
+	asAlice := func(args ...string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, rhcliBin, args...)
+		cmd.Env = append(os.Environ(), "RH_NATS_URL="+ns.URL, "RH_NATS_CREDS="+aliceCreds, "HOME="+t.TempDir())
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := asAlice("cluster", "list"); code == 0 {
+		t.Fatalf("alice connected before the server knew her: %s", out)
+	}
+	if code, _, stderr := rhcli(t, ns.URL, "nats-config", "--dir", ns.Dir, "--with-users"); code != 0 {
+		t.Fatalf("nats-config --with-users: exit %d: %s", code, stderr)
+	}
+	ns.reload(t)
+	if code, out := asAlice("cluster", "list"); code != 0 {
+		t.Fatalf("alice after the reload: exit %d: %s", code, out)
+	}
+	if code, _, stderr := rhcli(t, ns.URL, "user", "remove", "alice"); code != 0 {
+		t.Fatalf("user remove: exit %d: %s", code, stderr)
+	}
+	ok := testkit.Poll(30*time.Second, func() bool { code, _ := asAlice("cluster", "list"); return code == 5 })
+	if !ok {
+		code, out := asAlice("cluster", "list")
+		t.Fatalf("a removed user still gets answers: exit %d: %s", code, out)
+	}
 }
