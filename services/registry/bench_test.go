@@ -13,6 +13,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/services/registry"
 )
 
@@ -91,16 +92,13 @@ func BenchmarkApplyReports(b *testing.B) {
 	for i := max(0, b.N-clusters); i < b.N; i++ {
 		want := fmt.Sprintf("report %d", i)
 		name := fmt.Sprintf("r-%d", i%clusters)
-		for {
+		testkit.WaitErr(b, time.Minute, name+" to show "+want, func() error {
 			c, err := e.cl.Get(ctx, name)
-			if err != nil {
-				b.Fatal(err)
+			if err == nil && c.Status.Message != want {
+				err = fmt.Errorf("message %q", c.Status.Message)
 			}
-			if c.Status.Message == want {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+			return err
+		})
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reports/s")
 }
