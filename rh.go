@@ -4,6 +4,8 @@
 // transport; services, the SDK and the CLI all speak in these types.
 package rh
 
+//go:generate sh -c "go run ./internal/gen/sminstances > sagemaker_instances.go"
+
 import (
 	"log/slog"
 	"time"

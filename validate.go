@@ -21,6 +21,9 @@ const (
 	DefaultSSHPort               = 22
 	DefaultOnDemandInstanceType  = "CPU:2+"
 	DefaultSageMakerInstanceType = "ml.m5.large"
+	// DefaultSageMakerAutostopMins is a SageMaker cluster's autostop when
+	// none is given (other kinds default to never).
+	DefaultSageMakerAutostopMins = 30
 	DefaultProvider              = "cheapest"
 	MaxNodes                     = 256
 )
@@ -97,7 +100,13 @@ func (s *Spec) InferKind() {
 func (s *Spec) Normalize() {
 	s.InferKind()
 	if s.AutostopMins == nil {
-		s.AutostopMins = new(-1)
+		// A SageMaker cluster bills until its job ends: one nobody stops
+		// must not run for the job's whole maximum runtime.
+		if s.Kind == KindSageMaker {
+			s.AutostopMins = new(DefaultSageMakerAutostopMins)
+		} else {
+			s.AutostopMins = new(-1)
+		}
 	}
 	switch s.Kind {
 	case KindBYO:
@@ -327,6 +336,41 @@ func (o *OnDemandSpec) validate() error {
 	return nil
 }
 
+// closest suggests the nearest of known to s (a typo away), or nothing.
+func closest(s string, known []string) string {
+	best, bestD := "", 4 // more than three edits away is no suggestion
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 func (m *SageMakerSpec) validate() error {
 	validRole := (roleARNRe.MatchString(m.Role) && len(m.Role) <= 600) || (roleNameRe.MatchString(m.Role) && len(m.Role) <= 64)
 	if m.Role != "" && !validRole {
@@ -343,6 +387,9 @@ func (m *SageMakerSpec) validate() error {
 	}
 	if !mlInstanceRe.MatchString(m.InstanceType) {
 		return Invalid("sagemaker.instance_type", "%q is not a SageMaker instance type (ml.m5.large)", m.InstanceType)
+	}
+	if _, known := slices.BinarySearch(SageMakerTrainingInstanceTypes, m.InstanceType); !known {
+		return Invalid("sagemaker.instance_type", "%q is not a SageMaker training instance type%s", m.InstanceType, closest(m.InstanceType, SageMakerTrainingInstanceTypes))
 	}
 	if m.NumInstances < 1 || m.NumInstances > 100 {
 		return Invalid("sagemaker.num_instances", "%d is outside 1-100", m.NumInstances)

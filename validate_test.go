@@ -164,3 +164,36 @@ func FuzzValidateSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestUnknownSageMakerInstanceTypeIsRefusedWithASuggestion(t *testing.T) {
+	s := rh.Spec{SageMaker: &rh.SageMakerSpec{InstanceType: "ml.m5.largee"}}
+	s.Normalize()
+	err := s.Validate()
+	if !errors.Is(err, &rh.Error{Code: rh.EINVALID, Field: "sagemaker.instance_type"}) || !strings.Contains(err.Error(), "did you mean ml.m5.large?") {
+		t.Fatalf("ml.m5.largee: %v", err)
+	}
+	s = rh.Spec{SageMaker: &rh.SageMakerSpec{InstanceType: "ml.g5.xlarge"}}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("ml.g5.xlarge: %v", err)
+	}
+}
+
+func TestSageMakerClustersStopByDefault(t *testing.T) {
+	sm := rh.Spec{SageMaker: &rh.SageMakerSpec{InstanceType: "ml.m5.large"}}
+	sm.Normalize()
+	if got := sm.Autostop(); got != rh.DefaultSageMakerAutostopMins {
+		t.Fatalf("a SageMaker cluster with no autostop gets %d, want %d", got, rh.DefaultSageMakerAutostopMins)
+	}
+	never := -1
+	sm = rh.Spec{SageMaker: &rh.SageMakerSpec{InstanceType: "ml.m5.large"}, AutostopMins: &never}
+	sm.Normalize()
+	if sm.Autostop() != -1 {
+		t.Fatal("an explicit -1 was overridden")
+	}
+	od := rh.Spec{OnDemand: &rh.OnDemandSpec{InstanceType: "m5.xlarge"}}
+	od.Normalize()
+	if od.Autostop() != -1 {
+		t.Fatalf("an on-demand cluster with no autostop gets %d, want -1 (never)", od.Autostop())
+	}
+}

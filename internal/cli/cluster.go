@@ -108,7 +108,7 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	fl.StringVarP(&f.file, "file", "f", "", "cluster.yaml to create from")
 	fl.StringVar(&f.kind, "kind", "", "byo, ondemand or sagemaker (default: inferred)")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the cluster is Up, showing progress")
-	fl.IntVar(&f.autostop, "autostop-mins", -1, "tear down after this many idle minutes (-1 never)")
+	fl.IntVar(&f.autostop, "autostop-mins", -1, fmt.Sprintf("tear down after this many idle minutes (-1 never; default never, but %d for SageMaker clusters, which bill until stopped)", rh.DefaultSageMakerAutostopMins))
 	fl.StringSliceVar(&f.ips, "ips", nil, "byo: addresses or host names, head first")
 	fl.StringVar(&f.sshUser, "ssh-user", "", "byo: SSH user (default: your user name)")
 	fl.StringVar(&f.sshKey, "ssh-key", "", "byo: private key file, read once and stored as a secret")

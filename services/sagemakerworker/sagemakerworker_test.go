@@ -169,7 +169,7 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	}
 	info := c.Status.Info
 	if info["job_name"] != job || !strings.HasSuffix(info["job_arn"], "training-job/"+job) || info["instance_type"] != "ml.m5.large" ||
-		info["secondary_status"] != "Training" || info["workload"] != "compute-backend" || info["autostop"] != "off (runs until its max runtime)" {
+		info["secondary_status"] != "Training" || info["workload"] != "compute-backend" || info["autostop"] != "30 min idle, then the job ends" /* the SageMaker default, none given */ {
 		t.Fatalf("info = %v", info)
 	}
 	hist, err := e.Client.History(ctx, "sm-a")
@@ -200,11 +200,11 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	_ = pool.Close()
 	e.KeyNowhereElse(c, sec)
 
-	if _, err := e.Client.SetAutostop(ctx, "sm-a", 30); err != nil {
+	if _, err := e.Client.SetAutostop(ctx, "sm-a", 45); err != nil {
 		t.Fatal(err)
 	}
 	c = e.WaitFor("sm-a", "autostop noted", func(c *rh.Cluster) bool {
-		return strings.HasPrefix(c.Status.Info["autostop_next"], "30 min") && c.Status.ObservedGeneration == c.Generation
+		return strings.HasPrefix(c.Status.Info["autostop_next"], "45 min") && c.Status.ObservedGeneration == c.Generation
 	})
 	if c.Status.Phase != rh.PhaseUp || !strings.Contains(c.Status.Message, "next `up`") {
 		t.Fatalf("after autostop: %s %q", c.Status.Phase, c.Status.Message)

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"sigs.k8s.io/yaml"
+
+	rh "github.com/rhq/rh"
 )
 
 // Environment variables the worker puts on a job. The keep-alive loop reads
@@ -47,7 +49,7 @@ const (
 	DefaultInstanceType = "ml.m5.large"
 	DefaultVolumeSizeGB = 30
 	DefaultMaxRuntime   = 24 * time.Hour
-	DefaultAutostopMins = 30
+	DefaultAutostopMins = rh.DefaultSageMakerAutostopMins
 	maxEnvValue         = 512
 )
 
