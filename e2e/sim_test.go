@@ -164,4 +164,14 @@ func TestSageMakerClusterThroughRhcli(t *testing.T) {
 	if p := getCluster(t, url, "sm").Status.Phase; p != rh.PhaseTerminated {
 		t.Fatalf("after teardown: %s", p)
 	}
+	// Up again, then teardown --delete: one command waits and forgets.
+	if code, _, stderr := rhcli(t, url, "cluster", "up", "sm", "--wait"); code != 0 {
+		t.Fatalf("up again: %d %s", code, stderr)
+	}
+	if code, out, stderr := rhcli(t, url, "cluster", "teardown", "sm", "--delete"); code != 0 || !strings.Contains(out, "deleted sm") {
+		t.Fatalf("teardown --delete: %d %q %s", code, out, stderr)
+	}
+	if code, _, _ := rhcli(t, url, "cluster", "get", "sm"); code != 3 {
+		t.Fatalf("get after teardown --delete: exit %d, want 3 (not found)", code)
+	}
 }

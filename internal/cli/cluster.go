@@ -605,7 +605,7 @@ func (a *app) upCmd() *cobra.Command {
 }
 
 func (a *app) teardownCmd() *cobra.Command {
-	var wait bool
+	var wait, del bool
 	cmd := &cobra.Command{
 		Use: "teardown NAME", Short: "Release a cluster's machines (yours are never touched)", Args: exactArgs(1, "NAME"),
 		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
@@ -613,7 +613,7 @@ func (a *app) teardownCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if wait {
+			if wait || del {
 				if c, err = a.waitPhase(ctx, cl, c, rh.PhaseTerminated); err != nil {
 					return err
 				}
@@ -621,10 +621,19 @@ func (a *app) teardownCmd() *cobra.Command {
 					return fmt.Errorf("cluster %q is %s: %s", c.Name, c.Status.Phase, c.Status.Message)
 				}
 			}
+			if del {
+				// Only once the machines are released: nothing is left
+				// running that the record would have told about.
+				if err := cl.Delete(ctx, args[0], false); err != nil {
+					return err
+				}
+				return a.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "torn down and deleted %s\n", args[0]) })
+			}
 			return a.print(c, func(w io.Writer) { clusterDetail(w, c) })
 		}),
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the cluster is Terminated")
+	cmd.Flags().BoolVar(&del, "delete", false, "wait for the teardown, then delete the cluster (Runhouse's teardown_and_delete)")
 	return cmd
 }
 

@@ -20,7 +20,6 @@ import (
 
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/client"
-	"github.com/rhq/rh/internal/sshx"
 )
 
 // ExitUnreachable is rhcli run's exit code for a node where the command
@@ -89,7 +88,7 @@ func (a *app) runCmd() *cobra.Command {
 			"non-zero exit code in node order (255 where the command could not run). Ctrl-C kills the command on every node.",
 		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], commandLine(args[1:]), &f)
+			return a.runCommand(cmd, args[0], client.CommandLine(args[1:]), &f)
 		},
 	}
 	f.add(cmd, api.NodeHead)
@@ -106,48 +105,11 @@ func (a *app) runPythonCmd() *cobra.Command {
 			"    rhcli run-python c -- 'import sys; print(sys.argv[1:])' 'a b' '$HOME'   prints: ['a b', '$HOME']",
 		Args: minArgs(2, "NAME -- CODE [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], quoteArgv(append([]string{"python3", "-c"}, args[1:]...)), &f)
+			return a.runCommand(cmd, args[0], client.PythonCommand(args[1], args[2:]), &f)
 		},
 	}
 	f.add(cmd, api.NodeHead)
 	return cmd
-}
-
-// commandLine is the remote shell command line for the words after "--":
-// a single word is already a command line; several words are one command's
-// argv, which must reach it unchanged, so each is quoted (joining them with
-// spaces would let the remote shell split and expand them again).
-func commandLine(argv []string) string {
-	if len(argv) == 1 {
-		return argv[0]
-	}
-	return quoteArgv(argv)
-}
-
-// quoteArgv quotes each word for a POSIX shell and joins them with spaces.
-// Words of only safe characters stay as they are, so the command reads
-// plainly in ps and in `cluster status`.
-func quoteArgv(argv []string) string {
-	q := make([]string, len(argv))
-	for i, w := range argv {
-		q[i] = shellWord(w)
-	}
-	return strings.Join(q, " ")
-}
-
-func shellWord(w string) string {
-	if w == "" {
-		return "''"
-	}
-	for _, c := range w {
-		// No '=' (a first word FOO=bar would be an assignment) and no '~'
-		// (tilde expansion).
-		safe := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-./,:@%+", c)
-		if !safe {
-			return sshx.ShellQuote(w)
-		}
-	}
-	return w
 }
 
 func (a *app) installCmd() *cobra.Command {
@@ -157,7 +119,7 @@ func (a *app) installCmd() *cobra.Command {
 		Short: "pip install packages on every node of a cluster",
 		Args:  minArgs(2, "NAME PACKAGE..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], quoteArgv(append([]string{"python3", "-m", "pip", "install"}, args[1:]...)), &f)
+			return a.runCommand(cmd, args[0], client.InstallCommand(args[1:]), &f)
 		},
 	}
 	f.add(cmd, api.NodeAll)

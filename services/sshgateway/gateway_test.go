@@ -369,3 +369,21 @@ func TestSlowNodeIsReachableNotDown(t *testing.T) {
 		t.Fatalf("busy node: reachable %v, message %q; want reachable and slow", nd.Reachable, nd.Message)
 	}
 }
+
+// The SDK runs Python and argv commands with every word as typed, as rhcli does.
+func TestSDKRunPythonAndRunArgvKeepWords(t *testing.T) {
+	e := start(t)
+	key := userKey(t, sshnode.KeyEd25519)
+	n := keyNodes(t, 1, key)[0]
+	e.create(t, "py", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	e.waitPhase(t, "py", rh.PhaseUp)
+	ctx := context.Background()
+	res, err := e.cl.RunPython(ctx, "py", "import sys; print('|'.join(sys.argv[1:]))", []string{"a b", "$HOME", "*"}, client.RunOptions{Capture: true})
+	if err != nil || len(res) != 1 || res[0].ExitCode != 0 || res[0].Stdout != "a b|$HOME|*\n" {
+		t.Fatalf("RunPython = %+v, %v", res, err)
+	}
+	res, err = e.cl.RunArgv(ctx, "py", []string{"printf", "%s|", "it's", "~", ""}, client.RunOptions{Capture: true})
+	if err != nil || len(res) != 1 || res[0].Stdout != "it's|~||" {
+		t.Fatalf("RunArgv = %+v, %v", res, err)
+	}
+}

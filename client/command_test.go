@@ -1,4 +1,4 @@
-package cli
+package client
 
 import "testing"
 
@@ -16,8 +16,17 @@ func TestCommandLineQuotesSeveralWordsAndKeepsOne(t *testing.T) {
 		{[]string{"echo", "~", "it's"}, `echo '~' 'it'\''s'`},
 	}
 	for _, tc := range cases {
-		if got := commandLine(tc.argv); got != tc.want {
-			t.Errorf("commandLine(%q) = %s, want %s", tc.argv, got, tc.want)
+		if got := CommandLine(tc.argv); got != tc.want {
+			t.Errorf("CommandLine(%q) = %s, want %s", tc.argv, got, tc.want)
 		}
+	}
+}
+
+func TestPythonAndInstallCommandsKeepTheirWords(t *testing.T) {
+	if got, want := PythonCommand("import sys; print(sys.argv[1:])", []string{"a b", "$HOME"}), `python3 -c 'import sys; print(sys.argv[1:])' 'a b' '$HOME'`; got != want {
+		t.Errorf("PythonCommand = %s, want %s", got, want)
+	}
+	if got, want := InstallCommand([]string{"torch", "numpy>=2"}), `python3 -m pip install torch 'numpy>=2'`; got != want {
+		t.Errorf("InstallCommand = %s, want %s", got, want)
 	}
 }
