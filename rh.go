@@ -27,6 +27,9 @@ var Kinds = []Kind{KindBYO, KindOnDemand, KindSageMaker}
 type Phase string
 
 const (
+	// PhaseDefined: recorded and validated (create --no-up), never launched;
+	// `up` launches it. Only the registry sets it; no worker reports it.
+	PhaseDefined      Phase = "Defined"
 	PhasePending      Phase = "Pending"
 	PhaseProvisioning Phase = "Provisioning"
 	PhaseUp           Phase = "Up"
@@ -38,14 +41,14 @@ const (
 )
 
 // Phases lists every phase.
-var Phases = []Phase{PhasePending, PhaseProvisioning, PhaseUp, PhaseDegraded, PhaseStopped, PhaseTearingDown, PhaseTerminated, PhaseFailed}
+var Phases = []Phase{PhaseDefined, PhasePending, PhaseProvisioning, PhaseUp, PhaseDegraded, PhaseStopped, PhaseTearingDown, PhaseTerminated, PhaseFailed}
 
 // Rank orders phases within one incarnation of a cluster: a report may not move
 // a cluster to a lower rank (an "Up" that arrives after "Terminated" is old news).
 // Phases of equal rank may alternate (Up ⇄ Degraded).
 func (p Phase) Rank() int {
 	switch p {
-	case PhasePending:
+	case PhaseDefined, PhasePending:
 		return 0
 	case PhaseProvisioning:
 		return 1
@@ -63,7 +66,7 @@ func (p Phase) Rank() int {
 func (p Phase) Valid() bool { return p.Rank() >= 0 }
 
 // Final reports whether nothing more will happen without a new request.
-func (p Phase) Final() bool { return p == PhaseTerminated || p == PhaseFailed }
+func (p Phase) Final() bool { return p == PhaseTerminated || p == PhaseFailed || p == PhaseDefined }
 
 // Live reports whether machines may exist and are worth refreshing.
 func (p Phase) Live() bool {

@@ -36,6 +36,9 @@ type CreateRequest struct {
 	Name    string      `json:"name"`
 	Spec    rh.Spec     `json:"spec"`
 	Secrets *rh.Secrets `json:"secrets,omitempty"`
+	// NoUp records and validates the cluster without launching it (phase
+	// Defined); `up` launches it later.
+	NoUp bool `json:"no_up,omitempty"`
 }
 
 // NameRequest names the cluster an operation is about.

@@ -212,6 +212,12 @@ func (c *Client) Create(ctx context.Context, name string, spec rh.Spec, secrets 
 	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets})
 }
 
+// Define records and validates a cluster without launching it (Runhouse's
+// dryrun): its phase is Defined until Up launches it.
+func (c *Client) Define(ctx context.Context, name string, spec rh.Spec, secrets *rh.Secrets) (*rh.Cluster, error) {
+	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets, NoUp: true})
+}
+
 // Get loads a cluster by name.
 func (c *Client) Get(ctx context.Context, name string) (*rh.Cluster, error) {
 	return c.cluster(ctx, api.OpGet, api.NameRequest{Name: name})

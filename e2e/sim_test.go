@@ -175,3 +175,42 @@ func TestSageMakerClusterThroughRhcli(t *testing.T) {
 		t.Fatalf("get after teardown --delete: exit %d, want 3 (not found)", code)
 	}
 }
+
+// Define now, launch later: create --no-up records and validates and
+// launches nothing; up launches it; teardown --delete forgets it.
+func TestDefineThenLaunch(t *testing.T) {
+	url := startSimServe(t)
+	if code, _, stderr := rhcli(t, url, "cluster", "create", "later", "--instance-type", "m5.xlarge", "--provider", "aws", "--no-up", "--wait"); code != 2 {
+		t.Fatalf("--no-up --wait: exit %d, want 2: %s", code, stderr)
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "create", "later", "--instance-type", "m5.xlarge", "--provider", "aws", "--no-up"); code != 0 {
+		t.Fatalf("create --no-up: exit %d: %s", code, stderr)
+	}
+	c := getCluster(t, url, "later")
+	if c.Status.Phase != rh.PhaseDefined || !strings.Contains(c.Status.Message, "rhcli cluster up later") {
+		t.Fatalf("after --no-up: %s %q", c.Status.Phase, c.Status.Message)
+	}
+	// Nothing was launched: a refresh and a teardown leave it as it is.
+	if code, _, _ := rhcli(t, url, "cluster", "teardown", "later"); code != 0 {
+		t.Fatal("teardown of a defined cluster failed")
+	}
+	if c := getCluster(t, url, "later"); c.Status.Phase != rh.PhaseDefined || len(c.History) != 1 {
+		t.Fatalf("a defined cluster changed without an up: %s, %d history entries", c.Status.Phase, len(c.History))
+	}
+	// Bad input still changes nothing.
+	if code, _, _ := rhcli(t, url, "cluster", "create", "later2", "--instance-type", "ml.m5.largee", "--role", "R", "--no-up"); code != 2 {
+		t.Fatalf("an invalid --no-up create: exit %d, want 2", code)
+	}
+	if code, _, _ := rhcli(t, url, "cluster", "get", "later2"); code != 3 {
+		t.Fatal("an invalid --no-up create left a record")
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "up", "later", "--wait"); code != 0 {
+		t.Fatalf("up: exit %d: %s", code, stderr)
+	}
+	if c := getCluster(t, url, "later"); c.Status.Phase != rh.PhaseUp {
+		t.Fatalf("after up: %s %q", c.Status.Phase, c.Status.Message)
+	}
+	if code, _, stderr := rhcli(t, url, "cluster", "teardown", "later", "--delete"); code != 0 {
+		t.Fatalf("teardown --delete: exit %d: %s", code, stderr)
+	}
+}

@@ -245,8 +245,8 @@ func (d *StateReport) validate(subject string) error {
 	if d.Generation < 1 {
 		return &DecodeError{Field: "data.generation", Reason: "must be at least 1"}
 	}
-	if !d.Phase.Valid() {
-		return &DecodeError{Field: "data.phase", Reason: fmt.Sprintf("%q is not a phase", d.Phase)}
+	if !d.Phase.Valid() || d.Phase == rh.PhaseDefined {
+		return &DecodeError{Field: "data.phase", Reason: fmt.Sprintf("%q is not a phase a worker reports", d.Phase)}
 	}
 	if d.Worker == "" {
 		return &DecodeError{Field: "data.worker", Reason: "missing"}

@@ -44,7 +44,7 @@ func (a *app) clusterCmd() *cobra.Command {
 // createFlags are the flags of `cluster create`; every one maps to a spec field.
 type createFlags struct {
 	file, kind string
-	wait       bool
+	wait, noUp bool
 	autostop   int
 
 	ips                             []string
@@ -69,6 +69,9 @@ func (a *app) createCmd() *cobra.Command {
 		Short: "Create a cluster (kind inferred from the flags, or --kind)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.noUp && f.wait {
+				return rh.Invalid("--wait", "cannot be combined with --no-up: nothing is launched to wait for")
+			}
 			name, spec, secrets, err := a.buildCreate(cmd, &f, args)
 			if err != nil {
 				return err
@@ -79,11 +82,15 @@ func (a *app) createCmd() *cobra.Command {
 				return err
 			}
 			defer cl.Close()
-			c, err := cl.Create(ctx, name, spec, secrets)
+			create := cl.Create
+			if f.noUp {
+				create = cl.Define
+			}
+			c, err := create(ctx, name, spec, secrets)
 			if err != nil {
 				return err
 			}
-			if f.wait {
+			if f.wait && !f.noUp {
 				c, err = a.waitUp(ctx, cl, c)
 				if err != nil {
 					return err
@@ -108,6 +115,7 @@ func (f *createFlags) add(cmd *cobra.Command) {
 	fl.StringVarP(&f.file, "file", "f", "", "cluster.yaml to create from")
 	fl.StringVar(&f.kind, "kind", "", "byo, ondemand or sagemaker (default: inferred)")
 	fl.BoolVar(&f.wait, "wait", false, "wait until the cluster is Up, showing progress")
+	fl.BoolVar(&f.noUp, "no-up", false, "record and validate the cluster without launching anything (phase Defined); `cluster up` launches it")
 	fl.IntVar(&f.autostop, "autostop-mins", -1, fmt.Sprintf("tear down after this many idle minutes (-1 never; default never, but %d for SageMaker clusters, which bill until stopped)", rh.DefaultSageMakerAutostopMins))
 	fl.StringSliceVar(&f.ips, "ips", nil, "byo: addresses or host names, head first")
 	fl.StringVar(&f.sshUser, "ssh-user", "", "byo: SSH user (default: your user name)")

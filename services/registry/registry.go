@@ -226,6 +226,14 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 		CreatedAt: now, UpdatedAt: now,
 	}
 	c.History = []rh.Transition{{At: now, Generation: 1, To: rh.PhasePending, Message: "created", Source: Source}}
+	if req.NoUp {
+		// Defined: no intent, so neither a worker nor the reconciler acts
+		// until an up starts the first incarnation.
+		msg := fmt.Sprintf("defined, not launched: rhcli cluster up %s", c.Name)
+		c.Incarnation, c.Intent = 0, rh.Intent{}
+		c.Status = rh.Status{Phase: rh.PhaseDefined, Message: msg}
+		c.History = []rh.Transition{{At: now, Generation: 1, To: rh.PhaseDefined, Message: msg, Source: Source}}
+	}
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("registry: encode %s: %w", c.Name, err)
@@ -247,7 +255,9 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	s.publishIntent(ctx, c)
+	if !req.NoUp {
+		s.publishIntent(ctx, c)
+	}
 	return &api.ClusterReply{Cluster: c}, nil
 }
 
@@ -339,8 +349,8 @@ func (s *Service) Teardown(ctx context.Context, req api.NameRequest) (*api.Clust
 		if err := auth.CallerFrom(ctx).Check(c, rh.AccessWrite); err != nil {
 			return false, err
 		}
-		if c.Status.Phase == rh.PhaseTerminated || c.Status.Phase == rh.PhaseTearingDown {
-			return false, nil
+		if c.Status.Phase == rh.PhaseTerminated || c.Status.Phase == rh.PhaseTearingDown || c.Status.Phase == rh.PhaseDefined {
+			return false, nil // nothing runs to release
 		}
 		s.newIncarnation(c, events.OpTeardown, rh.PhaseTearingDown, "teardown requested")
 		return true, nil
@@ -427,6 +437,9 @@ func (s *Service) Refresh(ctx context.Context, req api.NameRequest) (*api.Cluste
 	if err != nil {
 		return nil, err
 	}
+	if c.Status.Phase == rh.PhaseDefined {
+		return &api.ClusterReply{Cluster: c}, nil // nothing launched to look at
+	}
 	if err := s.publish(ctx, events.OpRefresh, c, s.now().UnixNano()); err != nil {
 		return nil, err
 	}
@@ -454,6 +467,9 @@ func (s *Service) record(c *rh.Cluster, to rh.Phase, msg string) {
 }
 
 func (s *Service) publishIntent(ctx context.Context, c *rh.Cluster) {
+	if c.Intent.Op == "" {
+		return // a Defined cluster asked nothing of its worker yet
+	}
 	if err := s.publish(ctx, c.Intent.Op, c, 0); err != nil {
 		// The record holds the intent; the reconciler publishes it again.
 		s.log.Warn("intent not published yet; the reconciler will retry", "cluster", c.Name, "op", c.Intent.Op, "err", err)
