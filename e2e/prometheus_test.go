@@ -379,8 +379,10 @@ var dashboardChecks = map[string]check{
 		positive("kind", "byo", "outcome", "acked"), positive("kind", "ondemand", "outcome", "acked"),
 		positive("kind", "sagemaker", "outcome", "acked"),
 		equal(0, "kind", "sagemaker", "outcome", "dead_lettered"), equal(0, "kind", "byo", "outcome", "dead_lettered")),
-	"Worker handling time p95 and event lag p90/A": perKind(),
-	"Worker handling time p95 and event lag p90/B": perKind(),
+	"Handling time p95 and event lag p90 (workers' intents, the registry's state reports)/A": perKind(),
+	"Handling time p95 and event lag p90 (workers' intents, the registry's state reports)/B": perKind(),
+	// Every create's reports were applied: the registry's lag is measured.
+	"Handling time p95 and event lag p90 (workers' intents, the registry's state reports)/C": positive(),
 	// The simulators answered everything: no cloud errors, every series there at zero.
 	"Cloud API errors/A":                    all(nonEmpty, restEqual(0)),
 	"Cloud API errors/B":                    all(nonEmpty, restEqual(0)),
@@ -435,6 +437,7 @@ var alertChecks = map[string]check{
 	"RHWorkerRetryingWithoutSuccess": empty,
 	"RHConsumerBacklogGrowing":       noExporter,
 	"RHEventLagHigh":                 empty,
+	"RHStateReportLagHigh":           empty,
 	"RHServiceDown":                  empty,
 	// One refused key is one failed dial, below the alert's five.
 	"RHSSHDialFailuresRising": empty,
