@@ -20,10 +20,17 @@ import (
 // SkyPilot and SageMaker simulators) as its own process and returns its URL.
 func startSimServe(t *testing.T) string {
 	t.Helper()
+	return startSimServeIn(t, t.TempDir())
+}
+
+// startSimServeIn is startSimServe with the data dir given (its auth/ holds
+// the services' credentials) and extra serve flags (e.g. --http-addr).
+func startSimServeIn(t *testing.T, dataDir string, extra ...string) string {
+	t.Helper()
 	addr := freeAddr(t)
 	var log bytes.Buffer
-	dataDir := t.TempDir()
-	cmd := exec.Command(rhcliBin, "serve", "--sim", "--data-dir", dataDir, "--listen", addr, "--reconcile-every", "1s")
+	args := append([]string{"serve", "--sim", "--data-dir", dataDir, "--listen", addr, "--reconcile-every", "1s"}, extra...)
+	cmd := exec.Command(rhcliBin, args...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	if err := cmd.Start(); err != nil {

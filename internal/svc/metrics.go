@@ -43,6 +43,11 @@ func DeadLetters(reg prometheus.Registerer) *prometheus.CounterVec {
 	}, []string{"stream", "consumer", "reason_class"})
 }
 
+// LagBuckets fit the time from an event's publication to the start of its
+// handling (rh_worker_event_lag_seconds, rh_registry_report_lag_seconds):
+// milliseconds on a bus that keeps up, minutes behind a busy consumer.
+var LagBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
+
 // Request outcomes: the bounded label values of a service's request
 // counter ("ok", or the rh error code the request was answered with).
 var RequestOutcomes = []string{"ok", rh.EINVALID, rh.ENOTFOUND, rh.ECONFLICT, rh.EFORBIDDEN, rh.EUNAVAILABLE, rh.EINTERNAL}

@@ -139,10 +139,6 @@ func eventTypeLabel(t string) string {
 // refresh event, up to an hour and more for a cloud create handled until Up.
 var HandleBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200}
 
-// LagBuckets fit the time from an event's publication to its handling:
-// milliseconds on a bus that keeps up, minutes behind a busy worker.
-var LagBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
-
 func newMetrics(reg prometheus.Registerer, kind rh.Kind, durable string) *metrics {
 	f := promauto.With(reg)
 	k := prometheus.Labels{"kind": string(kind)}
@@ -157,7 +153,7 @@ func newMetrics(reg prometheus.Registerer, kind rh.Kind, durable string) *metric
 		}, []string{"event_type"}),
 		lag: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "rh_worker_event_lag_seconds", Help: "Time from an event's publication to the start of its handling, per delivery.",
-			Buckets: LagBuckets, ConstLabels: k,
+			Buckets: svc.LagBuckets, ConstLabels: k,
 		}),
 		inflight:    f.NewGauge(prometheus.GaugeOpts{Name: "rh_worker_events_in_flight", Help: "Events being handled now.", ConstLabels: k}),
 		deadLetters: svc.DeadLetters(reg),

@@ -29,6 +29,7 @@ type metrics struct {
 	published   *prometheus.CounterVec
 	reports     *prometheus.CounterVec
 	casRetries  prometheus.Counter
+	reportLag   prometheus.Histogram
 	provision   *prometheus.HistogramVec
 	clusters    *prometheus.GaugeVec
 	oldest      *prometheus.GaugeVec
@@ -57,6 +58,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rh_registry_reports_total", Help: "Worker state reports consumed, by outcome (applied, stale, out_of_order, duplicate, unknown_cluster, retried, dead_lettered).",
 		}, []string{"outcome"}),
 		casRetries: f.NewCounter(prometheus.CounterOpts{Name: "rh_registry_cas_retries_total", Help: "Record writes retried after losing a compare-and-set."}),
+		reportLag: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rh_registry_report_lag_seconds",
+			Help:    "Time from a worker's state report's publication to the start of its applying, per delivery (the registry's counterpart of rh_worker_event_lag_seconds).",
+			Buckets: svc.LagBuckets,
+		}),
 		provision: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rh_registry_provision_duration_seconds",
 			Help:    "Time from an up or create request to the cluster's first Up (outcome up) or to its failing first (outcome failed), by kind.",

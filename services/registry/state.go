@@ -80,6 +80,11 @@ func (s *Service) onReport(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
+	// Lag includes the wait for the cluster's shard: it is how far behind
+	// the registry applies what workers report.
+	if lag := time.Since(md.Timestamp); lag >= 0 {
+		s.m.reportLag.Observe(lag.Seconds())
+	}
 	env, data, err := events.Decode(m.Data())
 	rep, ok := data.(*events.StateReport)
 	if err == nil && !ok {
