@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 )
 
 // Client is the gateway's end of one agent connection. It is safe for
@@ -18,7 +19,15 @@ type Client struct {
 	peer     Hello
 	protocol int
 	nextID   atomic.Uint32
+	// OnRoundTrip, when set before the first request, is told the time of
+	// each request-answer round trip (one of RoundTripOps), failed or not.
+	OnRoundTrip func(op string, d time.Duration)
 }
+
+// RoundTripOps are the agent's request-answer operations (runs and open
+// files are streams, not round trips).
+var RoundTripOps = []string{"ping", "facts", "status", "fs.stat", "fs.walk", "fs.readat", "fs.mkdirall",
+	"fs.remove", "fs.symlink", "fs.chmod", "fs.chtimes", "fs.hashblocks"}
 
 // ClientOptions configure NewClientOptions.
 type ClientOptions struct {
@@ -110,6 +119,10 @@ func (c *Client) call(ctx context.Context, req any, out any) error {
 // max bytes) before the RESULT.
 func (c *Client) callData(ctx context.Context, req any, out any, max int) ([]byte, error) {
 	op := opName(req)
+	if c.OnRoundTrip != nil {
+		start := time.Now()
+		defer func() { c.OnRoundTrip(op, time.Since(start)) }()
+	}
 	s, err := c.open(req)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %s: %w", op, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,13 @@ func (s *Service) placeAndStart(ctx context.Context, log *slog.Logger, cluster s
 		s.m.placements.WithLabelValues("reused").Inc()
 	}
 	c, err := agent.Start(ctx, conn.SSH(), path)
+	if c != nil {
+		c.OnRoundTrip = func(op string, d time.Duration) {
+			if slices.Contains(agent.RoundTripOps, op) { // bounded labels only
+				s.m.agentTrips.WithLabelValues(op).Observe(d.Seconds())
+			}
+		}
+	}
 	if errors.Is(err, agent.ErrIncompatible) {
 		// The binary just verified is this gateway's own build: a protocol it
 		// cannot speak means it is not the binary it claims to be.

@@ -175,6 +175,10 @@ func TestPutGetRoundTrip(t *testing.T) {
 	if got := transfers(t, e, "download"); got != 3 {
 		t.Fatalf("rh_ssh_command_duration_seconds{kind=byo,op=download} counted %d transfers, want 3", got)
 	}
+	// The walks went to the node's agent, and each round trip was timed.
+	if got := histogramCount(t, e, "rh_ssh_agent_request_duration_seconds", map[string]string{"op": "fs.walk"}); got == 0 {
+		t.Fatal("no agent fs.walk round trip was timed")
+	}
 	// A missing remote path is reported as such.
 	if _, err := e.cl.Download(ctx, "files", filepath.Join(remote, "nope"), back, client.SyncOptions{}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("get of a missing path: %v", err)
@@ -184,24 +188,35 @@ func TestPutGetRoundTrip(t *testing.T) {
 // transfers is how many file transfers of op the gateway timed for BYO nodes.
 func transfers(t *testing.T, e *env, op string) uint64 {
 	t.Helper()
+	return histogramCount(t, e, "rh_ssh_command_duration_seconds", map[string]string{"kind": string(rh.KindBYO), "op": op})
+}
+
+// histogramCount is the sample count of the series of histogram name whose
+// labels include want.
+func histogramCount(t *testing.T, e *env, name string, want map[string]string) uint64 {
+	t.Helper()
 	mfs, err := e.prom.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "rh_ssh_command_duration_seconds" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["kind"] == string(rh.KindBYO) && labels["op"] == op {
-				return m.GetHistogram().GetSampleCount()
+			for k, v := range want {
+				if labels[k] != v {
+					continue series
+				}
 			}
+			return m.GetHistogram().GetSampleCount()
 		}
 	}
-	t.Fatalf("no rh_ssh_command_duration_seconds{kind=byo,op=%s} series", op)
+	t.Fatalf("no %s%v series", name, want)
 	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/sshx"
 )
 
@@ -58,6 +59,7 @@ type metrics struct {
 	commands     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	dialDuration prometheus.Histogram
+	agentTrips   *prometheus.HistogramVec
 	dialFailures *prometheus.CounterVec
 	bytes        *prometheus.CounterVec
 	handles      prometheus.Gauge
@@ -91,6 +93,10 @@ func newMetrics(reg prometheus.Registerer, pool *sshx.Pool) *metrics {
 			Name: "rh_ssh_dial_duration_seconds", Help: "Time to dial an SSH connection (connect, proxy, handshake, authentication), successful or not.",
 			Buckets: DialBuckets,
 		}),
+		agentTrips: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rh_ssh_agent_request_duration_seconds", Help: "Round trips of requests to node agents (facts, status, file operations), by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5 ms to ~2 min
+		}, []string{"op"}),
 		dialFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rh_ssh_dial_failures_total", Help: "SSH dials that failed, by class (conn_refused, auth_refused, host_key_changed, timeout, dns, proxy_failed, unreachable, conn_lost, other).",
 		}, []string{"class"}),
@@ -132,6 +138,9 @@ func newMetrics(reg prometheus.Registerer, pool *sshx.Pool) *metrics {
 		for _, op := range []string{opRun, opUpload, opDownload} {
 			m.duration.WithLabelValues(string(k), op)
 		}
+	}
+	for _, op := range agent.RoundTripOps {
+		m.agentTrips.WithLabelValues(op)
 	}
 	return m
 }
