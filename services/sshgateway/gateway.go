@@ -32,6 +32,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/secrets"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
@@ -167,7 +168,7 @@ type Service struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	records  jetstream.KeyValue
-	secrets  jetstream.KeyValue
+	secrets  *secrets.Store
 	hostKeys *kvHostKeys
 	pool     *sshx.Pool
 	log      *slog.Logger
@@ -219,9 +220,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if s.records, err = kv(events.BucketClusters); err != nil {
 		return nil, err
 	}
-	if s.secrets, err = kv(events.BucketSecrets); err != nil {
+	secretsKV, err := kv(events.BucketSecrets)
+	if err != nil {
 		return nil, err
 	}
+	s.secrets = secrets.New(secretsKV)
 	hk, err := kv(events.BucketHostKeys)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/secrets"
 	"github.com/rhq/rh/internal/sshx"
 )
 
@@ -67,19 +68,14 @@ func (s *Service) loadCluster(ctx context.Context, name string) (*rh.Cluster, er
 
 // loadSecrets reads a cluster's secrets; a cluster without any has none.
 func (s *Service) loadSecrets(ctx context.Context, name string) (*rh.Secrets, error) {
-	e, err := s.secrets.Get(ctx, events.ClusterKey(name))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	sec, _, err := s.secrets.Get(ctx, name)
+	switch {
+	case errors.Is(err, secrets.ErrMalformed):
+		return nil, fmt.Errorf("sshgateway: %w", err)
+	case err != nil:
 		return nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "cannot read the secret store", Err: err}
 	}
-	var sec rh.Secrets
-	if err := json.Unmarshal(e.Value(), &sec); err != nil {
-		// The decoder's message could quote the value: keep it out.
-		return nil, fmt.Errorf("sshgateway: secrets of %s are not valid JSON", name)
-	}
-	return &sec, nil
+	return sec, nil
 }
 
 // targetsFor builds the nodes of a cluster: a BYO cluster's come from its
