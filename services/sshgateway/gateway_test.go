@@ -3,6 +3,7 @@ package sshgateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -385,5 +386,36 @@ func TestSDKRunPythonAndRunArgvKeepWords(t *testing.T) {
 	res, err = e.cl.RunArgv(ctx, "py", []string{"printf", "%s|", "it's", "~", ""}, client.RunOptions{Capture: true})
 	if err != nil || len(res) != 1 || res[0].Stdout != "it's|~||" {
 		t.Fatalf("RunArgv = %+v, %v", res, err)
+	}
+}
+
+// Twenty clusters created at once on the same two machines share their
+// connections and agents: every one comes Up, none fails for the crowd.
+func TestManyClustersAtOnceOnTheSameNodes(t *testing.T) {
+	e := start(t)
+	key := userKey(t, sshnode.KeyEd25519)
+	nodes := keyNodes(t, 2, key)
+	sec := &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}
+	e.secrets = append(e.secrets, sec.SSHPrivateKey)
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = e.cl.Create(context.Background(), fmt.Sprintf("crowd-%d", i), byoSpec(nodes...), sec)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("crowd-%d", i)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		c, err := e.cl.WaitFor(ctx, name, func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
+		cancel()
+		if err != nil || c.Status.Phase != rh.PhaseUp {
+			t.Fatalf("%s: %v %+v", name, err, c.Status)
+		}
 	}
 }
