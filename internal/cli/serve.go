@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 func (a *app) serveCmd() *cobra.Command {
 	var o serve.Options
 	var services string
-	var verbose bool
+	var verbose, check bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run rh's services (with an embedded NATS unless --nats is given)",
@@ -42,6 +43,13 @@ func (a *app) serveCmd() *cobra.Command {
 			}
 			o.Logger = a.logger(level)
 			o.Getenv, o.Version = a.io.Getenv, Version
+			if check {
+				hs, err := serve.Check(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				return a.print(hs, func(w io.Writer) { serve.WriteCheck(w, hs) })
+			}
 			if o.StoreKey == "" {
 				o.StoreKey = a.io.Getenv(auth.StoreKeyEnv)
 			}
@@ -70,6 +78,7 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.StringVar(&o.UsersFile, "users", "", "with --nats: users to record at start (the users.json `rhcli nats-config` writes)")
 	fl.BoolVar(&o.AllowProxyCommands, "allow-proxy-commands", false, "let every user's clusters run proxy commands on the gateway host (default: admins' clusters only)")
 	fl.BoolVar(&o.LendGatewayIdentity, "lend-gateway-identity", false, "let clusters with no key or password of their own use this machine's ~/.ssh keys and ssh-agent (for a single-user setup)")
+	fl.BoolVar(&check, "check", false, "don't serve: show the running rh's streams and buckets (replicas, leader, replicas behind) and exit")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	return cmd
 }

@@ -248,3 +248,26 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestCheckShowsEveryStreamsReplicas(t *testing.T) {
+	dir := t.TempDir()
+	r := startServe(t, serve.Options{DataDir: dir, Services: []string{"registry"}})
+	hs, err := serve.Check(context.Background(), serve.Options{DataDir: dir, Listen: strings.TrimPrefix(r.url, "nats://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, h := range hs {
+		seen[h.Name] = h.Replicas
+	}
+	for _, want := range []string{events.StreamEvents, events.StreamState, events.StreamDLQ, "KV_" + events.BucketClusters, "KV_" + events.BucketUsers} {
+		if seen[want] != 1 {
+			t.Errorf("%s: replicas %d in %v, want 1 on the embedded server", want, seen[want], seen)
+		}
+	}
+	var b strings.Builder
+	serve.WriteCheck(&b, hs)
+	if !strings.Contains(b.String(), "REPLICAS") || !strings.Contains(b.String(), events.StreamEvents) {
+		t.Fatalf("table:\n%s", b.String())
+	}
+}

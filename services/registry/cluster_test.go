@@ -12,6 +12,7 @@ import (
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/serve"
 	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/services/registry"
 )
@@ -119,6 +120,16 @@ func TestSetupNeverLowersReplicasByDefault(t *testing.T) {
 		}
 		if got := st.CachedInfo().Config.Replicas; got != 3 {
 			t.Errorf("%s has %d replicas after a default set-up, want the 3 it had", name, got)
+		}
+	}
+	// serve --check shows them, each with a leader.
+	hs, err := serve.Check(ctx, serve.Options{NATSURL: c.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Replicas != 3 || h.Leader == "" {
+			t.Errorf("--check: %+v, want 3 replicas and a leader", h)
 		}
 	}
 }
