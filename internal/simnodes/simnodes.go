@@ -112,7 +112,7 @@ func (p *Provider) provision(ctx context.Context, cluster string, n int, extraKe
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			nodes[i], errs[i] = sshnode.Start(ctx, sshnode.Options{User: p.opts.User, SSHD: p.opts.SSHD, AuthorizedKeys: keys})
+			nodes[i], errs[i] = sshnode.Start(ctx, sshnode.Options{User: p.opts.User, SSHD: p.opts.SSHD, AuthorizedKeys: keys, ClearStaleShellLock: true})
 		})
 	}
 	wg.Wait()

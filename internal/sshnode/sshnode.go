@@ -72,6 +72,11 @@ type Options struct {
 	SSHD string
 	// ExtraConfig lines are appended to the generated sshd_config.
 	ExtraConfig []string
+	// ClearStaleShellLock removes, while the node lives, a pyenv rehash lock
+	// in the login user's home that outlived its rehash (see watchShellLock):
+	// nodes on this machine log in through the user's own rc files. StartT
+	// and the simulators' nodes set it.
+	ClearStaleShellLock bool
 	// Logger receives sshd's log lines at debug level. Default: discarded
 	// (they are always kept for Log).
 	Logger *slog.Logger
@@ -80,14 +85,15 @@ type Options struct {
 // Node is one running sshd. Its address, port and (until RotateHostKey)
 // host key stay the same across Restart, as a rebooted machine's would.
 type Node struct {
-	opts     Options
-	user     string
-	home     string
-	dir      string
-	addr     string
-	port     int
-	ns       *netns
-	authPath string
+	opts          Options
+	stopLockWatch func()
+	user          string
+	home          string
+	dir           string
+	addr          string
+	port          int
+	ns            *netns
+	authPath      string
 
 	mu      sync.Mutex
 	hostPub ssh.PublicKey
@@ -132,21 +138,39 @@ func EnsureSSHD(path string) error {
 	return nil
 }
 
-// clearStaleShellLock removes a pyenv rehash lock that outlived its
-// process. Nodes log in through the user's rc files; where ~/.bashrc runs
-// `pyenv init`, a login killed mid-rehash (a cancel test kills the remote
-// process group) leaves the lock behind, and every later login then waits a
-// minute for it: tests would fail for a reason that is not theirs. A rehash
-// takes well under a second, so a lock a minute old is stale.
-func clearStaleShellLock() {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return
-	}
+// staleLockAge is how old a pyenv rehash lock must be to count as left
+// behind: a rehash takes well under a second, even on a loaded machine.
+const staleLockAge = 5 * time.Second
+
+// watchShellLock removes, while a node of home lives, a pyenv rehash lock
+// that outlived its rehash. Nodes log in through the user's rc files; where
+// ~/.bashrc runs `pyenv init`, a login killed mid-rehash (a test cancelling
+// a command, a session closed early) leaves the lock behind, and every later
+// login then waits up to a minute for it: tests would time out for a reason
+// that is not theirs. Removing a live rehash's lock by mistake costs only a
+// second rehash running beside it.
+func watchShellLock(home string) (stop func()) {
 	lock := filepath.Join(home, ".pyenv", "shims", ".pyenv-shim")
-	if st, err := os.Stat(lock); err == nil && time.Since(st.ModTime()) > time.Minute {
-		_ = os.Remove(lock)
+	if _, err := os.Stat(filepath.Dir(lock)); err != nil {
+		return func() {} // no pyenv here
 	}
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := os.Stat(lock); err == nil && time.Since(st.ModTime()) > staleLockAge {
+				_ = os.Remove(lock)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // Start launches a node and returns once sshd is listening.
@@ -158,7 +182,6 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	leftovers.Do(func() { CleanupLeftovers(ctx) })
-	clearStaleShellLock()
 
 	n := &Node{opts: opts, user: opts.User}
 	if n.user == "" {
@@ -180,6 +203,9 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("sshnode: user %q: %w", n.user, err)
 	}
 	n.home = u.HomeDir
+	if opts.ClearStaleShellLock {
+		n.stopLockWatch = watchShellLock(n.home)
+	}
 
 	defer func() {
 		if err != nil {
@@ -532,6 +558,9 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.Kill()
+	if n.stopLockWatch != nil {
+		n.stopLockWatch()
+	}
 	if n.ns != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		n.ns.delete(ctx)

@@ -13,6 +13,7 @@ func StartT(t testing.TB, opts Options) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	opts.ClearStaleShellLock = true
 	n, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start sshd node: %v", err)
