@@ -414,8 +414,9 @@ func sshArgs(info *api.ConnectReply, dir string, command []string) ([]string, er
 	}
 	args = append(args, info.User+"@"+info.Host)
 	if len(command) > 0 {
-		args = append(args, "--")
-		args = append(args, command...)
+		// OpenSSH would join the words with spaces for the remote shell
+		// to split again; the same rule as rhcli run keeps each as typed.
+		args = append(args, "--", client.CommandLine(command))
 	}
 	return args, nil
 }

@@ -123,6 +123,10 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	if code, out, stderr := e.rhcli(t, "ssh", "box", "--", "echo", "via-ssh"); code != 0 || out != "via-ssh\n" {
 		t.Fatalf("ssh: exit %d, %q %q", code, out, stderr)
 	}
+	// Several words are one command's arguments, as with rhcli run.
+	if code, out, stderr := e.rhcli(t, "ssh", "box", "--", "printf", "%s|", "a b", "$HOME"); code != 0 || out != "a b|$HOME|" {
+		t.Fatalf("ssh with argv: exit %d %q %s", code, out, stderr)
+	}
 	if code, _, _ := e.rhcli(t, "ssh", "box", "--", "exit", "7"); code != 7 {
 		t.Fatalf("ssh exit 7: exit %d", code)
 	}
