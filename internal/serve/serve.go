@@ -182,7 +182,10 @@ func Run(ctx context.Context, o Options) error {
 	var ready atomic.Bool
 	var httpSrv *http.Server
 	if o.HTTPAddr != "" {
-		httpSrv, err = startHTTP(o.HTTPAddr, reg, nc, &ready, authn.Insecure(), log)
+		// Loud only when the bus itself lets anyone in: a worker-only
+		// process answers no requests and has no authenticator to speak of.
+		openBus := ns == nil && !nc.AuthRequired()
+		httpSrv, err = startHTTP(o.HTTPAddr, reg, nc, &ready, openBus, log)
 		if err != nil {
 			return err
 		}
