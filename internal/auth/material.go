@@ -153,6 +153,22 @@ func writeSecretFile(path string, b []byte) error {
 // overwrite an existing file.
 func WriteCredsFile(path string, b []byte) error { return writeSecretFile(path, b) }
 
+// ReplaceSecretFile writes b to path with mode 0600, replacing what was
+// there through a temporary file and a rename, so a reader sees the old
+// file or the new one, never half of one or a wider mode.
+func ReplaceSecretFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := writeSecretFile(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return errorf("%w", err)
+	}
+	return nil
+}
+
 // NewUserKey makes a user nkey pair.
 func NewUserKey() (pub string, seed []byte, err error) {
 	kp, err := nkeys.CreateUser()

@@ -79,7 +79,7 @@ refuses them as soon as they are removed.`,
 			if err != nil {
 				return err
 			}
-			if err := replaceSecretFile(filepath.Join(dir, natsAccountsFile), []byte("# rh's accounts, written by rhcli nats-config.\n"+accounts)); err != nil {
+			if err := auth.ReplaceSecretFile(filepath.Join(dir, natsAccountsFile), []byte("# rh's accounts, written by rhcli nats-config.\n"+accounts)); err != nil {
 				return err
 			}
 			// The server file is the operator's to edit: it is written
@@ -92,12 +92,12 @@ refuses them as soon as they are removed.`,
 				fmt.Fprintf(&b, "listen: %q\nhttp: \"127.0.0.1:8222\"\nmax_payload: 8MB\n", listen)
 				fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 128MB\n  max_file_store: 2GB\n  cipher: chachapoly\n  key: %q\n}\n", storeDir, m.StoreKey)
 				fmt.Fprintf(&b, "include %q\n", natsAccountsFile)
-				if err := replaceSecretFile(serverFile, []byte(b.String())); err != nil {
+				if err := auth.ReplaceSecretFile(serverFile, []byte(b.String())); err != nil {
 					return err
 				}
 			}
 			boot, _ := json.MarshalIndent([]rh.User{m.Operator}, "", "  ")
-			if err := replaceSecretFile(filepath.Join(dir, BootstrapUsersFile), append(boot, '\n')); err != nil {
+			if err := auth.ReplaceSecretFile(filepath.Join(dir, BootstrapUsersFile), append(boot, '\n')); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.io.Out, "wrote %s\n  nats-server -c %s\n  rhcli serve --nats URL --creds %s --services registry --users %s\n  export RH_NATS_CREDS=%s\n",
@@ -111,14 +111,4 @@ refuses them as soon as they are removed.`,
 	fl.StringVar(&storeDir, "store-dir", "/data", "JetStream's directory in nats-server.conf")
 	fl.BoolVar(&withUsers, "with-users", false, "also list the users the running rh knows (connects with --nats/--creds as an admin)")
 	return cmd
-}
-
-// replaceSecretFile writes b to path with mode 0600 through a temporary file.
-func replaceSecretFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	if err := auth.WriteCredsFile(tmp, b); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
