@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,11 +47,8 @@ func TestMain(m *testing.M) {
 
 // service is one `rhcli serve` process.
 type service struct {
-	name string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	*child
 	http string
-	done chan error
 }
 
 func freeAddr(t *testing.T) string {
@@ -128,24 +124,11 @@ func (n *secureNATS) serviceArgs(name string) []string {
 
 func startService(t *testing.T, natsURL, name string, extra ...string) *service {
 	t.Helper()
-	s := &service{name: name, log: &bytes.Buffer{}, http: freeAddr(t), done: make(chan error, 1)}
+	s := &service{http: freeAddr(t)}
 	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.http, "--reconcile-every", "500ms"}, extra...)
-	s.cmd = exec.Command(rhcliBin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	s.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, s.log.String())
-		}
-	})
+	cmd := exec.Command(rhcliBin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	s.child = startChild(t, name, cmd, killAtCleanup)
 	ready := testkit.Poll(30*time.Second, func() bool {
 		resp, err := http.Get("http://" + s.http + "/readyz")
 		if err != nil {
@@ -163,20 +146,13 @@ func startService(t *testing.T, natsURL, name string, extra ...string) *service 
 // stop sends SIGTERM and expects a clean exit.
 func (s *service) stop(t *testing.T) {
 	t.Helper()
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("%s exited with %v after SIGTERM:\n%s", s.name, err, s.log.String())
-		}
-	case <-time.After(30 * time.Second):
+	err, ok := s.term()
+	if !ok {
 		t.Fatalf("%s did not stop within 30s of SIGTERM", s.name)
 	}
-}
-
-func (s *service) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
+	if err != nil {
+		t.Fatalf("%s exited with %v after SIGTERM:\n%s", s.name, err, s.log.String())
+	}
 }
 
 func rhcli(t *testing.T, natsURL string, args ...string) (int, string, string) {

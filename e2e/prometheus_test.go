@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -598,34 +597,20 @@ func startPrometheus(t *testing.T, bin, target string) *prometheus {
 	}
 
 	addr := freeAddr(t)
-	var log testkit.SyncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prometheus configuration:\n%s", out)
+		}
+	})
 	cmd := exec.Command(bin, "--config.file", cfgPath, "--storage.tsdb.path", filepath.Join(dir, "data"),
 		"--web.listen-address", addr, "--log.level", "warn")
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Error("prometheus did not stop within 30s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("prometheus configuration:\n%s\nprometheus log:\n%s", out, log.String())
-		}
-	})
+	prom := startChild(t, "prometheus", cmd, termAtCleanup)
 	p := &prometheus{base: "http://" + addr}
 	testkit.WaitErr(t, 60*time.Second, "prometheus to be ready", func() error {
 		select {
-		case err := <-done:
-			done <- err
+		case err := <-prom.done:
+			prom.done <- err
 			return fmt.Errorf("prometheus exited: %v", err)
 		default:
 		}

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,35 +26,14 @@ func startSimServe(t *testing.T) string {
 func startSimServeIn(t *testing.T, dataDir string, extra ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	var log bytes.Buffer
 	args := append([]string{"serve", "--sim", "--data-dir", dataDir, "--listen", addr, "--reconcile-every", "1s"}, extra...)
 	cmd := exec.Command(rhcliBin, args...)
-	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("rhcli serve --sim exited with %v after SIGTERM", err)
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("rhcli serve --sim did not stop within 30s")
-		}
-		if t.Failed() {
-			t.Logf("serve log:\n%s", log.String())
-		}
-	})
+	serve := startChild(t, "rhcli serve --sim", cmd, termCleanAtCleanup)
 	url := "nats://" + addr
 	credsByURL.Store(url, filepath.Join(dataDir, "auth", "operator.creds"))
 	if !testkit.Poll(60*time.Second, func() bool { code, _, _ := rhcli(t, url, "cluster", "list"); return code == 0 }) {
-		t.Fatalf("rhcli serve --sim never answered:\n%s", log.String())
+		t.Fatalf("rhcli serve --sim never answered:\n%s", serve.log.String())
 	}
 	return url
 }
