@@ -150,27 +150,9 @@ func newEnvelope(source, typ, id, subject string, data any) (Envelope, error) {
 // fields, an unknown type or version are errors that name what is wrong.
 // It returns the envelope and its typed data (*ClusterIntent or *StateReport).
 func Decode(b []byte) (Envelope, any, error) {
-	var env Envelope
-	if err := strictUnmarshal(b, &env); err != nil {
-		return env, nil, &DecodeError{Field: "envelope", Reason: err.Error()}
-	}
-	switch {
-	case env.SpecVersion != SpecVersion:
-		return env, nil, &DecodeError{Field: "specversion", Reason: fmt.Sprintf("%q is not supported (want %q)", env.SpecVersion, SpecVersion)}
-	case env.ID == "":
-		return env, nil, &DecodeError{Field: "id", Reason: "missing"}
-	case env.Source == "":
-		return env, nil, &DecodeError{Field: "source", Reason: "missing"}
-	case env.Type == "":
-		return env, nil, &DecodeError{Field: "type", Reason: "missing"}
-	case env.Subject == "":
-		return env, nil, &DecodeError{Field: "subject", Reason: "missing"}
-	case env.Time.IsZero():
-		return env, nil, &DecodeError{Field: "time", Reason: "missing"}
-	case env.DataContentType != "application/json":
-		return env, nil, &DecodeError{Field: "datacontenttype", Reason: fmt.Sprintf("%q is not application/json", env.DataContentType)}
-	case len(env.Data) == 0 || string(env.Data) == "null":
-		return env, nil, &DecodeError{Field: "data", Reason: "missing"}
+	env, err := decodeEnvelope(b)
+	if err != nil {
+		return env, nil, err
 	}
 	switch env.Type {
 	case TypeCreate, TypeTeardown, TypeUpdate, TypeRefresh:
@@ -196,6 +178,34 @@ func Decode(b []byte) (Envelope, any, error) {
 		return env, nil, &DecodeError{Field: "type", Reason: fmt.Sprintf("%q: unsupported version of %s", env.Type, base)}
 	}
 	return env, nil, &DecodeError{Field: "type", Reason: fmt.Sprintf("%q is not an rh event type", env.Type)}
+}
+
+// decodeEnvelope parses and checks the CloudEvents envelope every rh event
+// shares.
+func decodeEnvelope(b []byte) (Envelope, error) {
+	var env Envelope
+	if err := strictUnmarshal(b, &env); err != nil {
+		return env, &DecodeError{Field: "envelope", Reason: err.Error()}
+	}
+	switch {
+	case env.SpecVersion != SpecVersion:
+		return env, &DecodeError{Field: "specversion", Reason: fmt.Sprintf("%q is not supported (want %q)", env.SpecVersion, SpecVersion)}
+	case env.ID == "":
+		return env, &DecodeError{Field: "id", Reason: "missing"}
+	case env.Source == "":
+		return env, &DecodeError{Field: "source", Reason: "missing"}
+	case env.Type == "":
+		return env, &DecodeError{Field: "type", Reason: "missing"}
+	case env.Subject == "":
+		return env, &DecodeError{Field: "subject", Reason: "missing"}
+	case env.Time.IsZero():
+		return env, &DecodeError{Field: "time", Reason: "missing"}
+	case env.DataContentType != "application/json":
+		return env, &DecodeError{Field: "datacontenttype", Reason: fmt.Sprintf("%q is not application/json", env.DataContentType)}
+	case len(env.Data) == 0 || string(env.Data) == "null":
+		return env, &DecodeError{Field: "data", Reason: "missing"}
+	}
+	return env, nil
 }
 
 func cutVersion(t string) (base, version string, ok bool) {

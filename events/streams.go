@@ -35,6 +35,10 @@ const (
 // workers are idempotent for repeats after it.
 const DuplicateWindow = 10 * time.Minute
 
+// IntakeMemory is how long the registry remembers an applied request's id:
+// a request published again within it changes nothing.
+const IntakeMemory = 30 * 24 * time.Hour
+
 // Headers added to dead letters.
 const (
 	HeaderDLQReason   = "Rh-Dlq-Reason"
@@ -83,6 +87,17 @@ func StreamConfigs(l Limits) []jetstream.StreamConfig {
 			Discard: jetstream.DiscardOld,
 		},
 		{
+			// Requests from systems that speak only events, captured from
+			// the users' service import so none is lost while no registry
+			// runs. Small messages: a request carries a spec, never files.
+			Name:        StreamIntake,
+			Description: "rh cluster requests from event publishers, applied by the registry",
+			Subjects:    []string{IntakeSubjectPrefix + "*"},
+			Retention:   jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: l.Replicas,
+			MaxAge: l.MaxAge, MaxBytes: 64 << 20, MaxMsgSize: 64 << 10, Duplicates: DuplicateWindow,
+			Discard: jetstream.DiscardOld,
+		},
+		{
 			Name:        StreamDLQ,
 			Description: "rh events that could not be processed, with the reason",
 			Subjects:    []string{DLQSubjectPrefix + ">"},
@@ -100,6 +115,9 @@ func BucketConfigs(l Limits) []jetstream.KeyValueConfig {
 		{Bucket: BucketSecrets, Description: "rh cluster secrets", History: 1, MaxBytes: 16 << 20, MaxValueSize: 64 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		{Bucket: BucketHostKeys, Description: "rh node host keys (trust on first use)", History: 5, MaxBytes: 16 << 20, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		{Bucket: BucketUsers, Description: "rh users: name, role and public nkey", History: 5, MaxBytes: 16 << 20, MaxValueSize: 16 << 10, Storage: jetstream.FileStorage, Replicas: l.Replicas},
+		// One key per (publisher, request id): what was applied and answered.
+		{Bucket: BucketIntake, Description: "rh intake: requests applied, by publisher and event id", History: 1, MaxBytes: 64 << 20, MaxValueSize: 16 << 10,
+			TTL: IntakeMemory, Storage: jetstream.FileStorage, Replicas: l.Replicas},
 		workerBucket(BucketSkyRequests, "rh skyworker: SkyPilot launch request of each cluster", l),
 		workerBucket(BucketSMJobs, "rh sagemakerworker: training job of each cluster", l),
 	}

@@ -52,7 +52,7 @@ func compileSchemas() {
 	compiled = map[string]*jsonschema.Schema{}
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
-	types := []string{events.TypeCreate, events.TypeTeardown, events.TypeUpdate, events.TypeRefresh, events.TypeState}
+	types := []string{events.TypeCreate, events.TypeTeardown, events.TypeUpdate, events.TypeRefresh, events.TypeState, events.TypeRequest, events.TypeOutcome}
 	for _, t := range types {
 		b, err := Files.ReadFile("json/" + t + ".json")
 		if err != nil {

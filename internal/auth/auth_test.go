@@ -193,10 +193,10 @@ func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
 		reportsOK []string // report subjects it may publish
 		reportsNo []string
 	}{
-		{auth.SvcRegistry, false, nil, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}},
-		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo"}},
-		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x"}},
-		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x"}},
+		{auth.SvcRegistry, false, []string{"rh.outcome.UKEY.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}},
+		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo", "rh.outcome.UKEY.x"}},
+		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x", "rh.outcome.UKEY.x"}},
+		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x", "rh.outcome.UKEY.x"}},
 	}
 	for _, c := range cases {
 		t.Run(c.service, func(t *testing.T) {

@@ -18,6 +18,9 @@ const (
 	SvcSageMakerWorker = "sagemakerworker"
 )
 
+// bucketIntake is events.BucketIntake (auth does not import events).
+const bucketIntake = "rh_intake"
+
 // ServiceNames lists the service users in a stable order.
 var ServiceNames = []string{SvcServe, SvcRegistry, SvcSSHGateway, SvcSkyWorker, SvcSageMakerWorker}
 
@@ -30,7 +33,18 @@ const (
 	APISubjects     = "rh.api.>"
 	StreamSubjects  = "rh.stream.>"
 	ControlSubjects = "rh.ssh.>"
+	// IntakeSubjects take requests from systems that speak only events:
+	// exported as a service (users publish), captured by the stream
+	// RH_INTAKE; each user may publish only to its own (IntakeSubject).
+	IntakeSubjects = "rh.intake.>"
+	// OutcomeSubjects carry the answers to intake requests,
+	// rh.outcome.<publisher's nkey>.<cluster>: exported as a stream, and
+	// each user may subscribe only to its own key's.
+	OutcomeSubjects = "rh.outcome.>"
 )
+
+// OutcomePrefix is the outcome subject prefix of the user with nkey key.
+func OutcomePrefix(key string) string { return "rh.outcome." + key }
 
 // Permissions are one NATS user's allow and deny lists.
 type Permissions struct {
@@ -76,7 +90,7 @@ func ServicePermissions(service string) (Permissions, error) {
 		add([]string{"rh.>", "$KV.>", "$JS.EVENT.>"}, []string{"rh.>", "$JS.EVENT.>", "$KV.>"})
 	case SvcRegistry:
 		add([]string{"rh.cluster.create.*", "rh.cluster.teardown.*", "rh.cluster.update.*", "rh.cluster.refresh.*",
-			"rh.dlq.>", "$KV.rh_clusters.>", "$KV.rh_secrets.>", "$KV." + BucketUsers + ".>"},
+			"rh.dlq.>", OutcomeSubjects, "$KV.rh_clusters.>", "$KV.rh_secrets.>", "$KV." + BucketUsers + ".>", "$KV." + bucketIntake + ".>"},
 			[]string{"rh.api.registry.>", "rh.api.users.>", "rh.stream.registry.>", "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"})
 		p.PubDeny = append(p.PubDeny, bucketReadDeny("rh_secrets")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)
@@ -85,18 +99,21 @@ func ServicePermissions(service string) (Permissions, error) {
 		add([]string{"rh.cluster.state.byo.*", "rh.dlq.>", "$KV.rh_hostkeys.>"},
 			[]string{"rh.api.ssh.>", "rh.stream.ssh.>", "rh.ssh.>"})
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV.rh_secrets.>", "$KV."+BucketUsers+".>")
+		p.PubDeny = append(p.PubDeny, bucketDeny(bucketIntake)...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sm_jobs")...)
 	case SvcSkyWorker:
 		add([]string{"rh.cluster.state.ondemand.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sky_requests.>"}, nil)
 		p.PubDeny = append(p.PubDeny, bucketReadDeny("rh_secrets")...)
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV."+BucketUsers+".>")
+		p.PubDeny = append(p.PubDeny, bucketDeny(bucketIntake)...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sm_jobs")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_hostkeys")...)
 	case SvcSageMakerWorker:
 		// It reads its own clusters' keys back on retries.
 		add([]string{"rh.cluster.state.sagemaker.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sm_jobs.>"}, nil)
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV."+BucketUsers+".>")
+		p.PubDeny = append(p.PubDeny, bucketDeny(bucketIntake)...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_hostkeys")...)
 	default:
@@ -106,12 +123,13 @@ func ServicePermissions(service string) (Permissions, error) {
 }
 
 // UserPermissions are every user's NATS permissions: requests to rh's
-// exported subjects, and replies on the user's own inbox prefix only — so no
-// user sees another's answers (a connect reply carries a private key).
+// exported subjects and intake, and replies on the user's own inbox prefix
+// and outcomes on its own outcome prefix only — so no user sees another's
+// answers (a connect reply carries a private key).
 func UserPermissions(key string) Permissions {
 	return Permissions{
-		PubAllow: []string{APISubjects, StreamSubjects, ControlSubjects},
-		SubAllow: []string{InboxPrefix(key) + ".>"},
+		PubAllow: []string{APISubjects, StreamSubjects, ControlSubjects, IntakeSubject(key)},
+		SubAllow: []string{InboxPrefix(key) + ".>", OutcomePrefix(key) + ".>"},
 	}
 }
 
@@ -156,6 +174,8 @@ func AccountsBlock(c ServerConfig) (string, error) {
 	fmt.Fprintf(&b, "      {service: %s}\n", q(APISubjects))
 	fmt.Fprintf(&b, "      {service: %s, response_type: stream, response_threshold: \"2m\"}\n", q(StreamSubjects))
 	fmt.Fprintf(&b, "      {service: %s}\n", q(ControlSubjects))
+	fmt.Fprintf(&b, "      {service: %s}\n", q(IntakeSubjects))
+	fmt.Fprintf(&b, "      {stream: %s}\n", q(OutcomeSubjects))
 	b.WriteString("    ]\n  }\n")
 	fmt.Fprintf(&b, "  %s: {\n    users: [\n", UsersAccount)
 	users := slices.Clone(c.Users)
@@ -164,9 +184,10 @@ func AccountsBlock(c ServerConfig) (string, error) {
 		fmt.Fprintf(&b, "      # user %s (%s)\n      {nkey: %s, permissions: %s}\n", u.Name, u.Role, q(u.Key), permBlock(UserPermissions(u.Key)))
 	}
 	b.WriteString("    ]\n    imports: [\n")
-	for _, s := range []string{APISubjects, StreamSubjects, ControlSubjects} {
+	for _, s := range []string{APISubjects, StreamSubjects, ControlSubjects, IntakeSubjects} {
 		fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}, share: true}\n", ServicesAccount, q(s))
 	}
+	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %s}}\n", ServicesAccount, q(OutcomeSubjects))
 	b.WriteString("    ]\n  }\n}\n")
 	return b.String(), nil
 }

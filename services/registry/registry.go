@@ -94,6 +94,9 @@ type Service struct {
 
 	cache *recordCache
 
+	intake jetstream.KeyValue // rh_intake: requests from event publishers (intake.go)
+	im     *intakeMetrics
+
 	svc    micro.Service
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -135,6 +138,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	if err := s.startStateConsumer(runCtx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.startIntake(runCtx); err != nil {
 		s.Stop()
 		return nil, err
 	}

@@ -1,0 +1,298 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/events/schema"
+	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/services/registry"
+)
+
+// publisher is a system that holds only a NATS client: it publishes
+// requests and reads its outcomes, nothing else.
+type publisher struct {
+	nc       *nats.Conn
+	key      string
+	outcomes *nats.Subscription
+}
+
+func (e *secureEnv) publisher(t *testing.T, name string, role rh.Role) *publisher {
+	t.Helper()
+	nc := e.ns.UserConn(t, e.ns.AddUser(t, name, role))
+	u, _ := e.ns.Users.ByName(name)
+	sub, err := nc.SubscribeSync(auth.OutcomePrefix(u.Key) + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &publisher{nc: nc, key: u.Key, outcomes: sub}
+}
+
+// request encodes a request event as a publisher in another language
+// would write it.
+func request(id, op, cluster string, data map[string]any) []byte {
+	d := map[string]any{"op": op, "cluster": cluster}
+	for k, v := range data {
+		d[k] = v
+	}
+	b, _ := json.Marshal(map[string]any{
+		"specversion": "1.0", "id": id, "source": "ci/pipeline-7", "type": events.TypeRequest,
+		"subject": cluster, "time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json", "data": d,
+	})
+	return b
+}
+
+// publish sends a request as a plain publish (no reply), the way `nats pub`
+// does, with a forged identity header the server must replace.
+func (p *publisher) publish(t *testing.T, body []byte, forgedKey string) {
+	t.Helper()
+	m := nats.NewMsg(auth.IntakeSubject(p.key))
+	m.Data = body
+	m.Header.Set(auth.RequestInfoHeader, `{"acc":"RH_USERS","user":"`+forgedKey+`"}`)
+	if err := p.nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next returns the next outcome of request id, checked against its schema.
+func (p *publisher) next(t *testing.T, id string) events.Outcome {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		m, err := p.outcomes.NextMsg(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		if err := schema.Validate(events.TypeOutcome, m.Data); err != nil {
+			t.Fatalf("outcome on %s: %v\n%s", m.Subject, err, m.Data)
+		}
+		var env struct {
+			Data events.Outcome `json:"data"`
+		}
+		if err := json.Unmarshal(m.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		if env.Data.RequestID == id {
+			return env.Data
+		}
+	}
+	t.Fatalf("no outcome for request %s", id)
+	return events.Outcome{}
+}
+
+func TestIntakeAppliesARequestOnceAsItsPublisherAndFollowsIt(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	ctx := context.Background()
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}, "ssh_user": "ml"}}}
+
+	// The header names the operator and the source claims to be the
+	// registry: neither counts; the server's stamp does.
+	body := request("req-1", "create", "from-ci", spec)
+	body = []byte(strings.Replace(string(body), `"ci/pipeline-7"`, `"rh/registry"`, 1))
+	ci.publish(t, body, e.ns.Material.Operator.Key)
+	o := ci.next(t, "req-1")
+	if o.Result != events.OutcomeAccepted || o.Phase != rh.PhasePending || o.Done || o.Cluster != "from-ci" || o.Op != "create" {
+		t.Fatalf("first outcome = %+v, want accepted, Pending, not done", o)
+	}
+	c, err := e.op.Get(ctx, "from-ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Owner != "ci" {
+		t.Fatalf("owner = %q, want ci (the publisher the server stamped)", c.Owner)
+	}
+
+	// The cluster's changes follow, correlated to the request, until it settles.
+	rep := events.StateReport{Cluster: "from-ci", Kind: rh.KindBYO, Generation: c.Generation, Phase: rh.PhaseProvisioning,
+		Message: "connecting", Worker: "test", ObservedAt: time.Now()}
+	env, _ := events.NewState("test", rep)
+	if _, err := events.Publish(ctx, e.ns.JS, events.StateSubject(rh.KindBYO, "from-ci"), env); err != nil {
+		t.Fatal(err)
+	}
+	if o := ci.next(t, "req-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseProvisioning || o.Message != "connecting" || o.Done {
+		t.Fatalf("second outcome = %+v, want state Provisioning", o)
+	}
+	rep.Phase, rep.Message, rep.ObservedAt = rh.PhaseUp, "1/1 nodes up", time.Now()
+	env, _ = events.NewState("test", rep)
+	if _, err := events.Publish(ctx, e.ns.JS, events.StateSubject(rh.KindBYO, "from-ci"), env); err != nil {
+		t.Fatal(err)
+	}
+	if o := ci.next(t, "req-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseUp || !o.Done {
+		t.Fatalf("third outcome = %+v, want state Up, done", o)
+	}
+
+	// Published again (a retrying pipeline): the answer again, nothing applied.
+	before, _ := e.op.Get(ctx, "from-ci")
+	intents := streamMsgs(t, e.ns.JS, events.StreamEvents, events.IntentSubject(events.OpCreate, rh.KindBYO))
+	ci.publish(t, request("req-1", "create", "from-ci", spec), "")
+	if o := ci.next(t, "req-1"); o.Result != events.OutcomeAccepted || !o.Duplicate || !o.Done {
+		t.Fatalf("re-published request: %+v, want the accepted answer marked duplicate", o)
+	}
+	// The same id for another request is refused, and changes nothing.
+	ci.publish(t, request("req-1", "teardown", "from-ci", nil), "")
+	if o := ci.next(t, "req-1"); o.Result != events.OutcomeRefused || o.Code != rh.ECONFLICT || !strings.Contains(o.Reason, "already used") {
+		t.Fatalf("id reused for a teardown: %+v, want refused (conflict)", o)
+	}
+	after, _ := e.op.Get(ctx, "from-ci")
+	if after.Generation != before.Generation || len(after.History) != len(before.History) || after.Status.Phase != rh.PhaseUp {
+		t.Fatalf("a repeated id changed the record: generation %d→%d, history %d→%d, phase %s",
+			before.Generation, after.Generation, len(before.History), len(after.History), after.Status.Phase)
+	}
+	if n := streamMsgs(t, e.ns.JS, events.StreamEvents, events.IntentSubject(events.OpCreate, rh.KindBYO)); n != intents {
+		t.Fatalf("create intents %d→%d after a repeat", intents, n)
+	}
+
+	// Teardown under a new id: accepted, followed to Terminated; then delete.
+	ci.publish(t, request("req-2", "teardown", "from-ci", nil), "")
+	o = ci.next(t, "req-2")
+	if o.Result != events.OutcomeAccepted || o.Phase != rh.PhaseTearingDown || o.Done {
+		t.Fatalf("teardown: %+v, want accepted, TearingDown", o)
+	}
+	td, _ := e.op.Get(ctx, "from-ci")
+	rep = events.StateReport{Cluster: "from-ci", Kind: rh.KindBYO, Generation: td.Generation, Phase: rh.PhaseTerminated,
+		Message: "connections closed", Worker: "test", ObservedAt: time.Now()}
+	env, _ = events.NewState("test", rep)
+	if _, err := events.Publish(ctx, e.ns.JS, events.StateSubject(rh.KindBYO, "from-ci"), env); err != nil {
+		t.Fatal(err)
+	}
+	if o := ci.next(t, "req-2"); o.Phase != rh.PhaseTerminated || !o.Done {
+		t.Fatalf("teardown follow: %+v, want Terminated, done", o)
+	}
+	ci.publish(t, request("req-3", "delete", "from-ci", nil), "")
+	if o := ci.next(t, "req-3"); o.Result != events.OutcomeAccepted || !o.Done {
+		t.Fatalf("delete: %+v, want accepted, done", o)
+	}
+	if _, err := e.op.Get(ctx, "from-ci"); rh.ErrorCode(err) != rh.ENOTFOUND {
+		t.Fatalf("after delete: %v, want not found", err)
+	}
+}
+
+func TestIntakeRefusesWhatTheAPIWouldAndDeadLettersMalformedEvents(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	ctx := context.Background()
+	viewer := e.publisher(t, "dash", rh.RoleViewer)
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
+
+	// A viewer may not create: refused with the reason, nothing recorded.
+	viewer.publish(t, request("v-1", "create", "by-viewer", spec), "")
+	o := viewer.next(t, "v-1")
+	if o.Result != events.OutcomeRefused || o.Code != rh.EFORBIDDEN || o.Reason == "" || !o.Done {
+		t.Fatalf("viewer create: %+v, want refused (forbidden) with a reason", o)
+	}
+	if _, err := e.op.Get(ctx, "by-viewer"); rh.ErrorCode(err) != rh.ENOTFOUND {
+		t.Fatalf("viewer's refused create left a record: %v", err)
+	}
+
+	// An invalid spec: refused naming the field and the rule.
+	ci.publish(t, request("c-1", "create", "bad-spec", map[string]any{"spec": map[string]any{"kind": "ondemand",
+		"ondemand": map[string]any{"instance_type": "m5.xlarge", "provider": "mars"}}}), "")
+	if o := ci.next(t, "c-1"); o.Result != events.OutcomeRefused || o.Code != rh.EINVALID || !strings.Contains(o.Reason, "provider") {
+		t.Fatalf("invalid spec: %+v, want refused (invalid) naming the section", o)
+	}
+	// Another member's cluster: forbidden, the record untouched.
+	if _, err := e.op.Create(ctx, "ops-owned", byo("10.0.0.1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ci.publish(t, request("c-2", "teardown", "ops-owned", nil), "")
+	if o := ci.next(t, "c-2"); o.Result != events.OutcomeRefused || o.Code != rh.EFORBIDDEN {
+		t.Fatalf("teardown of another's cluster: %+v, want refused (forbidden)", o)
+	}
+	if c, _ := e.op.Get(ctx, "ops-owned"); c.Status.Phase != rh.PhasePending {
+		t.Fatalf("refused teardown changed the cluster: %s", c.Status.Phase)
+	}
+
+	// Malformed: not JSON; an unknown field (say, a key smuggled in). And
+	// a request for a key no user holds (a removed user's, say).
+	if err := ci.nc.Publish(auth.IntakeSubject(ci.key), []byte("create please")); err != nil {
+		t.Fatal(err)
+	}
+	ci.publish(t, request("c-3", "create", "smuggled", map[string]any{"spec": spec["spec"], "ssh_private_key": "-----BEGIN"}), "")
+	if o := ci.next(t, "c-3"); o.Result != events.OutcomeRefused || o.Code != rh.EINVALID || !strings.Contains(o.Reason, "ssh_private_key") {
+		t.Fatalf("unknown field: %+v, want refused (invalid) naming it", o)
+	}
+	if err := e.ns.NC.Publish(auth.IntakeSubject("UREMOVEDUSERKEY"), request("s-1", "create", "from-inside", spec)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 60*time.Second, "three intake dead letters", func() bool {
+		return len(intakeDeadLetters(t, e)) >= 3
+	})
+	reasons := strings.Join(intakeDeadLetters(t, e), "\n")
+	for _, want := range []string{"malformed intake request from ci: events: envelope", `unknown field "ssh_private_key"`, "unknown or removed user (key UREMOVEDUSER…) on rh.intake.UREMOVEDUSERKEY"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("dead-letter reasons %q lack %q", reasons, want)
+		}
+	}
+	// And the registry keeps going.
+	ci.publish(t, request("c-4", "create", "after-junk", spec), "")
+	if o := ci.next(t, "c-4"); o.Result != events.OutcomeAccepted {
+		t.Fatalf("after malformed events: %+v, want accepted", o)
+	}
+	for _, name := range []string{"smuggled", "from-inside"} {
+		if _, err := e.op.Get(ctx, name); rh.ErrorCode(err) != rh.ENOTFOUND {
+			t.Errorf("%s: %v, want not found", name, err)
+		}
+	}
+}
+
+// intakeDeadLetters returns the reasons of the dead letters from RH_INTAKE.
+func intakeDeadLetters(t *testing.T, e *secureEnv) []string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.ns.JS.Stream(ctx, events.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err == nil && m.Header.Get(events.HeaderDLQStream) == events.StreamIntake {
+			out = append(out, m.Header.Get(events.HeaderDLQReason))
+		}
+	}
+	return out
+}
+
+func TestIntakeRequestWaitsForARegistryThatIsDown(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	e.reg.Stop()
+	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
+	// With no registry running, a request with a reply gets the stream's
+	// acknowledgement: it is stored.
+	ack, err := ci.nc.Request(auth.IntakeSubject(ci.key), request("late-1", "create", "while-down", spec), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ack.Data), `"stream":"RH_INTAKE"`) {
+		t.Fatalf("publish ack = %s, want RH_INTAKE's", ack.Data)
+	}
+	reg, err := registry.Start(context.Background(), e.ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: e.ns.Authenticator()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	if o := ci.next(t, "late-1"); o.Result != events.OutcomeAccepted {
+		t.Fatalf("outcome = %+v, want accepted", o)
+	}
+	c, err := e.op.Get(context.Background(), "while-down")
+	if err != nil || c.Owner != "ci" {
+		t.Fatalf("cluster = %+v, %v; want ci's", c, err)
+	}
+}
