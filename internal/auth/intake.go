@@ -1,7 +1,10 @@
 package auth
 
 import (
+	"encoding/json"
 	"strings"
+
+	"github.com/nats-io/nats.go"
 
 	rh "github.com/rhq/rh"
 )
@@ -34,4 +37,18 @@ func (a *Authenticator) Publisher(subject string) (rh.Caller, string, error) {
 		return rh.Caller{}, "", rh.Forbidden("unknown or removed user (key %s) on %s", shortKey(key), subject)
 	}
 	return rh.Caller{User: u.Name, Role: u.Role}, key, nil
+}
+
+// CallerKey is Caller, plus the caller's nkey as the server stamped it:
+// InsecurePublisher when authentication is off, empty for rh's services.
+func (a *Authenticator) CallerKey(h nats.Header) (rh.Caller, string, error) {
+	c, err := a.Caller(h)
+	if err != nil || a.Insecure() {
+		return c, InsecurePublisher, err
+	}
+	var ri requestInfo
+	if raw := h.Get(RequestInfoHeader); raw != "" && json.Unmarshal([]byte(raw), &ri) == nil {
+		return c, ri.User, nil
+	}
+	return c, "", nil
 }

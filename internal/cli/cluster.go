@@ -461,8 +461,9 @@ func (a *app) withClient(fn func(ctx context.Context, cl *client.Client, args []
 
 func (a *app) listCmd() *cobra.Command {
 	var kinds, phases []string
+	var watch bool
 	cmd := &cobra.Command{
-		Use: "list [--kind K]... [--phase P]...", Short: "List clusters, optionally only some kinds or phases", Args: exactArgs(0),
+		Use: "list [--kind K]... [--phase P]... [--watch]", Short: "List clusters, optionally only some kinds or phases", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked before connecting: a typo exits 2 without a round trip.
 			keep, err := listFilter(kinds, phases)
@@ -470,6 +471,9 @@ func (a *app) listCmd() *cobra.Command {
 				return err
 			}
 			return a.withClient(func(ctx context.Context, cl *client.Client, _ []string) error {
+				if watch {
+					return a.watchList(ctx, cl, keep)
+				}
 				all, err := cl.List(ctx)
 				if err != nil {
 					return err
@@ -486,6 +490,7 @@ func (a *app) listCmd() *cobra.Command {
 	}
 	cmd.Flags().StringSliceVar(&kinds, "kind", nil, "only clusters of these kinds: "+joinValues(rh.Kinds)+" (repeatable or comma-separated)")
 	cmd.Flags().StringSliceVar(&phases, "phase", nil, "only clusters in these phases: "+joinValues(rh.Phases)+" (repeatable or comma-separated)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print a line per change until Ctrl-C")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,8 @@ type recordCache struct {
 	sorted  []string // names in order; nil when it must be rebuilt
 	// changed holds, per watched name, a channel closed at its next change.
 	changed map[string]chan struct{}
+	// anyChanged is closed at the next change of any record (list watches).
+	anyChanged chan struct{}
 }
 
 type cacheEntry struct {
@@ -37,7 +40,7 @@ type cacheEntry struct {
 }
 
 func newRecordCache() *recordCache {
-	return &recordCache{entries: map[string]cacheEntry{}, changed: map[string]chan struct{}{}}
+	return &recordCache{entries: map[string]cacheEntry{}, changed: map[string]chan struct{}{}, anyChanged: make(chan struct{})}
 }
 
 // put stores c at rev unless the cache already holds a newer revision.
@@ -60,6 +63,8 @@ func (rc *recordCache) put(name string, c *rh.Cluster, rev uint64) {
 		close(ch)
 		delete(rc.changed, name)
 	}
+	close(rc.anyChanged)
+	rc.anyChanged = make(chan struct{})
 }
 
 // current returns name's cached snapshot (nil after a deletion; read it
@@ -75,6 +80,42 @@ func (rc *recordCache) current(name string) (*rh.Cluster, uint64, bool, <-chan s
 	}
 	e, known := rc.entries[name]
 	return e.c, e.rev, known, ch
+}
+
+// revision returns the newest revision the cache holds and a channel
+// closed at the next change of any record.
+func (rc *recordCache) revision() (uint64, <-chan struct{}) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var top uint64
+	for _, e := range rc.entries {
+		top = max(top, e.rev)
+	}
+	return top, rc.anyChanged
+}
+
+// namedEntry is a cache entry with its name (c is nil for a deletion).
+type namedEntry struct {
+	cacheEntry
+	name string
+}
+
+// since returns the entries written after revision rev (deletions
+// included) in revision order, the newest revision, and a channel closed
+// at the next change. It scans the whole cache: list watches are few.
+func (rc *recordCache) since(rev uint64) ([]namedEntry, uint64, <-chan struct{}) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []namedEntry
+	top := rev
+	for name, e := range rc.entries {
+		if e.rev > rev {
+			out = append(out, namedEntry{e, name})
+			top = max(top, e.rev)
+		}
+	}
+	slices.SortFunc(out, func(a, b namedEntry) int { return cmp.Compare(a.rev, b.rev) })
+	return out, top, rc.anyChanged
 }
 
 // get returns a clone the caller may change, and its revision.

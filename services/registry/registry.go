@@ -200,7 +200,9 @@ func (s *Service) startAPI(ctx context.Context) error {
 		addUsers(api.OpUserAdd, svc.Handle(ctx, s.log, s.cfg.Auth, s.AddUser)),
 		addUsers(api.OpUserList, svc.Handle(ctx, s.log, s.cfg.Auth, s.ListUsers)),
 		addUsers(api.OpUserRemove, svc.Handle(ctx, s.log, s.cfg.Auth, s.RemoveUser)),
+		add(api.OpWhoami, s.whoami()),
 		s.addWatch(ctx, sv),
+		s.addWatchList(ctx, sv),
 	)
 }
 
