@@ -32,7 +32,9 @@ func (a *app) natsConfigCmd() *cobra.Command {
 guarantees as the embedded default:
 
   DIR/rh-accounts.conf      the accounts: RH (services, JetStream) exporting rh's API to
-                            RH_USERS (people) with shared caller info; per-service permissions
+                            RH_USERS (people) with shared caller info, and the event intake
+                            (rh.intake.<user key>) and its outcomes (rh.outcome.<user key>.>),
+                            each user confined to its own; per-service permissions
   DIR/nats-server.conf      a whole server configuration that includes it (edit to taste:
                             listen address, TLS, cluster routes)
   DIR/service-<name>.creds  one credentials file per service: rhcli serve --creds FILE

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/events/schema"
 	"github.com/rhq/rh/internal/auth"
@@ -294,5 +295,25 @@ func TestIntakeRequestWaitsForARegistryThatIsDown(t *testing.T) {
 	c, err := e.op.Get(context.Background(), "while-down")
 	if err != nil || c.Owner != "ci" {
 		t.Fatalf("cluster = %+v, %v; want ci's", c, err)
+	}
+}
+
+// A publisher with only a NATS client learns its subjects from the registry.
+func TestWhoamiGivesThePublishersSubjects(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	forged := nats.NewMsg(api.RegistrySubject(api.OpWhoami))
+	forged.Header.Set(auth.RequestInfoHeader, `{"acc":"RH_USERS","user":"`+e.ns.Material.Operator.Key+`"}`)
+	m, err := ci.nc.RequestMsg(forged, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who api.WhoamiReply
+	if err := json.Unmarshal(m.Data, &who); err != nil {
+		t.Fatalf("%s: %v", m.Data, err)
+	}
+	want := api.WhoamiReply{User: "ci", Role: rh.RoleMember, Key: ci.key, IntakeSubject: "rh.intake." + ci.key, OutcomeSubject: "rh.outcome." + ci.key + ".>"}
+	if who != want {
+		t.Fatalf("whoami = %+v, want %+v", who, want)
 	}
 }
