@@ -58,9 +58,25 @@ type intakeRecord struct {
 
 // intakeKey is a request's key: the publisher's token and a hash of the
 // event id, which may hold any character.
-func intakeKey(publisher, id string) string {
+func intakeKey(publisher, id string) string { return "req." + publisher + "." + idHash(id) }
+
+// followKey marks a request whose cluster's changes are being reported.
+func followKey(publisher, id string) string { return "follow." + publisher + "." + idHash(id) }
+
+func idHash(id string) string {
 	h := sha256.Sum256([]byte(id))
-	return "req." + publisher + "." + hex.EncodeToString(h[:16])
+	return hex.EncodeToString(h[:16])
+}
+
+// intakeFollow is the value of a request's follow key while its cluster's
+// changes are reported: a registry that starts takes the reporting over
+// where the last one stopped.
+type intakeFollow struct {
+	Publisher   string         `json:"publisher"`
+	Last        events.Outcome `json:"last"` // the last outcome sent
+	Seq         int            `json:"seq"`  // its sequence number
+	Incarnation int64          `json:"incarnation"`
+	Until       time.Time      `json:"until"`
 }
 
 // Intake outcomes counted by rh_registry_intake_total.
@@ -114,6 +130,32 @@ func (s *Service) startIntake(ctx context.Context) error {
 		cc.Drain()
 		<-cc.Closed()
 	})
+	return s.resumeFollows(ctx)
+}
+
+// resumeFollows takes over the reporting of requests whose cluster was
+// still changing when a registry stopped. Each running registry does (the
+// keys are not claimed), so with replicas a publisher may hear a change
+// twice; outcomes carry the request id and the phase, which make repeats
+// harmless.
+func (s *Service) resumeFollows(ctx context.Context) error {
+	keys, err := s.intake.ListKeysFiltered(ctx, "follow.>")
+	if err != nil {
+		return fmt.Errorf("registry: intake follows: %w", err)
+	}
+	for key := range keys.Keys() {
+		e, err := s.intake.Get(ctx, key)
+		if err != nil {
+			continue // done meanwhile
+		}
+		var f intakeFollow
+		if err := json.Unmarshal(e.Value(), &f); err != nil {
+			s.log.Warn("undecodable intake follow; dropping it", "key", key, "err", err)
+			_ = s.intake.Delete(ctx, key)
+			continue
+		}
+		s.wg.Go(func() { s.followIntake(ctx, f) })
+	}
 	return nil
 }
 
@@ -185,7 +227,10 @@ func (s *Service) onIntake(ctx context.Context, m jetstream.Msg) {
 		if e.Field != "" {
 			out.Reason = e.Error()
 		}
-	case md.NumDelivered < intakeMaxDeliver && ctx.Err() == nil:
+	case ctx.Err() != nil:
+		_ = m.Nak() // stopping: the next registry applies it
+		return
+	case md.NumDelivered < intakeMaxDeliver:
 		s.retryIntake(ctx, m, md, req.Op, log, err)
 		return
 	default:
@@ -205,7 +250,9 @@ func (s *Service) onIntake(ctx context.Context, m jetstream.Msg) {
 	log.Info("intake request answered", "result", out.Result, "code", out.Code)
 	s.sendOutcome(publisher, 1, out)
 	if !out.Done && c != nil {
-		s.wg.Go(func() { s.followIntake(ctx, publisher, caller, out, c.Incarnation) })
+		f := intakeFollow{Publisher: publisher, Last: out, Seq: 1, Incarnation: c.Incarnation, Until: s.now().Add(intakeFollowFor)}
+		s.saveFollow(ctx, f)
+		s.wg.Go(func() { s.followIntake(ctx, f) })
 	}
 	_ = m.DoubleAck(ctx)
 }
@@ -287,16 +334,26 @@ func settled(op string, p rh.Phase) bool {
 
 // followIntake reports the cluster's changes to the publisher until it
 // settles, a later up or teardown takes over, the publisher may no longer
-// read it, or intakeFollowFor passes. These outcomes are live news only: a
-// registry that stops stops sending them (the record still says it all).
-func (s *Service) followIntake(ctx context.Context, publisher string, caller rh.Caller, first events.Outcome, incarnation int64) {
-	end := time.NewTimer(intakeFollowFor)
+// read it (or is removed), or the follow's time is up. A registry that
+// stops leaves the follow key for the next to resume.
+func (s *Service) followIntake(ctx context.Context, f intakeFollow) {
+	first := f.Last
+	caller, _, err := s.cfg.Auth.Publisher(auth.IntakeSubject(f.Publisher))
+	if err != nil {
+		s.forgetFollow(first.RequestID, f.Publisher) // a removed user hears nothing more
+		return
+	}
+	end := time.NewTimer(max(time.Until(f.Until), 0))
 	defer end.Stop()
-	seq := 1
-	last := first
 	send := func(o events.Outcome) {
-		seq++
-		s.sendOutcome(publisher, seq, o)
+		f.Seq++
+		s.sendOutcome(f.Publisher, f.Seq, o)
+		if o.Done {
+			s.forgetFollow(o.RequestID, f.Publisher)
+			return
+		}
+		f.Last = o
+		s.saveFollow(ctx, f)
 	}
 	for {
 		cur, _, _, changed := s.cache.current(first.Cluster)
@@ -310,19 +367,18 @@ func (s *Service) followIntake(ctx context.Context, publisher string, caller rh.
 			o.Message, o.Done = "you may no longer read this cluster", true
 			send(o)
 			return
-		case cur.Incarnation > incarnation:
+		case cur.Incarnation > f.Incarnation:
 			o.Phase, o.Generation, o.Done = cur.Status.Phase, cur.Generation, true
 			o.Message = fmt.Sprintf("a later request took over (generation %d)", cur.Incarnation)
 			send(o)
 			return
-		case cur.Status.Phase != last.Phase || cur.Status.Message != last.Message:
+		case cur.Status.Phase != f.Last.Phase || cur.Status.Message != f.Last.Message:
 			o.Phase, o.Message, o.Generation = cur.Status.Phase, cur.Status.Message, cur.Generation
 			o.Done = settled(first.Op, cur.Status.Phase)
 			send(o)
 			if o.Done {
 				return
 			}
-			last = o
 			continue
 		}
 		select {
@@ -334,6 +390,21 @@ func (s *Service) followIntake(ctx context.Context, publisher string, caller rh.
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+func (s *Service) saveFollow(ctx context.Context, f intakeFollow) {
+	b, _ := json.Marshal(f)
+	if _, err := s.intake.Put(ctx, followKey(f.Publisher, f.Last.RequestID), b); err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot record intake follow; a restart would stop its reports", "request_id", f.Last.RequestID, "err", err)
+	}
+}
+
+func (s *Service) forgetFollow(id, publisher string) {
+	ctx, cancel := context.WithTimeout(context.Background(), svc.Timeout)
+	defer cancel()
+	if err := s.intake.Delete(ctx, followKey(publisher, id)); err != nil {
+		s.log.Warn("cannot drop intake follow", "request_id", id, "err", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package registry_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -316,4 +318,102 @@ func TestWhoamiGivesThePublishersSubjects(t *testing.T) {
 	if who != want {
 		t.Fatalf("whoami = %+v, want %+v", who, want)
 	}
+}
+
+// A registry that died after claiming a request and applying it, before
+// answering, leaves the claim "applying": the redelivery applies it again,
+// which must not refuse what the first attempt did nor do it twice.
+func TestIntakeRedeliveryAfterACrashMidRequestAppliesOnce(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	ctx := context.Background()
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	ciClient := connClient(t, ci.nc)
+	intake, err := e.ns.JS.KeyValue(ctx, events.BucketIntake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := func(id, op, cluster string) {
+		t.Helper()
+		h := sha256.Sum256([]byte(id)) // the registry's key: req.<publisher key>.<hash of id>
+		b, _ := json.Marshal(map[string]any{"id": id, "user": "ci", "op": op, "cluster": cluster, "state": "applying",
+			"claimed_at": time.Now().Add(-time.Minute).UTC()})
+		if _, err := intake.Create(ctx, "req."+ci.key+"."+hex.EncodeToString(h[:16]), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first attempt created the cluster, then died.
+	claim("crash-1", "create", "half-done")
+	if _, err := ciClient.Create(ctx, "half-done", byo("10.0.0.9"), nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.op.Get(ctx, "half-done")
+	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
+	ci.publish(t, request("crash-1", "create", "half-done", spec), "")
+	if o := ci.next(t, "crash-1"); o.Result != events.OutcomeAccepted {
+		t.Fatalf("redelivered create: %+v, want accepted (the first attempt's)", o)
+	}
+	after, _ := e.op.Get(ctx, "half-done")
+	if after.Generation != before.Generation || len(after.History) != len(before.History) {
+		t.Fatalf("the redelivery changed the record: generation %d→%d", before.Generation, after.Generation)
+	}
+	// A cluster someone else made under that name is not ours to claim.
+	claim("crash-2", "create", "not-mine")
+	if _, err := e.op.Create(ctx, "not-mine", byo("10.0.0.8"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ci.publish(t, request("crash-2", "create", "not-mine", spec), "")
+	if o := ci.next(t, "crash-2"); o.Result != events.OutcomeRefused || o.Code != rh.ECONFLICT {
+		t.Fatalf("create of another's name: %+v, want refused (conflict)", o)
+	}
+	// A delete that happened before the crash is done, not "not found".
+	claim("crash-3", "delete", "gone")
+	ci.publish(t, request("crash-3", "delete", "gone", nil), "")
+	if o := ci.next(t, "crash-3"); o.Result != events.OutcomeAccepted || !o.Done {
+		t.Fatalf("redelivered delete: %+v, want accepted", o)
+	}
+}
+
+// A registry that stops while a request's cluster is still coming up leaves
+// the reporting to the next registry.
+func TestIntakeFollowResumesAfterARegistryRestart(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	ctx := context.Background()
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
+	ci.publish(t, request("r-1", "create", "resumed", spec), "")
+	if o := ci.next(t, "r-1"); o.Result != events.OutcomeAccepted || o.Done {
+		t.Fatalf("create: %+v, want accepted, not done", o)
+	}
+	e.reg.Stop()
+	reg, err := registry.Start(ctx, e.ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: e.ns.Authenticator()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	c, err := e.op.Get(ctx, "resumed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := events.StateReport{Cluster: "resumed", Kind: rh.KindBYO, Generation: c.Generation, Phase: rh.PhaseUp,
+		Message: "1/1 nodes up", Worker: "test", ObservedAt: time.Now()}
+	env, _ := events.NewState("test", rep)
+	if _, err := events.Publish(ctx, e.ns.JS, events.StateSubject(rh.KindBYO, "resumed"), env); err != nil {
+		t.Fatal(err)
+	}
+	if o := ci.next(t, "r-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseUp || !o.Done {
+		t.Fatalf("after the restart: %+v, want state Up, done", o)
+	}
+	// Done: nothing is left for a later registry to resume.
+	intake, _ := e.ns.JS.KeyValue(ctx, events.BucketIntake)
+	testkit.Eventually(t, 30*time.Second, "the follow key to go", func() bool {
+		keys, err := intake.ListKeysFiltered(ctx, "follow.>")
+		if err != nil {
+			return false
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n == 0
+	})
 }
