@@ -11,7 +11,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -406,6 +408,25 @@ func (s *Service) forgetFollow(id, publisher string) {
 	if err := s.intake.Delete(ctx, followKey(publisher, id)); err != nil {
 		s.log.Warn("cannot drop intake follow", "request_id", id, "err", err)
 	}
+}
+
+// whoami answers who the server takes the caller for, and the caller's
+// intake and outcome subjects, so a publisher with only a NATS client can
+// find them with `nats req rh.api.registry.whoami ""`.
+func (s *Service) whoami() micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		c, key, err := s.cfg.Auth.CallerKey(nats.Header(r.Headers()))
+		if err != nil {
+			svc.RespondError(r, err)
+			return
+		}
+		reply := api.WhoamiReply{User: c.User, Role: c.Role, Key: key}
+		if key != "" {
+			reply.IntakeSubject = auth.IntakeSubject(key)
+			reply.OutcomeSubject = auth.OutcomePrefix(key) + ".>"
+		}
+		_ = r.RespondJSON(reply)
+	})
 }
 
 // sendOutcome publishes an outcome to its publisher. Outcomes are answers

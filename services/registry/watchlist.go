@@ -10,7 +10,6 @@ import (
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
-	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/svc"
 )
 
@@ -124,23 +123,4 @@ func (s *Service) streamList(ctx context.Context, r micro.Request, caller rh.Cal
 			beat.Reset(s.cfg.WatchHeartbeat)
 		}
 	}
-}
-
-// whoami answers who the server takes the caller for, and the caller's
-// intake and outcome subjects, so a publisher with only a NATS client can
-// find them with `nats req rh.api.registry.whoami ""`.
-func (s *Service) whoami() micro.Handler {
-	return micro.HandlerFunc(func(r micro.Request) {
-		c, key, err := s.cfg.Auth.CallerKey(nats.Header(r.Headers()))
-		if err != nil {
-			svc.RespondError(r, err)
-			return
-		}
-		reply := api.WhoamiReply{User: c.User, Role: c.Role, Key: key}
-		if key != "" {
-			reply.IntakeSubject = auth.IntakeSubject(key)
-			reply.OutcomeSubject = auth.OutcomePrefix(key) + ".>"
-		}
-		_ = r.RespondJSON(reply)
-	})
 }
