@@ -279,20 +279,27 @@ func TestIntakeRequestWaitsForARegistryThatIsDown(t *testing.T) {
 	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
 	// With no registry running, a request with a reply gets the stream's
 	// acknowledgement: it is stored.
-	ack, err := ci.nc.Request(auth.IntakeSubject(ci.key), request("late-1", "create", "while-down", spec), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(ack.Data), `"stream":"RH_INTAKE"`) {
-		t.Fatalf("publish ack = %s, want RH_INTAKE's", ack.Data)
+	// With Nats-Msg-Id set to the event id, the stream drops a repeat
+	// inside its duplicate window before the registry sees it.
+	for i, want := range []string{`"stream":"RH_INTAKE","seq":1}`, `"duplicate": true`} {
+		m := nats.NewMsg(auth.IntakeSubject(ci.key))
+		m.Data = request("late-1", "create", "while-down", spec)
+		m.Header.Set(nats.MsgIdHdr, "late-1")
+		ack, err := ci.nc.RequestMsg(m, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(ack.Data), want) {
+			t.Fatalf("publish %d: ack = %s, want %s", i+1, ack.Data, want)
+		}
 	}
 	reg, err := registry.Start(context.Background(), e.ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: e.ns.Authenticator()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(reg.Stop)
-	if o := ci.next(t, "late-1"); o.Result != events.OutcomeAccepted {
-		t.Fatalf("outcome = %+v, want accepted", o)
+	if o := ci.next(t, "late-1"); o.Result != events.OutcomeAccepted || o.Duplicate {
+		t.Fatalf("outcome = %+v, want accepted (once: the repeat never reached the registry)", o)
 	}
 	c, err := e.op.Get(context.Background(), "while-down")
 	if err != nil || c.Owner != "ci" {
