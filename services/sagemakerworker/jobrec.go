@@ -24,6 +24,9 @@ type jobRecord struct {
 	State        string `json:"state"`
 	Estimator    bool   `json:"estimator,omitempty"`
 	InstanceType string `json:"instance_type,omitempty"`
+	// RoleARN is the execution role the job runs as, as resolved from the
+	// spec's role name, the worker's default or the SageMaker defaults.
+	RoleARN string `json:"role_arn,omitempty"`
 	Instances    int    `json:"instances,omitempty"`
 	worker.Stamp
 }

@@ -114,6 +114,7 @@ func (c *call) Create(ctx context.Context) error {
 			s.m.Outcome(outcomeFailed)
 			return worker.Permanent(fmt.Errorf("cannot express the cluster as a training job: %w", err))
 		}
+		rec.RoleARN = role
 		rec.InstanceType = string(in.ResourceConfig.InstanceType)
 		rec.Instances = int(*in.ResourceConfig.InstanceCount)
 		if err := c.r.Report(ctx, rh.PhaseProvisioning, "creating training job "+rec.Job, nil, c.info(rec, nil)); err != nil {
@@ -229,6 +230,11 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 	case types.TrainingJobStatusCompleted, types.TrainingJobStatusStopped:
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return true, err
+		}
+		if neverCameUp(rec, d) {
+			s.m.Took(outcomeFailed, start)
+			s.m.Outcome(outcomeFailed)
+			return true, worker.Permanent(errors.New(neverUpMessage(rec.Job, c.cli.Region(), d)))
 		}
 		msg := fmt.Sprintf("job completed (training job %s)", rec.Job)
 		if d.Status == string(types.TrainingJobStatusStopped) {
@@ -451,6 +457,9 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
+		if neverCameUp(rec, d) {
+			return c.r.Report(ctx, rh.PhaseFailed, neverUpMessage(rec.Job, c.cli.Region(), d), nil, info)
+		}
 		return c.r.Report(ctx, rh.PhaseTerminated, fmt.Sprintf("training job %s ended (%s): %s", rec.Job, d.Status, lastMessage(d)), nil, info)
 	case sm.PhaseFailed:
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
@@ -508,6 +517,9 @@ func (c *call) info(rec *jobRecord, d *sm.JobDescription) map[string]string {
 	}
 	if rec.InstanceType != "" {
 		m["instance_type"] = rec.InstanceType
+	}
+	if rec.RoleARN != "" {
+		m["role_arn"] = rec.RoleARN
 	}
 	if rec.Instances > 0 {
 		m["instances"] = strconv.Itoa(rec.Instances)

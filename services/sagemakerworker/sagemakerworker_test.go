@@ -438,3 +438,44 @@ func TestRefreshAfterIdleAutostop(t *testing.T) {
 		t.Fatal("key of an ended job still stored")
 	}
 }
+
+// TestJobThatEndsBeforeTrainingNeverCameUp: a keep-alive job that completes
+// before Training is not "job completed": the cluster fails saying it never
+// came up, what SageMaker said, and where its logs are.
+func TestJobThatEndsBeforeTrainingNeverCameUp(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	e.sim.CompleteNextJobEarly("Training job completed: entry point exited with code 0 before sshd started")
+	e.Create("stillborn", compute(1))
+	c := e.WaitSettled("stillborn", rh.PhaseFailed)
+	job := sm.JobName("stillborn", c.Generation)
+	for _, want := range []string{
+		"never came up", "ended Completed before reaching Training",
+		"entry point exited with code 0 before sshd started",
+		"/aws/sagemaker/TrainingJobs", job + "/algo-", "--log-stream-name-prefix " + job + "/",
+	} {
+		if !strings.Contains(c.Status.Message, want) {
+			t.Errorf("message lacks %q: %q", want, c.Status.Message)
+		}
+	}
+	if strings.HasPrefix(c.Status.Message, "job completed") {
+		t.Errorf("message says the job completed: %q", c.Status.Message)
+	}
+	if e.Secrets("stillborn") != nil {
+		t.Fatal("key of a job that never came up still stored")
+	}
+}
+
+// TestResolvedRoleARNIsShown: a role given by name is resolved to its ARN
+// (the caller's account, from STS), and the cluster shows that ARN.
+func TestResolvedRoleARNIsShown(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	spec := compute(1)
+	spec.SageMaker.Role = "rh-by-name"
+	e.Create("named-role", spec)
+	c := e.WaitSettled("named-role", rh.PhaseUp)
+	if got, want := c.Status.Info["role_arn"], "arn:aws:iam::123456789012:role/rh-by-name"; got != want {
+		t.Fatalf("role_arn = %q, want %q (info %v)", got, want, c.Status.Info)
+	}
+}
