@@ -26,7 +26,7 @@ type jobRecord struct {
 	InstanceType string `json:"instance_type,omitempty"`
 	// RoleARN is the execution role the job runs as, as resolved from the
 	// spec's role name, the worker's default or the SageMaker defaults.
-	RoleARN string `json:"role_arn,omitempty"`
-	Instances    int    `json:"instances,omitempty"`
+	RoleARN   string `json:"role_arn,omitempty"`
+	Instances int    `json:"instances,omitempty"`
 	worker.Stamp
 }
