@@ -211,4 +211,3 @@ func (c *Client) getRequest(ctx context.Context, path string) (string, error) {
 	}
 	return requestID(path, r)
 }
-
