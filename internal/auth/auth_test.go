@@ -192,11 +192,15 @@ func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
 		reads     bool     // may read rh_secrets
 		reportsOK []string // report subjects it may publish
 		reportsNo []string
+		listensOK []string // request subjects it may answer
+		listensNo []string
 	}{
-		{auth.SvcRegistry, false, nil, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}},
-		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo"}},
-		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x"}},
-		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x"}},
+		{auth.SvcRegistry, false, nil, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}, nil, []string{"rh.api.check.sagemaker"}},
+		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo"}, nil, []string{"rh.api.check.ondemand"}},
+		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x"},
+			[]string{"rh.api.check.ondemand"}, []string{"rh.api.check.sagemaker", "rh.api.registry.get"}},
+		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x"},
+			[]string{"rh.api.check.sagemaker"}, []string{"rh.api.check.ondemand", "rh.api.ssh.run"}},
 	}
 	for _, c := range cases {
 		t.Run(c.service, func(t *testing.T) {
@@ -212,6 +216,23 @@ func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
 				if !refused(t, nc, func() error { return nc.Publish(subj, []byte("{}")) }) {
 					t.Errorf("%s may publish %s", c.service, subj)
 				}
+			}
+			for _, subj := range c.listensNo {
+				if !refused(t, nc, func() error { _, err := nc.SubscribeSync(subj); return err }) {
+					t.Errorf("%s may answer %s", c.service, subj)
+				}
+			}
+			for _, subj := range c.listensOK {
+				// Allowed means it answers: a request from the serve user reaches it.
+				sub, err := nc.Subscribe(subj, func(m *nats.Msg) { _ = m.Respond([]byte("here")) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = nc.Flush()
+				if m, err := s.NC.Request(subj, nil, 30*time.Second); err != nil || string(m.Data) != "here" {
+					t.Errorf("%s cannot answer its own %s: %v", c.service, subj, err)
+				}
+				_ = sub.Unsubscribe()
 			}
 			for _, subj := range c.reportsOK {
 				// Allowed means delivered: the serve user sees it arrive.

@@ -88,14 +88,16 @@ func ServicePermissions(service string) (Permissions, error) {
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sm_jobs")...)
 	case SvcSkyWorker:
-		add([]string{"rh.cluster.state.ondemand.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sky_requests.>"}, nil)
+		add([]string{"rh.cluster.state.ondemand.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sky_requests.>"},
+			[]string{"rh.api.check." + string(rh.KindOnDemand)})
 		p.PubDeny = append(p.PubDeny, bucketReadDeny("rh_secrets")...)
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV."+BucketUsers+".>")
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sm_jobs")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_hostkeys")...)
 	case SvcSageMakerWorker:
 		// It reads its own clusters' keys back on retries.
-		add([]string{"rh.cluster.state.sagemaker.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sm_jobs.>"}, nil)
+		add([]string{"rh.cluster.state.sagemaker.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sm_jobs.>"},
+			[]string{"rh.api.check." + string(rh.KindSageMaker)})
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV."+BucketUsers+".>")
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_hostkeys")...)
