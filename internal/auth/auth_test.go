@@ -100,7 +100,7 @@ func TestUsersCannotReachStateOrOthersInboxes(t *testing.T) {
 			t.Fatalf("subscribe %s was not refused", subj)
 		}
 	}
-	for _, subj := range []string{"$JS.API.STREAM.LIST", "$KV.rh_clusters.cluster.x", "rh.cluster.state.byo.victim"} {
+	for _, subj := range []string{"$JS.API.STREAM.LIST", "$KV.rh_clusters.cluster.x", "rh.cluster.state.byo.victim", "rh.svc.ssh.keepalive-autostop"} {
 		if err := alice.Publish(subj, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
@@ -196,10 +196,11 @@ func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
 		listensNo []string
 	}{
 		{auth.SvcRegistry, false, nil, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}, nil, []string{"rh.api.check.sagemaker"}},
-		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo"}, nil, []string{"rh.api.check.ondemand"}},
-		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x"},
+		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo"},
+			[]string{"rh.svc.ssh.keepalive-autostop"}, []string{"rh.api.check.ondemand"}},
+		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x", "rh.svc.ssh.keepalive-autostop"},
 			[]string{"rh.api.check.ondemand"}, []string{"rh.api.check.sagemaker", "rh.api.registry.get"}},
-		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x"},
+		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x", "rh.svc.ssh.keepalive-autostop"}, []string{"rh.cluster.state.byo.x"},
 			[]string{"rh.api.check.sagemaker"}, []string{"rh.api.check.ondemand", "rh.api.ssh.run"}},
 	}
 	for _, c := range cases {

@@ -38,6 +38,9 @@ type call struct {
 	op  string
 	cli *sm.Client
 	log *slog.Logger
+	// autostopNote says why an autostop change did not reach the running
+	// job ("" when it did, or none was asked for).
+	autostopNote string
 }
 
 // Create launches this generation's training job, or adopts the one an
@@ -380,10 +383,12 @@ func (c *call) waitStopped(ctx context.Context, rec *jobRecord) (string, error) 
 }
 
 // Update applies a changed autostop. SageMaker cannot change a running job's
-// Environment, where the keep-alive loop reads autostop from, so the new
-// value applies to the next job (the next `up`); the cluster says so.
+// Environment, but the keep-alive loop reads its limit from a file on each
+// node, which the gateway rewrites (keepalive.go); if that cannot be done
+// the new value applies to the next job (the next `up`), and the cluster
+// says why.
 func (c *call) Update(ctx context.Context) error {
-	rec, _, err := c.s.jobs.Load(ctx, c.in.Cluster)
+	rec, rev, err := c.s.jobs.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -391,6 +396,9 @@ func (c *call) Update(ctx context.Context) error {
 		// Nothing running to describe: the next launch takes autostop from the spec.
 		c.log.Info("autostop recorded for the next job: no job up")
 		return nil
+	}
+	if !rec.Estimator {
+		c.autostopNote = c.applyAutostop(ctx, rec, rev)
 	}
 	return c.observe(ctx, rec, true)
 }
@@ -442,8 +450,11 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 	info := c.info(rec, d)
 	switch phase {
 	case sm.PhaseUp:
-		if autostopChanged && info["autostop_next"] != "" {
+		switch {
+		case autostopChanged && info["autostop_next"] != "":
 			msg = "autostop " + info["autostop_next"]
+		case autostopChanged:
+			msg = "autostop " + info["autostop"] + " (applied to the running job)"
 		}
 		return c.r.Report(ctx, rh.PhaseUp, msg, c.nodes(rec, d), info)
 	case sm.PhaseProvisioning:
@@ -535,9 +546,16 @@ func (c *call) info(rec *jobRecord, d *sm.JobDescription) map[string]string {
 	}
 	if !rec.Estimator {
 		job := d.Environment[sm.EnvAutostopMins]
+		if rec.Autostop != "" {
+			job = rec.Autostop // rewritten on the nodes since the job started
+		}
 		m["autostop"] = autostopInfo(job)
 		if want := strconv.Itoa(smAutostop(c.in.Spec.Autostop())); job != "" && job != want {
-			m["autostop_next"] = autostopInfo(want) + ": applies at the next `up` (SageMaker cannot change a running job's environment)"
+			why := "SageMaker cannot change a running job's environment"
+			if c.autostopNote != "" {
+				why = "the running job's nodes could not be told: " + c.autostopNote
+			}
+			m["autostop_next"] = autostopInfo(want) + ": applies at the next `up` (" + why + ")"
 		}
 	}
 	return m

@@ -92,6 +92,7 @@ type Config struct {
 
 // Service is a running sagemakerworker.
 type Service struct {
+	nc   *nats.Conn
 	cfg  Config
 	sm   *sm.Client
 	host *worker.Host[jobRecord]
@@ -125,7 +126,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, sm: client, host: host, jobs: host.Records, log: host.Log(),
+	s := &Service{nc: nc, cfg: cfg, sm: client, host: host, jobs: host.Records, log: host.Log(),
 		m: newMetrics(cfg.Registry), clients: map[string]*sm.Client{}}
 	if err := host.Start(ctx, s.begin); err != nil {
 		return nil, err

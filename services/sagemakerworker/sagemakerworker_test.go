@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/sagemakerworker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
+	"github.com/rhq/rh/services/sshgateway"
 )
 
 // envProxy makes the test binary act as the nodes' ProxyCommand — what
@@ -477,5 +479,54 @@ func TestResolvedRoleARNIsShown(t *testing.T) {
 	c := e.WaitSettled("named-role", rh.PhaseUp)
 	if got, want := c.Status.Info["role_arn"], "arn:aws:iam::123456789012:role/rh-by-name"; got != want {
 		t.Fatalf("role_arn = %q, want %q (info %v)", got, want, c.Status.Info)
+	}
+}
+
+// TestAutostopChangeReachesTheRunningJob: with an sshgateway running, an
+// autostop change is written into the keep-alive's autostop_mins file on
+// every node of the running job (over real SSH, through the nodes' proxy
+// command), and the cluster shows the new limit as the job's own, not as
+// one for the next `up`.
+func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
+	nodes := simnodes.New(simnodes.Options{})
+	t.Cleanup(func() { _ = nodes.Close() })
+	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
+	keepAlive := t.TempDir() // the sim's nodes are this user's sshd processes: no /opt/rh
+	gw, err := sshgateway.Start(context.Background(), e.NS.NC, sshgateway.Config{KeepAliveDir: keepAlive, DisableAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	e.startWorker()
+	ctx := context.Background()
+
+	spec := compute(2)
+	spec.AutostopMins = new(20)
+	e.Create("sm-idle", spec)
+	e.WaitSettled("sm-idle", rh.PhaseUp)
+	if _, err := e.Client.SetAutostop(ctx, "sm-idle", 45); err != nil {
+		t.Fatal(err)
+	}
+	c := e.WaitFor("sm-idle", "autostop applied", func(c *rh.Cluster) bool {
+		return c.Status.ObservedGeneration == c.Generation && strings.Contains(c.Status.Message, "autostop")
+	})
+	if c.Status.Info["autostop"] != "45 min idle, then the job ends" || c.Status.Info["autostop_next"] != "" ||
+		!strings.Contains(c.Status.Message, "applied to the running job") {
+		t.Fatalf("after autostop: %q %v", c.Status.Message, c.Status.Info)
+	}
+	b, err := os.ReadFile(filepath.Join(keepAlive, "autostop_mins"))
+	if err != nil || string(b) != "45\n" {
+		t.Fatalf("autostop_mins on the nodes = %q, %v", b, err)
+	}
+
+	// Never: -1 reaches the file too.
+	if _, err := e.Client.SetAutostop(ctx, "sm-idle", -1); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor("sm-idle", "autostop off", func(c *rh.Cluster) bool {
+		return c.Status.ObservedGeneration == c.Generation && strings.HasPrefix(c.Status.Info["autostop"], "off")
+	})
+	if b, _ := os.ReadFile(filepath.Join(keepAlive, "autostop_mins")); string(b) != "-1\n" {
+		t.Fatalf("autostop_mins = %q", b)
 	}
 }
