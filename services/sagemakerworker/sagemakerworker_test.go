@@ -154,7 +154,9 @@ func (e *env) counter(name string, labels map[string]string) float64 {
 func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	nodes := simnodes.New(simnodes.Options{})
 	t.Cleanup(func() { _ = nodes.Close() })
-	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
+	// A simulated minute of 0.6 s: the default 30-minute idle limit must not
+	// end the job while a loaded machine is still logging in.
+	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker(), TimeScale: 0.01})
 	e.startWorker()
 	ctx := context.Background()
 
@@ -501,7 +503,7 @@ func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
 	ctx := context.Background()
 
 	spec := compute(2)
-	spec.AutostopMins = new(20)
+	spec.AutostopMins = new(-1) // the simulator's keep-alive must not end the job meanwhile
 	e.Create("sm-idle", spec)
 	e.WaitSettled("sm-idle", rh.PhaseUp)
 	if _, err := e.Client.SetAutostop(ctx, "sm-idle", 45); err != nil {
@@ -519,7 +521,7 @@ func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
 		t.Fatalf("autostop_mins on the nodes = %q, %v", b, err)
 	}
 
-	// Never: -1 reaches the file too.
+	// And back to never.
 	if _, err := e.Client.SetAutostop(ctx, "sm-idle", -1); err != nil {
 		t.Fatal(err)
 	}
