@@ -509,9 +509,16 @@ func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
 	if _, err := e.Client.SetAutostop(ctx, "sm-idle", 45); err != nil {
 		t.Fatal(err)
 	}
-	c := e.WaitFor("sm-idle", "autostop applied", func(c *rh.Cluster) bool {
+	// Logins through the proxy command into each node's shell are slow on
+	// a loaded machine: wait longer than the bus's usual deadline.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	c, err := e.Client.WaitFor(wctx, "sm-idle", func(c *rh.Cluster) bool {
 		return c.Status.ObservedGeneration == c.Generation && strings.Contains(c.Status.Message, "autostop")
 	})
+	if err != nil {
+		t.Fatalf("waiting for the autostop change: %v (last: %+v)", err, c)
+	}
 	if c.Status.Info["autostop"] != "45 min idle, then the job ends" || c.Status.Info["autostop_next"] != "" ||
 		!strings.Contains(c.Status.Message, "applied to the running job") {
 		t.Fatalf("after autostop: %q %v", c.Status.Message, c.Status.Info)
@@ -525,9 +532,11 @@ func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
 	if _, err := e.Client.SetAutostop(ctx, "sm-idle", -1); err != nil {
 		t.Fatal(err)
 	}
-	e.WaitFor("sm-idle", "autostop off", func(c *rh.Cluster) bool {
+	if c, err := e.Client.WaitFor(wctx, "sm-idle", func(c *rh.Cluster) bool {
 		return c.Status.ObservedGeneration == c.Generation && strings.HasPrefix(c.Status.Info["autostop"], "off")
-	})
+	}); err != nil {
+		t.Fatalf("waiting for autostop off: %v (last: %+v)", err, c)
+	}
 	if b, _ := os.ReadFile(filepath.Join(keepAlive, "autostop_mins")); string(b) != "-1\n" {
 		t.Fatalf("autostop_mins = %q", b)
 	}
