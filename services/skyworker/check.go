@@ -45,8 +45,13 @@ func (s *Service) checkClouds(ctx context.Context) []api.CheckItem {
 	item := api.CheckItem{Name: "clouds"}
 	cc, err := s.sky.CheckClouds(ctx)
 	if cc == nil {
-		item.Detail, item.Fix = err.Error(), "run `sky check -v` on the API server's machine"
-		return []api.CheckItem{item}
+		// A server that cannot re-run the check may still say what it has.
+		enabled, eerr := s.sky.EnabledClouds(ctx)
+		if eerr != nil {
+			item.Detail, item.Fix = err.Error(), "run `sky check -v` on the API server's machine"
+			return []api.CheckItem{item}
+		}
+		cc = &skypilot.CloudCheck{Enabled: enabled}
 	}
 	if len(cc.Enabled) == 0 {
 		item.Detail = "no cloud is enabled"
