@@ -160,7 +160,7 @@ func (c *Client) Call(ctx context.Context, subject string, req, resp any) error 
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			svcName := strings.Split(strings.TrimPrefix(subject, "rh.api."), ".")[0]
-			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url)}
+			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url), Err: err}
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time", subject), Err: err}

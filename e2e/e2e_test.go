@@ -124,10 +124,17 @@ func (n *secureNATS) serviceArgs(name string) []string {
 
 func startService(t *testing.T, natsURL, name string, extra ...string) *service {
 	t.Helper()
+	return startServiceEnv(t, natsURL, name, nil, extra...)
+}
+
+// startServiceEnv is startService with env (KEY=value) added to the
+// service's environment only.
+func startServiceEnv(t *testing.T, natsURL, name string, env []string, extra ...string) *service {
+	t.Helper()
 	s := &service{http: freeAddr(t)}
 	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.http, "--reconcile-every", "500ms"}, extra...)
 	cmd := exec.Command(rhcliBin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
 	s.child = startChild(t, name, cmd, killAtCleanup)
 	ready := testkit.Poll(30*time.Second, func() bool {
 		resp, err := http.Get("http://" + s.http + "/readyz")

@@ -100,7 +100,7 @@ func TestUsersCannotReachStateOrOthersInboxes(t *testing.T) {
 			t.Fatalf("subscribe %s was not refused", subj)
 		}
 	}
-	for _, subj := range []string{"$JS.API.STREAM.LIST", "$KV.rh_clusters.cluster.x", "rh.cluster.state.byo.victim"} {
+	for _, subj := range []string{"$JS.API.STREAM.LIST", "$KV.rh_clusters.cluster.x", "rh.cluster.state.byo.victim", "rh.svc.ssh.keepalive-autostop"} {
 		if err := alice.Publish(subj, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
@@ -192,11 +192,16 @@ func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
 		reads     bool     // may read rh_secrets
 		reportsOK []string // report subjects it may publish
 		reportsNo []string
+		listensOK []string // request subjects it may answer
+		listensNo []string
 	}{
-		{auth.SvcRegistry, false, []string{"rh.outcome.UKEY.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}},
-		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo", "rh.outcome.UKEY.x"}},
-		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x", "rh.outcome.UKEY.x"}},
-		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x"}, []string{"rh.cluster.state.byo.x", "rh.outcome.UKEY.x"}},
+		{auth.SvcRegistry, false, []string{"rh.outcome.UKEY.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.ondemand.x"}, nil, []string{"rh.api.check.sagemaker"}},
+		{auth.SvcSSHGateway, true, []string{"rh.cluster.state.byo.x"}, []string{"rh.cluster.state.ondemand.x", "rh.cluster.create.byo", "rh.outcome.UKEY.x"},
+			[]string{"rh.svc.ssh.keepalive-autostop"}, []string{"rh.api.check.ondemand"}},
+		{auth.SvcSkyWorker, false, []string{"rh.cluster.state.ondemand.x"}, []string{"rh.cluster.state.byo.x", "rh.cluster.state.sagemaker.x", "rh.svc.ssh.keepalive-autostop", "rh.outcome.UKEY.x"},
+			[]string{"rh.api.check.ondemand"}, []string{"rh.api.check.sagemaker", "rh.api.registry.get"}},
+		{auth.SvcSageMakerWorker, true, []string{"rh.cluster.state.sagemaker.x", "rh.svc.ssh.keepalive-autostop"}, []string{"rh.cluster.state.byo.x", "rh.outcome.UKEY.x"},
+			[]string{"rh.api.check.sagemaker"}, []string{"rh.api.check.ondemand", "rh.api.ssh.run"}},
 	}
 	for _, c := range cases {
 		t.Run(c.service, func(t *testing.T) {
@@ -212,6 +217,23 @@ func TestEachServiceHasOnlyItsOwnPermissions(t *testing.T) {
 				if !refused(t, nc, func() error { return nc.Publish(subj, []byte("{}")) }) {
 					t.Errorf("%s may publish %s", c.service, subj)
 				}
+			}
+			for _, subj := range c.listensNo {
+				if !refused(t, nc, func() error { _, err := nc.SubscribeSync(subj); return err }) {
+					t.Errorf("%s may answer %s", c.service, subj)
+				}
+			}
+			for _, subj := range c.listensOK {
+				// Allowed means it answers: a request from the serve user reaches it.
+				sub, err := nc.Subscribe(subj, func(m *nats.Msg) { _ = m.Respond([]byte("here")) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = nc.Flush()
+				if m, err := s.NC.Request(subj, nil, 30*time.Second); err != nil || string(m.Data) != "here" {
+					t.Errorf("%s cannot answer its own %s: %v", c.service, subj, err)
+				}
+				_ = sub.Unsubscribe()
 			}
 			for _, subj := range c.reportsOK {
 				// Allowed means delivered: the serve user sees it arrive.

@@ -97,13 +97,14 @@ func ServicePermissions(service string) (Permissions, error) {
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sm_jobs")...)
 	case SvcSSHGateway:
 		add([]string{"rh.cluster.state.byo.*", "rh.dlq.>", "$KV.rh_hostkeys.>"},
-			[]string{"rh.api.ssh.>", "rh.stream.ssh.>", "rh.ssh.>"})
+			[]string{"rh.api.ssh.>", "rh.stream.ssh.>", "rh.ssh.>", "rh.svc.ssh.>"})
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV.rh_secrets.>", "$KV."+BucketUsers+".>")
 		p.PubDeny = append(p.PubDeny, bucketDeny(bucketIntake)...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sm_jobs")...)
 	case SvcSkyWorker:
-		add([]string{"rh.cluster.state.ondemand.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sky_requests.>"}, nil)
+		add([]string{"rh.cluster.state.ondemand.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sky_requests.>"},
+			[]string{"rh.api.check." + string(rh.KindOnDemand)})
 		p.PubDeny = append(p.PubDeny, bucketReadDeny("rh_secrets")...)
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV."+BucketUsers+".>")
 		p.PubDeny = append(p.PubDeny, bucketDeny(bucketIntake)...)
@@ -111,7 +112,9 @@ func ServicePermissions(service string) (Permissions, error) {
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_hostkeys")...)
 	case SvcSageMakerWorker:
 		// It reads its own clusters' keys back on retries.
-		add([]string{"rh.cluster.state.sagemaker.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sm_jobs.>"}, nil)
+		// It asks the gateway to rewrite a running job's autostop file.
+		add([]string{"rh.cluster.state.sagemaker.*", "rh.dlq.>", "$KV.rh_secrets.>", "$KV.rh_sm_jobs.>", "rh.svc.ssh.keepalive-autostop"},
+			[]string{"rh.api.check." + string(rh.KindSageMaker)})
 		p.PubDeny = append(p.PubDeny, "$KV.rh_clusters.>", "$KV."+BucketUsers+".>")
 		p.PubDeny = append(p.PubDeny, bucketDeny(bucketIntake)...)
 		p.PubDeny = append(p.PubDeny, bucketDeny("rh_sky_requests")...)

@@ -2,22 +2,21 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/rhq/rh/services/sagemakerworker/sm"
-	"github.com/rhq/rh/services/skyworker/skypilot"
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
 )
 
 // checkResult is one readiness item of `rhcli check`.
@@ -27,61 +26,165 @@ type checkResult struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
 	Fix    string `json:"fix,omitempty"` // the command or setting that makes it ready
+	// Optional items do not decide readiness (a cloud that is off while
+	// another is on).
+	Optional bool `json:"optional,omitempty"`
 }
 
 // checkReport is what `rhcli check -o json` prints.
 type checkReport struct {
-	Ready  bool          `json:"ready"` // every item is OK
+	Ready  bool          `json:"ready"` // every item that is not optional is OK
 	Checks []checkResult `json:"checks"`
 }
 
-// checkers run in order; each area adds its own items, so a new kind of
-// hardware adds a checker here and nothing else changes.
-var checkers = []func(a *app, ctx context.Context) []checkResult{
-	(*app).checkSkyPilot,
-	(*app).checkSSH,
-	(*app).checkSageMaker,
+// checkAreas are what `rhcli check` looks at, in order: the kinds of
+// cluster, each by the area name its items carry. SSH is checked here, where
+// rhcli reads keys and runs OpenSSH; SkyPilot and SageMaker are asked of
+// their workers, which hold the credentials and run where they run.
+var checkAreas = []struct {
+	kind rh.Kind
+	area string
+}{
+	{rh.KindOnDemand, "skypilot"},
+	{rh.KindBYO, "ssh"},
+	{rh.KindSageMaker, "sagemaker"},
 }
 
-// checkCmd reports whether this machine can use each kind of cluster. It
-// talks to SkyPilot and AWS, not to rh, so it works before `rhcli serve`.
-// Not being ready for one kind is normal, so the exit code is 0 either way;
-// scripts read "ready" from -o json.
+// checkCmd reports whether each kind of cluster can be used: SSH from this
+// machine, SkyPilot and SageMaker as their running workers see them. Not
+// being ready for one kind is normal, so `check` alone exits 0 either way
+// (scripts read "ready" from -o json); `check KIND` exits 1 when that kind
+// is not ready.
 func (a *app) checkCmd() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "check",
-		Short: "Check what this machine needs for on-demand (SkyPilot), BYO (SSH) and SageMaker clusters",
-		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "check [KIND]",
+		Short: "Check what on-demand (SkyPilot), BYO (SSH) and SageMaker clusters need, as their workers see it",
+		Long: `Check readiness for each kind of cluster. BYO (ssh) is checked on this machine.
+On-demand (skypilot) and SageMaker are asked of the running skyworker and
+sagemakerworker (rh.api.check.<kind>), so the answer is what they see where they
+run: the SkyPilot API server and why each cloud is off; the AWS region, where the
+credentials come from, and the execution role with whether it exists. KIND is
+byo, ondemand or sagemaker (ssh and skypilot also work); with it, rhcli exits 1
+when that kind is not ready.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
+			}
+			only := rh.Kind("")
+			if len(args) == 1 {
+				k, err := checkKind(args[0])
+				if err != nil {
+					return err
+				}
+				only = k
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			rep := checkReport{Ready: true, Checks: []checkResult{}}
-			for _, c := range checkers {
-				for _, r := range c(a, ctx) {
-					rep.Ready = rep.Ready && r.OK
+			for _, items := range a.runChecks(ctx, only) {
+				for _, r := range items {
+					rep.Ready = rep.Ready && (r.OK || r.Optional)
 					rep.Checks = append(rep.Checks, r)
 				}
 			}
-			return a.print(rep, func(w io.Writer) { checkTable(w, rep) })
+			if err := a.print(rep, func(w io.Writer) { checkTable(w, rep) }); err != nil {
+				return err
+			}
+			if only != "" && !rep.Ready {
+				return &exitCodeError{code: ExitError, msg: string(only) + " is not ready"}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "give up on checks still running after this long")
 	return cmd
 }
 
+// checkKind reads check's KIND argument.
+func checkKind(s string) (rh.Kind, error) {
+	switch strings.ToLower(s) {
+	case "byo", "ssh":
+		return rh.KindBYO, nil
+	case "ondemand", "skypilot", "sky":
+		return rh.KindOnDemand, nil
+	case "sagemaker":
+		return rh.KindSageMaker, nil
+	}
+	return "", rh.Invalid("KIND", "%q is not one of byo, ondemand, sagemaker", s)
+}
+
+// runChecks runs the areas asked for, the workers concurrently, and
+// returns their items in checkAreas order.
+func (a *app) runChecks(ctx context.Context, only rh.Kind) [][]checkResult {
+	out := make([][]checkResult, len(checkAreas))
+	var cl *client.Client
+	var connErr error
+	needRh := only == "" || only != rh.KindBYO
+	if needRh {
+		cl, connErr = a.connect(ctx)
+		if cl != nil {
+			defer cl.Close()
+		}
+	}
+	var wg sync.WaitGroup
+	for i, ar := range checkAreas {
+		if only != "" && ar.kind != only {
+			continue
+		}
+		if ar.kind == rh.KindBYO {
+			out[i] = a.checkSSH(ctx)
+			continue
+		}
+		if connErr != nil {
+			out[i] = []checkResult{{Area: ar.area, Name: "worker", Detail: "cannot reach rh to ask the " + string(ar.kind) + " worker: " + connErr.Error(),
+				Fix: "start `rhcli serve`, or point RH_NATS_URL (--nats) and RH_NATS_CREDS (--creds) at your rh"}}
+			continue
+		}
+		wg.Go(func() { out[i] = askWorker(ctx, cl, ar.kind, ar.area) })
+	}
+	wg.Wait()
+	return out
+}
+
+// askWorker turns a worker's check answer into items of area.
+func askWorker(ctx context.Context, cl *client.Client, kind rh.Kind, area string) []checkResult {
+	rep, err := cl.Check(ctx, kind)
+	if err != nil {
+		r := checkResult{Area: area, Name: "worker", Detail: err.Error(), Fix: "retry with a longer --timeout"}
+		if errors.Is(err, client.ErrNoWorker) {
+			r.Detail = "no " + string(kind) + " worker running"
+			r.Fix = "start one: `rhcli serve` runs every worker (or `rhcli serve --services " + workerOf(kind) + "` where its credentials are)"
+		}
+		return []checkResult{r}
+	}
+	out := []checkResult{{Area: area, Name: "worker", OK: true, Detail: "answered by " + rep.Worker + " (what follows is its view, from where it runs)"}}
+	for _, it := range rep.Items {
+		out = append(out, checkResult{Area: area, Name: it.Name, OK: it.OK, Optional: it.Optional, Detail: it.Detail, Fix: it.Fix})
+	}
+	return out
+}
+
+func workerOf(kind rh.Kind) string {
+	if kind == rh.KindSageMaker {
+		return "sagemakerworker"
+	}
+	return "skyworker"
+}
+
 func checkTable(w io.Writer, rep checkReport) {
 	fmt.Fprintln(w, "AREA\tCHECK\tSTATUS\tDETAIL")
 	for _, r := range rep.Checks {
 		st := "ok"
-		if !r.OK {
+		switch {
+		case !r.OK && r.Optional:
+			st = "off"
+		case !r.OK:
 			st = "NOT READY"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Area, r.Name, st, oneLine(r.Detail))
-		if !r.OK && r.Fix != "" {
+		if !r.OK && !r.Optional && r.Fix != "" {
 			fmt.Fprintf(w, "\t\tfix:\t%s\n", oneLine(r.Fix))
 		}
 	}
@@ -92,100 +195,6 @@ func (a *app) getenv(k string) string {
 		return a.io.Getenv(k)
 	}
 	return os.Getenv(k)
-}
-
-// knownClouds are SkyPilot's clouds as /check names them, for saying which
-// ones are not enabled.
-var knownClouds = []string{"AWS", "GCP", "Azure", "Lambda", "Kubernetes"}
-
-// checkSkyPilot: does the API server answer, with which version, and which
-// clouds can it use.
-func (a *app) checkSkyPilot(ctx context.Context) []checkResult {
-	endpoint := a.getenv(skypilot.EnvEndpoint)
-	if endpoint == "" {
-		endpoint = skypilot.DefaultEndpoint
-	}
-	api := checkResult{Area: "skypilot", Name: "api server"}
-	sky, err := skypilot.New(skypilot.Config{
-		Endpoint: endpoint, Token: a.getenv(skypilot.EnvToken),
-		RetryBase: 100 * time.Millisecond, RetryMax: time.Second, RetryBudget: 3 * time.Second,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		api.Detail, api.Fix = err.Error(), "set "+skypilot.EnvEndpoint+" to the API server's URL (e.g. http://127.0.0.1:46580)"
-		return []checkResult{api}
-	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	h, err := sky.Health(hctx)
-	cancel()
-	if err != nil {
-		api.Detail = err.Error()
-		api.Fix = "start one with `sky api start` (pip install skypilot), or set " + skypilot.EnvEndpoint + " to your team's server"
-		switch {
-		case strings.Contains(err.Error(), "unauthorized") || strings.Contains(err.Error(), "HTTP 401") || strings.Contains(err.Error(), "HTTP 403"):
-			api.Fix = "set " + skypilot.EnvToken + " to a service-account token (sky_...) for " + endpoint
-		case strings.Contains(err.Error(), "not compatible"):
-			api.Fix = "upgrade the SkyPilot API server at " + endpoint + " (`pip install -U skypilot && sky api stop && sky api start`) or point " + skypilot.EnvEndpoint + " at a compatible one"
-		}
-		return []checkResult{api}
-	}
-	api.OK = true
-	api.Detail = fmt.Sprintf("SkyPilot %s (API version %d) at %s", h.Version, h.APIVersion, endpoint)
-	return []checkResult{api, checkClouds(ctx, sky)}
-}
-
-// checkClouds re-runs SkyPilot's credential check, as `sky check` does, so
-// credentials configured since the server started count.
-func checkClouds(ctx context.Context, sky *skypilot.Client) checkResult {
-	r := checkResult{Area: "skypilot", Name: "clouds"}
-	var enabled []string
-	raw, err := sky.Check(ctx, nil)
-	if err == nil {
-		enabled = cloudsOf(raw)
-	} else if enabled, err = sky.EnabledClouds(ctx); err != nil {
-		r.Detail, r.Fix = err.Error(), "run `sky check -v` on the API server's machine"
-		return r
-	}
-	var others []string
-	for _, c := range knownClouds {
-		if !slices.ContainsFunc(enabled, func(e string) bool { return strings.EqualFold(e, c) }) {
-			others = append(others, c)
-		}
-	}
-	if len(enabled) == 0 {
-		r.Detail = "no cloud is enabled"
-		r.Fix = "configure a cloud's credentials (`aws configure`, `gcloud auth application-default login`, `az login`, a kubeconfig), then `sky check`; `sky check -v` says why each cloud is disabled"
-		return r
-	}
-	r.OK = true
-	r.Detail = "enabled: " + strings.Join(enabled, ", ")
-	if len(others) > 0 {
-		r.Detail += "; not enabled: " + strings.Join(others, ", ") + " (`sky check -v` says why)"
-	}
-	return r
-}
-
-// cloudsOf reads /check's answer: a list of clouds, or workspace → clouds,
-// depending on the server's version.
-func cloudsOf(raw json.RawMessage) []string {
-	var list []string
-	if json.Unmarshal(raw, &list) == nil {
-		return list
-	}
-	var byWS map[string][]string
-	if json.Unmarshal(raw, &byWS) != nil {
-		return nil
-	}
-	var out []string
-	for _, cs := range byWS {
-		for _, c := range cs {
-			if !slices.Contains(out, c) {
-				out = append(out, c)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // checkSSH: BYO clusters given no --ssh-key use the agent or the default keys.
@@ -227,20 +236,4 @@ func (a *app) checkSSH(ctx context.Context) []checkResult {
 	}
 	r.OK, r.Detail = true, strings.Join(found, "; ")
 	return []checkResult{r}
-}
-
-// checkSageMaker: credentials, region and execution role, as the
-// sagemakerworker would resolve them here.
-func (a *app) checkSageMaker(ctx context.Context) []checkResult {
-	cfg, err := sm.LoadConfig(ctx, a.getenv("AWS_PROFILE"), "")
-	if err != nil {
-		return []checkResult{{Area: "sagemaker", Name: "credentials", Detail: err.Error(),
-			Fix: "configure AWS credentials: `aws configure`, `aws sso login`, AWS_PROFILE or --profile"}}
-	}
-	items := sm.NewClient(cfg, sm.Options{Logger: slog.New(slog.DiscardHandler), Getenv: a.getenv}).Check(ctx, "")
-	out := make([]checkResult, 0, len(items))
-	for _, it := range items {
-		out = append(out, checkResult{Area: "sagemaker", Name: it.Name, OK: it.OK, Detail: it.Detail, Fix: it.Fix})
-	}
-	return out
 }

@@ -13,6 +13,7 @@ type faults struct {
 	limitN        int       // next N creates answer ResourceLimitExceeded
 	lostN         int       // next N creates create the job but answer 500
 	failNext      []string  // next created jobs fail in Downloading with this reason
+	endEarlyNext  []string  // next created jobs complete in Downloading with this message
 }
 
 // ThrottleNext makes the next n SageMaker calls (any operation) answer
@@ -61,6 +62,16 @@ func (s *Server) FailNextJob(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.failNext = append(s.faults.failNext, reason)
+}
+
+// CompleteNextJobEarly makes the next created job end Completed right after
+// Downloading, without ever reaching Training, its last transition carrying
+// msg — as a job whose entry point exits at once does (a keep-alive whose
+// sshd never started). Its nodes are never provisioned.
+func (s *Server) CompleteNextJobEarly(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.endEarlyNext = append(s.faults.endEarlyNext, msg)
 }
 
 // FailJob makes a job that is InProgress fail now with the given reason

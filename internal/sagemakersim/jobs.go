@@ -57,6 +57,7 @@ type job struct {
 	checks       int                  // idleness checks the keep-alive loop made
 	sessionBeats map[string]time.Time // open SSM proxy sessions → last heartbeat
 	failReason   string
+	endEarly     string // complete after Downloading with this message, never Training
 
 	ctrl chan ctrlMsg
 	done chan struct{}
@@ -87,6 +88,10 @@ func (s *Server) newJobLocked(req *createRequest) *job {
 	if len(s.faults.failNext) > 0 {
 		j.failReason = s.faults.failNext[0]
 		s.faults.failNext = s.faults.failNext[1:]
+	}
+	if len(s.faults.endEarlyNext) > 0 {
+		j.endEarly = s.faults.endEarlyNext[0]
+		s.faults.endEarlyNext = s.faults.endEarlyNext[1:]
 	}
 	j.setSecondaryLocked(now, "Starting", "Launching requested ML instances")
 	s.jobs[j.name] = j
@@ -199,6 +204,14 @@ loop:
 		if j.failReason != "" {
 			failReason, o = j.failReason, outFail
 			break loop
+		}
+		if j.endEarly != "" {
+			s.setSecondary(j, "Uploading", "Uploading generated training model")
+			if wait(s.scale(t.Uploading)) == outShutdown {
+				return
+			}
+			s.finish(j, statusCompleted, "Completed", j.endEarly, "")
+			return
 		}
 		if err := s.provision(j); err != nil {
 			failReason, o = "InternalServerError: could not provision instances: "+err.Error(), outFail

@@ -109,6 +109,12 @@ type Options struct {
 	// Nodes provisions instances; nil means jobs get no endpoints (SSM
 	// targets then answer TargetNotConnected).
 	Nodes NodeProvider
+	// Roles are the names of the account's IAM roles, which GetRole finds;
+	// nil means every role name exists.
+	Roles []string
+	// IAMDenied makes GetRole answer AccessDenied, as for credentials
+	// without iam:GetRole.
+	IAMDenied bool
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }

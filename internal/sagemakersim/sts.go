@@ -13,10 +13,6 @@ import (
 // Action=GetCallerIdentity, answered in XML. It is what lets the worker turn
 // `--role NAME` into a role ARN in the caller's account.
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
-	if code, msg, ok := checkAuth(r, "sts"); !ok {
-		writeQueryError(w, http.StatusForbidden, "Sender", code, msg)
-		return
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeQueryError(w, http.StatusBadRequest, "Sender", "MalformedInput", err.Error())
@@ -25,6 +21,14 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		writeQueryError(w, http.StatusBadRequest, "Sender", "MalformedInput", err.Error())
+		return
+	}
+	if form.Get("Action") == "GetRole" {
+		s.serveGetRole(w, r, form)
+		return
+	}
+	if code, msg, ok := checkAuth(r, "sts"); !ok {
+		writeQueryError(w, http.StatusForbidden, "Sender", code, msg)
 		return
 	}
 	if form.Get("Action") != "GetCallerIdentity" {
@@ -67,6 +71,10 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 
 // writeQueryError writes an error in the query protocol's XML shape.
 func writeQueryError(w http.ResponseWriter, status int, typ, code, msg string) {
+	writeQueryErrorNS(w, "https://sts.amazonaws.com/doc/2011-06-15/", status, typ, code, msg)
+}
+
+func writeQueryErrorNS(w http.ResponseWriter, ns string, status int, typ, code, msg string) {
 	type errBody struct {
 		Type    string `xml:"Type"`
 		Code    string `xml:"Code"`
@@ -79,7 +87,7 @@ func writeQueryError(w http.ResponseWriter, status int, typ, code, msg string) {
 		RequestID string   `xml:"RequestId"`
 	}
 	out := response{
-		XMLNS:     "https://sts.amazonaws.com/doc/2011-06-15/",
+		XMLNS:     ns,
 		Error:     errBody{Type: typ, Code: code, Message: msg},
 		RequestID: newRequestID(),
 	}

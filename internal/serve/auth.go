@@ -45,7 +45,8 @@ func authenticate(ctx context.Context, nc *nats.Conn, ns *natsutil.Embedded, m *
 	}
 	needs := ns != nil || slices.ContainsFunc(services, func(s string) bool { return s == "registry" || s == "sshgateway" })
 	if !needs {
-		return auth.Insecure(), nil // workers answer no requests
+		// Workers answer only check, which every caller NATS let in may ask.
+		return auth.Insecure(), nil
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -28,11 +28,17 @@ func startSSHGateway(ctx context.Context, d Deps) (Service, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	return sshgateway.Start(ctx, d.NC, sshgateway.Config{
+	cfg := sshgateway.Config{
 		Logger: d.Logger, Registry: d.Registry, Auth: d.Auth,
 		AllowProxyCommands: d.Opts.AllowProxyCommands,
 		LendOwnIdentity:    d.Opts.LendGatewayIdentity,
 		AgentSocket:        getenv("SSH_AUTH_SOCK"),
 		DisableAgent:       getenv("RH_SSH_AGENT") == "off",
-	})
+	}
+	if d.Opts.Sim {
+		// Simulated SageMaker nodes are this user's sshd processes, which
+		// cannot write /opt/rh; relative to the login's home instead.
+		cfg.KeepAliveDir = ".rh/sim-keepalive"
+	}
+	return sshgateway.Start(ctx, d.NC, cfg)
 }

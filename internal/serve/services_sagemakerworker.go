@@ -24,7 +24,7 @@ const simRole = "arn:aws:iam::123456789012:role/rh-sim"
 // or with --sim against an in-process SageMaker simulator, stopped after the
 // worker. Missing credentials do not stop rh from starting: creates say why.
 func startSageMakerWorker(ctx context.Context, d Deps) (Service, error) {
-	cfg := sagemakerworker.Config{Logger: d.Logger, Registry: d.Registry, Getenv: d.Opts.Getenv}
+	cfg := sagemakerworker.Config{Logger: d.Logger, Registry: d.Registry, Getenv: d.Opts.Getenv, Auth: d.Auth}
 	if !d.Opts.Sim {
 		w, err := sagemakerworker.Start(ctx, d.NC, cfg)
 		if err != nil {
@@ -43,7 +43,7 @@ func startSageMakerWorker(ctx context.Context, d Deps) (Service, error) {
 	// Static fake credentials: the simulator checks that requests are SigV4
 	// signed for the right service, not by whom.
 	awsCfg := aws.Config{Region: sm.DefaultRegion, Credentials: credentials.NewStaticCredentialsProvider("AKIDRHSIMULATOR", "rh-sim-secret", "")}
-	cfg.Client = sm.NewClient(awsCfg, sm.Options{SageMakerEndpoint: sim.URL, STSEndpoint: sim.URL, SageMakerConfigPaths: []string{}, Logger: d.Logger})
+	cfg.Client = sm.NewClient(awsCfg, sm.Options{SageMakerEndpoint: sim.URL, STSEndpoint: sim.URL, IAMEndpoint: sim.URL, SageMakerConfigPaths: []string{}, Logger: d.Logger})
 	cfg.DefaultRole = simRole
 	proxy := sshx.ShellQuote(exe) + " sim ssm-proxy --endpoint " + sshx.ShellQuote(sim.URL) + " --target %h"
 	cfg.ProxyCommand = func(string) string { return proxy }

@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/health", s.handleHealth)
 	m.HandleFunc("GET /api/get", s.handleGet)
 	m.HandleFunc("GET /api/status", s.handleAPIStatus)
+	m.HandleFunc("GET /api/stream", s.handleStream)
 	m.HandleFunc("POST /api/cancel", s.post(s.opCancel))
 	m.HandleFunc("POST /launch", s.post(s.opLaunch))
 	m.HandleFunc("POST /down", s.post(s.opDown))
@@ -62,6 +63,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apiV, ver := r.Header.Get(hdrAPIVersion), r.Header.Get(hdrVersion)
+	s.mu.Lock()
+	s.exchanges = append(s.exchanges, Exchange{Method: r.Method, Path: r.URL.Path, APIVersion: apiV, Version: ver})
+	s.mu.Unlock()
 	clientAPI := 0
 	if apiV != "" && ver != "" {
 		n, err := strconv.Atoi(apiV)

@@ -273,12 +273,6 @@ func (s *Server) opStatus(body map[string]json.RawMessage) (string, string, func
 	}, 0, nil
 }
 
-func (s *Server) opCheck(body map[string]json.RawMessage) (string, string, func(context.Context, *request) (any, error), int, error) {
-	return "sky.check", "", func(context.Context, *request) (any, error) {
-		return map[string]any{"default": s.opts.EnabledClouds}, nil
-	}, 0, nil
-}
-
 func (s *Server) opCancel(body map[string]json.RawMessage) (string, string, func(context.Context, *request) (any, error), int, error) {
 	var ids []string
 	if raw, ok := body["request_ids"]; ok && string(raw) != "null" {

@@ -64,7 +64,11 @@ type Options struct {
 	AutostopMinute time.Duration
 
 	EnabledClouds []string // default ["AWS"]
-	Logger        *slog.Logger
+	// DisabledReasons are what /check prints as the reason of each cloud
+	// that is not enabled (by name, e.g. "GCP"); clouds not listed get the
+	// reason SkyPilot gives when a cloud's credentials are not set up.
+	DisabledReasons map[string]string
+	Logger          *slog.Logger
 }
 
 // Server is a simulated SkyPilot API server.
@@ -91,6 +95,7 @@ type Server struct {
 	wg           sync.WaitGroup
 	launchDelay  time.Duration
 	requestCount int
+	exchanges    []Exchange
 }
 
 // New returns a server; serve it with httptest.NewServer(s) or
@@ -373,6 +378,8 @@ type request struct {
 	done              chan struct{}
 	cancel            context.CancelFunc
 	lost              bool
+	log               []byte        // what the request printed, served by /api/stream
+	logged            chan struct{} // closed and replaced on every write
 }
 
 func nowUnix() float64 { return float64(time.Now().UnixNano()) / 1e9 }
@@ -381,7 +388,8 @@ func nowUnix() float64 { return float64(time.Now().UnixNano()) / 1e9 }
 func (s *Server) submit(name, clusterName string, env map[string]string, fn func(ctx context.Context, r *request) (any, error)) *request {
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	r := &request{id: uuid.NewString(), name: name, cluster: clusterName, userID: env["SKYPILOT_USER_ID"],
-		userName: env["SKYPILOT_USER"], createdAt: nowUnix(), status: "PENDING", done: make(chan struct{}), cancel: cancel}
+		userName: env["SKYPILOT_USER"], createdAt: nowUnix(), status: "PENDING", done: make(chan struct{}), cancel: cancel,
+		logged: make(chan struct{})}
 	s.mu.Lock()
 	s.requests[r.id] = r
 	s.order = append(s.order, r.id)

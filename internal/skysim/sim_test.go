@@ -329,3 +329,85 @@ func TestHandleLoadsInCPython(t *testing.T) {
 		t.Fatalf("python saw %+v", got)
 	}
 }
+
+// TestClientDeclaresItsVersionOnEveryRequest: the client sends both
+// version headers on every request, /api/health included, and the server
+// (real or simulated) negotiates from them: it echoes its own versions only
+// to a client that declared both, and a client that declares none is served
+// as an old one (WAITING shown as RUNNING), as SkyPilot's middleware does.
+func TestClientDeclaresItsVersionOnEveryRequest(t *testing.T) {
+	sim, c, _, url := setup(t, Options{})
+	ctx := ctxT(t)
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Launch(ctx, skypilot.LaunchRequest{ClusterName: "v", TaskYAML: "name: v\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CheckClouds(ctx); err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]bool{}
+	for _, x := range sim.Exchanges() {
+		paths[x.Path] = true
+		if x.APIVersion != fmt.Sprint(skypilot.DefaultAPIVersion) || x.Version != skypilot.DefaultVersion {
+			t.Errorf("%s %s declared API %q version %q", x.Method, x.Path, x.APIVersion, x.Version)
+		}
+	}
+	for _, p := range []string{"/api/health", "/launch", "/api/get", "/check", "/api/stream"} {
+		if !paths[p] {
+			t.Errorf("no request to %s in %v", p, paths)
+		}
+	}
+	if api, ver := c.ServerVersion(); api != 90 || ver != "0.14.0" {
+		t.Errorf("server version learnt = %d %q", api, ver)
+	}
+	// Without the headers the server does not negotiate: no versions echoed.
+	resp, err := http.Get(url + "/api/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-SkyPilot-API-Version") != "" {
+		t.Errorf("versions echoed to a client that declared none")
+	}
+	// A non-integer API version is a server error, as in SkyPilot.
+	req, _ := http.NewRequest(http.MethodGet, url+"/api/health", nil)
+	req.Header.Set("X-SkyPilot-API-Version", "ninety")
+	req.Header.Set("X-SkyPilot-Version", "0.14.0")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("non-integer API version: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestCheckSaysWhyCloudsAreDisabled: the check request's log (read through
+// /api/stream) gives each disabled cloud's reason, continuation lines and all.
+func TestCheckSaysWhyCloudsAreDisabled(t *testing.T) {
+	_, c, _, _ := setup(t, Options{EnabledClouds: []string{"AWS", "Kubernetes"},
+		DisabledReasons: map[string]string{"Azure": "Azure CLI returned error: token expired"}})
+	cc, err := c.CheckClouds(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cc.Enabled, ",") != "AWS,Kubernetes" {
+		t.Errorf("enabled = %v", cc.Enabled)
+	}
+	want := map[string]string{
+		"Azure":  "Azure CLI returned error: token expired",
+		"GCP":    "GCP tools are not installed. Run the following commands: $ pip install google-api-python-client $ conda install -c conda-forge google-cloud-sdk -y",
+		"Lambda": "Failed to access Lambda Cloud with credentials.",
+	}
+	if len(cc.Disabled) != 3 {
+		t.Errorf("disabled = %q", cc.Disabled)
+	}
+	for cloud, reason := range want {
+		if !strings.HasPrefix(cc.Disabled[cloud], reason) {
+			t.Errorf("%s: reason %q, want %q", cloud, cc.Disabled[cloud], reason)
+		}
+	}
+}

@@ -24,6 +24,12 @@ type jobRecord struct {
 	State        string `json:"state"`
 	Estimator    bool   `json:"estimator,omitempty"`
 	InstanceType string `json:"instance_type,omitempty"`
-	Instances    int    `json:"instances,omitempty"`
+	// RoleARN is the execution role the job runs as, as resolved from the
+	// spec's role name, the worker's default or the SageMaker defaults.
+	RoleARN string `json:"role_arn,omitempty"`
+	// Autostop is the idle limit last written to the nodes' autostop_mins
+	// file through the gateway ("" while the job's environment value holds).
+	Autostop  string `json:"autostop,omitempty"`
+	Instances int    `json:"instances,omitempty"`
 	worker.Stamp
 }

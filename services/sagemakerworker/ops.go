@@ -38,6 +38,9 @@ type call struct {
 	op  string
 	cli *sm.Client
 	log *slog.Logger
+	// autostopNote says why an autostop change did not reach the running
+	// job ("" when it did, or none was asked for).
+	autostopNote string
 }
 
 // Create launches this generation's training job, or adopts the one an
@@ -114,6 +117,7 @@ func (c *call) Create(ctx context.Context) error {
 			s.m.Outcome(outcomeFailed)
 			return worker.Permanent(fmt.Errorf("cannot express the cluster as a training job: %w", err))
 		}
+		rec.RoleARN = role
 		rec.InstanceType = string(in.ResourceConfig.InstanceType)
 		rec.Instances = int(*in.ResourceConfig.InstanceCount)
 		if err := c.r.Report(ctx, rh.PhaseProvisioning, "creating training job "+rec.Job, nil, c.info(rec, nil)); err != nil {
@@ -229,6 +233,11 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 	case types.TrainingJobStatusCompleted, types.TrainingJobStatusStopped:
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return true, err
+		}
+		if neverCameUp(rec, d) {
+			s.m.Took(outcomeFailed, start)
+			s.m.Outcome(outcomeFailed)
+			return true, worker.Permanent(errors.New(neverUpMessage(rec.Job, c.cli.Region(), d)))
 		}
 		msg := fmt.Sprintf("job completed (training job %s)", rec.Job)
 		if d.Status == string(types.TrainingJobStatusStopped) {
@@ -374,10 +383,12 @@ func (c *call) waitStopped(ctx context.Context, rec *jobRecord) (string, error) 
 }
 
 // Update applies a changed autostop. SageMaker cannot change a running job's
-// Environment, where the keep-alive loop reads autostop from, so the new
-// value applies to the next job (the next `up`); the cluster says so.
+// Environment, but the keep-alive loop reads its limit from a file on each
+// node, which the gateway rewrites (keepalive.go); if that cannot be done
+// the new value applies to the next job (the next `up`), and the cluster
+// says why.
 func (c *call) Update(ctx context.Context) error {
-	rec, _, err := c.s.jobs.Load(ctx, c.in.Cluster)
+	rec, rev, err := c.s.jobs.Load(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -385,6 +396,9 @@ func (c *call) Update(ctx context.Context) error {
 		// Nothing running to describe: the next launch takes autostop from the spec.
 		c.log.Info("autostop recorded for the next job: no job up")
 		return nil
+	}
+	if !rec.Estimator {
+		c.autostopNote = c.applyAutostop(ctx, rec, rev)
 	}
 	return c.observe(ctx, rec, true)
 }
@@ -436,8 +450,11 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 	info := c.info(rec, d)
 	switch phase {
 	case sm.PhaseUp:
-		if autostopChanged && info["autostop_next"] != "" {
+		switch {
+		case autostopChanged && info["autostop_next"] != "":
 			msg = "autostop " + info["autostop_next"]
+		case autostopChanged:
+			msg = "autostop " + info["autostop"] + " (applied to the running job)"
 		}
 		return c.r.Report(ctx, rh.PhaseUp, msg, c.nodes(rec, d), info)
 	case sm.PhaseProvisioning:
@@ -450,6 +467,9 @@ func (c *call) observe(ctx context.Context, rec *jobRecord, autostopChanged bool
 	case sm.PhaseTerminated:
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
+		}
+		if neverCameUp(rec, d) {
+			return c.r.Report(ctx, rh.PhaseFailed, neverUpMessage(rec.Job, c.cli.Region(), d), nil, info)
 		}
 		return c.r.Report(ctx, rh.PhaseTerminated, fmt.Sprintf("training job %s ended (%s): %s", rec.Job, d.Status, lastMessage(d)), nil, info)
 	case sm.PhaseFailed:
@@ -509,6 +529,9 @@ func (c *call) info(rec *jobRecord, d *sm.JobDescription) map[string]string {
 	if rec.InstanceType != "" {
 		m["instance_type"] = rec.InstanceType
 	}
+	if rec.RoleARN != "" {
+		m["role_arn"] = rec.RoleARN
+	}
 	if rec.Instances > 0 {
 		m["instances"] = strconv.Itoa(rec.Instances)
 	}
@@ -523,9 +546,16 @@ func (c *call) info(rec *jobRecord, d *sm.JobDescription) map[string]string {
 	}
 	if !rec.Estimator {
 		job := d.Environment[sm.EnvAutostopMins]
+		if rec.Autostop != "" {
+			job = rec.Autostop // rewritten on the nodes since the job started
+		}
 		m["autostop"] = autostopInfo(job)
 		if want := strconv.Itoa(smAutostop(c.in.Spec.Autostop())); job != "" && job != want {
-			m["autostop_next"] = autostopInfo(want) + ": applies at the next `up` (SageMaker cannot change a running job's environment)"
+			why := "SageMaker cannot change a running job's environment"
+			if c.autostopNote != "" {
+				why = "the running job's nodes could not be told: " + c.autostopNote
+			}
+			m["autostop_next"] = autostopInfo(want) + ": applies at the next `up` (" + why + ")"
 		}
 	}
 	return m

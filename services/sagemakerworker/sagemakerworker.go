@@ -26,10 +26,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
 )
@@ -75,7 +78,10 @@ type Config struct {
 	PollMin time.Duration
 	PollMax time.Duration
 	// ID names this process in reports (default "sagemakerworker").
-	ID       string
+	ID string
+	// Auth says who asks the check endpoint; nil treats every caller NATS
+	// let in as the operator (check reveals no secrets).
+	Auth     *auth.Authenticator
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 
@@ -86,12 +92,15 @@ type Config struct {
 
 // Service is a running sagemakerworker.
 type Service struct {
+	nc   *nats.Conn
 	cfg  Config
 	sm   *sm.Client
 	host *worker.Host[jobRecord]
 	jobs *worker.Records[jobRecord]
 	log  *slog.Logger
 	m    *worker.CloudMetrics
+
+	check micro.Service
 
 	clientsMu sync.Mutex
 	clients   map[string]*sm.Client // by profile and region, when Config.Client is nil
@@ -117,9 +126,17 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, sm: client, host: host, jobs: host.Records, log: host.Log(),
+	s := &Service{nc: nc, cfg: cfg, sm: client, host: host, jobs: host.Records, log: host.Log(),
 		m: newMetrics(cfg.Registry), clients: map[string]*sm.Client{}}
 	if err := host.Start(ctx, s.begin); err != nil {
+		return nil, err
+	}
+	id := cfg.ID
+	if id == "" {
+		id = Durable
+	}
+	if s.check, err = svc.ServeCheck(ctx, nc, s.log, cfg.Auth, rh.KindSageMaker, id, s.checkItems); err != nil {
+		host.Stop()
 		return nil, err
 	}
 	s.log.Info("SageMaker worker started", "region", client.Region())
@@ -152,7 +169,10 @@ func (cfg *Config) defaults() {
 
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and adopt the job already created.
-func (s *Service) Stop() { s.host.Stop() }
+func (s *Service) Stop() {
+	_ = s.check.Stop()
+	s.host.Stop()
+}
 
 // Client is the default SageMaker client.
 func (s *Service) Client() *sm.Client { return s.sm }

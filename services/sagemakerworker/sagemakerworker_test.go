@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/sagemakerworker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
+	"github.com/rhq/rh/services/sshgateway"
 )
 
 // envProxy makes the test binary act as the nodes' ProxyCommand — what
@@ -152,7 +154,9 @@ func (e *env) counter(name string, labels map[string]string) float64 {
 func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	nodes := simnodes.New(simnodes.Options{})
 	t.Cleanup(func() { _ = nodes.Close() })
-	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
+	// A simulated minute of 0.6 s: the default 30-minute idle limit must not
+	// end the job while a loaded machine is still logging in.
+	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker(), TimeScale: 0.01})
 	e.startWorker()
 	ctx := context.Background()
 
@@ -436,5 +440,104 @@ func TestRefreshAfterIdleAutostop(t *testing.T) {
 	}
 	if e.Secrets("idle") != nil {
 		t.Fatal("key of an ended job still stored")
+	}
+}
+
+// TestJobThatEndsBeforeTrainingNeverCameUp: a keep-alive job that completes
+// before Training is not "job completed": the cluster fails saying it never
+// came up, what SageMaker said, and where its logs are.
+func TestJobThatEndsBeforeTrainingNeverCameUp(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	e.sim.CompleteNextJobEarly("Training job completed: entry point exited with code 0 before sshd started")
+	e.Create("stillborn", compute(1))
+	c := e.WaitSettled("stillborn", rh.PhaseFailed)
+	job := sm.JobName("stillborn", c.Generation)
+	for _, want := range []string{
+		"never came up", "ended Completed before reaching Training",
+		"entry point exited with code 0 before sshd started",
+		"/aws/sagemaker/TrainingJobs", job + "/algo-", "--log-stream-name-prefix " + job + "/",
+	} {
+		if !strings.Contains(c.Status.Message, want) {
+			t.Errorf("message lacks %q: %q", want, c.Status.Message)
+		}
+	}
+	if strings.HasPrefix(c.Status.Message, "job completed") {
+		t.Errorf("message says the job completed: %q", c.Status.Message)
+	}
+	if e.Secrets("stillborn") != nil {
+		t.Fatal("key of a job that never came up still stored")
+	}
+}
+
+// TestResolvedRoleARNIsShown: a role given by name is resolved to its ARN
+// (the caller's account, from STS), and the cluster shows that ARN.
+func TestResolvedRoleARNIsShown(t *testing.T) {
+	e := setup(t, sagemakersim.Options{})
+	e.startWorker()
+	spec := compute(1)
+	spec.SageMaker.Role = "rh-by-name"
+	e.Create("named-role", spec)
+	c := e.WaitSettled("named-role", rh.PhaseUp)
+	if got, want := c.Status.Info["role_arn"], "arn:aws:iam::123456789012:role/rh-by-name"; got != want {
+		t.Fatalf("role_arn = %q, want %q (info %v)", got, want, c.Status.Info)
+	}
+}
+
+// TestAutostopChangeReachesTheRunningJob: with an sshgateway running, an
+// autostop change is written into the keep-alive's autostop_mins file on
+// every node of the running job (over real SSH, through the nodes' proxy
+// command), and the cluster shows the new limit as the job's own, not as
+// one for the next `up`.
+func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
+	nodes := simnodes.New(simnodes.Options{})
+	t.Cleanup(func() { _ = nodes.Close() })
+	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
+	keepAlive := t.TempDir() // the sim's nodes are this user's sshd processes: no /opt/rh
+	gw, err := sshgateway.Start(context.Background(), e.NS.NC, sshgateway.Config{KeepAliveDir: keepAlive, DisableAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	e.startWorker()
+	ctx := context.Background()
+
+	spec := compute(2)
+	spec.AutostopMins = new(-1) // the simulator's keep-alive must not end the job meanwhile
+	e.Create("sm-idle", spec)
+	e.WaitSettled("sm-idle", rh.PhaseUp)
+	if _, err := e.Client.SetAutostop(ctx, "sm-idle", 45); err != nil {
+		t.Fatal(err)
+	}
+	// Logins through the proxy command into each node's shell are slow on
+	// a loaded machine: wait longer than the bus's usual deadline.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	c, err := e.Client.WaitFor(wctx, "sm-idle", func(c *rh.Cluster) bool {
+		return c.Status.ObservedGeneration == c.Generation && strings.Contains(c.Status.Message, "autostop")
+	})
+	if err != nil {
+		t.Fatalf("waiting for the autostop change: %v (last: %+v)", err, c)
+	}
+	if c.Status.Info["autostop"] != "45 min idle, then the job ends" || c.Status.Info["autostop_next"] != "" ||
+		!strings.Contains(c.Status.Message, "applied to the running job") {
+		t.Fatalf("after autostop: %q %v", c.Status.Message, c.Status.Info)
+	}
+	b, err := os.ReadFile(filepath.Join(keepAlive, "autostop_mins"))
+	if err != nil || string(b) != "45\n" {
+		t.Fatalf("autostop_mins on the nodes = %q, %v", b, err)
+	}
+
+	// And back to never.
+	if _, err := e.Client.SetAutostop(ctx, "sm-idle", -1); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.Client.WaitFor(wctx, "sm-idle", func(c *rh.Cluster) bool {
+		return c.Status.ObservedGeneration == c.Generation && strings.HasPrefix(c.Status.Info["autostop"], "off")
+	}); err != nil {
+		t.Fatalf("waiting for autostop off: %v (last: %+v)", err, c)
+	}
+	if b, _ := os.ReadFile(filepath.Join(keepAlive, "autostop_mins")); string(b) != "-1\n" {
+		t.Fatalf("autostop_mins = %q", b)
 	}
 }

@@ -17,10 +17,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
@@ -38,7 +41,10 @@ type Config struct {
 	SkyPilot       *skypilot.Client
 	SkyPilotConfig skypilot.Config
 	// ID names this process in reports (default "skyworker").
-	ID       string
+	ID string
+	// Auth says who asks the check endpoint; nil treats every caller NATS
+	// let in as the operator (check reveals no secrets).
+	Auth     *auth.Authenticator
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 
@@ -54,6 +60,7 @@ type Service struct {
 	launches *worker.Records[launchRecord]
 	log      *slog.Logger
 	m        *worker.CloudMetrics
+	check    micro.Service
 }
 
 // Start prepares streams and buckets and starts consuming. It does not need
@@ -80,6 +87,14 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err := host.Start(ctx, s.begin); err != nil {
 		return nil, err
 	}
+	id := cfg.ID
+	if id == "" {
+		id = Durable
+	}
+	if s.check, err = svc.ServeCheck(ctx, nc, s.log, cfg.Auth, rh.KindOnDemand, id, s.checkItems); err != nil {
+		host.Stop()
+		return nil, err
+	}
 	host.Go(s.probe)
 	return s, nil
 }
@@ -104,7 +119,10 @@ func (cfg *Config) skyPilot() (*skypilot.Client, error) {
 
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and resume from the recorded launch.
-func (s *Service) Stop() { s.host.Stop() }
+func (s *Service) Stop() {
+	_ = s.check.Stop()
+	s.host.Stop()
+}
 
 // SkyPilot is the API client the worker uses.
 func (s *Service) SkyPilot() *skypilot.Client { return s.sky }

@@ -112,11 +112,18 @@ type Config struct {
 	// MaxOpenFiles caps the remote files one caller may hold open at once;
 	// default 512.
 	MaxOpenFiles int
+	// KeepAliveDir is where a SageMaker node's keep-alive loop reads its
+	// autostop_mins file; default DefaultKeepAliveDir. `--sim` nodes are
+	// sshd processes of the serving user, which cannot write /opt.
+	KeepAliveDir string
 }
 
 func (c *Config) defaults() {
 	if c.ID == "" {
 		c.ID = "sshgateway-" + uuid.NewString()[:8]
+	}
+	if c.KeepAliveDir == "" {
+		c.KeepAliveDir = DefaultKeepAliveDir
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = sshx.DefaultConnectTimeout
@@ -338,6 +345,11 @@ func (s *Service) startAPI() error {
 		{fsg, api.FSChtimes, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsChtimes)},
 	}
 	var errs []error
+	// Services only (a subject people cannot publish to), so not in a group.
+	if err := sv.AddEndpoint("keepalive-autostop", s.async(svc.Handle(ctx, s.log, s.cfg.Auth, s.KeepAliveAutostop)),
+		micro.WithEndpointSubject(api.KeepAliveAutostopSubject)); err != nil {
+		errs = append(errs, fmt.Errorf("sshgateway: endpoint keepalive-autostop: %w", err))
+	}
 	for _, e := range eps {
 		// micro calls a handler once at a time per endpoint; every request here
 		// may wait on a node, so each runs on its own goroutine.

@@ -495,3 +495,18 @@ func TestConnectSaysWhoWroteTheProxyCommand(t *testing.T) {
 		t.Fatalf("the owner's own command: by %q, caller %q", own.ProxyCommandBy, own.Caller)
 	}
 }
+
+// TestKeepAliveRewriteIsForServicesOnly: the autostop rewrite the
+// sagemakerworker asks for lies outside what people may publish to, so no
+// user — not even an admin — gets an answer from it.
+func TestKeepAliveRewriteIsForServicesOnly(t *testing.T) {
+	e := startSecure(t, nil)
+	ada := e.user(t, "ada", rh.RoleAdmin)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var rep api.KeepAliveAutostopReply
+	err := ada.Call(ctx, api.KeepAliveAutostopSubject, api.KeepAliveAutostopRequest{Name: "alpha", Minutes: 1}, &rep)
+	if err == nil || rep.Nodes != 0 {
+		t.Fatalf("an admin reached the keep-alive rewrite: %+v, %v", rep, err)
+	}
+}

@@ -2,7 +2,9 @@ package sm
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -34,7 +36,7 @@ func (c *Client) Check(ctx context.Context, role string) []CheckItem {
 			Fix: "refresh them (`aws sso login`) or choose another profile"})
 	} else {
 		credsOK = true
-		items = append(items, CheckItem{Name: "credentials", OK: true, Detail: "from " + creds.Source})
+		items = append(items, CheckItem{Name: "credentials", OK: true, Detail: "from " + CredentialSource(creds.Source)})
 	}
 
 	region := CheckItem{Name: "region", OK: c.cfg.Region != "", Detail: c.cfg.Region}
@@ -60,9 +62,67 @@ func (c *Client) Check(ctx context.Context, role string) []CheckItem {
 		if arn, err := c.ResolveRole(ctx, role); err != nil {
 			roleItem.Detail, roleItem.Fix = err.Error(), "pass --role NAME_OR_ARN (a SageMaker execution role), set "+EnvRole+", or SageMaker.TrainingJob.RoleArn in ~/.config/sagemaker/config.yaml"
 		} else {
-			roleItem.OK, roleItem.Detail = true, arn
+			roleItem = c.checkRoleExists(ctx, arn, c.roleSource(role))
 		}
 	}
 	items = append(items, roleItem)
 	return items
+}
+
+// checkRoleExists asks IAM whether the resolved role exists. Credentials
+// that may not call iam:GetRole leave it "not verified", which is not a
+// failure: SageMaker itself will say at create time.
+func (c *Client) checkRoleExists(ctx context.Context, arn, source string) CheckItem {
+	it := CheckItem{Name: "role", OK: true}
+	got, err := c.GetRole(ctx, arn)
+	switch {
+	case err == nil:
+		it.Detail = fmt.Sprintf("%s (%s; exists)", got, source)
+	case errors.Is(err, ErrNoSuchRole):
+		it.OK = false
+		it.Detail = fmt.Sprintf("%s (%s) does not exist: IAM answered NoSuchEntity", arn, source)
+		it.Fix = "create the SageMaker execution role in IAM, or pass --role NAME_OR_ARN / set " + EnvRole + " to one that exists"
+	case errors.Is(err, ErrIAMDenied):
+		it.Detail = fmt.Sprintf("%s (%s; not verified: these credentials may not call iam:GetRole)", arn, source)
+	default:
+		it.Detail = fmt.Sprintf("%s (%s; not verified: %v)", arn, source, err)
+	}
+	return it
+}
+
+// roleSource says where the role Check resolves comes from.
+func (c *Client) roleSource(given string) string {
+	if strings.TrimSpace(given) != "" {
+		return "configured"
+	}
+	if _, src, err := c.DefaultRole(); err == nil {
+		return "from " + src
+	}
+	return "default"
+}
+
+// CredentialSource names where credentials came from, in a user's words,
+// from the SDK provider's Source.
+func CredentialSource(src string) string {
+	switch {
+	case src == "":
+		return "an unnamed provider"
+	case strings.HasPrefix(src, "EnvConfigCredentials"):
+		return "the environment (AWS_ACCESS_KEY_ID)"
+	case strings.HasPrefix(src, "SharedConfigCredentials"):
+		return "the shared credentials file (" + strings.TrimSpace(strings.TrimPrefix(src, "SharedConfigCredentials:")) + ")"
+	case strings.HasPrefix(src, "EC2RoleProvider"):
+		return "the EC2 instance role (IMDS)"
+	case strings.HasPrefix(src, "EndpointCredentialsProvider"), strings.Contains(src, "ECS"):
+		return "the container credentials endpoint (ECS/EKS)"
+	case strings.HasPrefix(src, "SSOProvider"):
+		return "AWS SSO (aws sso login)"
+	case strings.HasPrefix(src, "WebIdentityCredentials"):
+		return "a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)"
+	case strings.HasPrefix(src, "AssumeRoleProvider"):
+		return "an assumed role (the profile's role_arn)"
+	case strings.HasPrefix(src, "ProcessProvider"):
+		return "the profile's credential_process"
+	}
+	return src
 }

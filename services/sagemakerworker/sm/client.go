@@ -63,6 +63,9 @@ type Options struct {
 	// BaseEndpoint (tests and `--sim`); they win over the environment.
 	SageMakerEndpoint string
 	STSEndpoint       string
+	// IAMEndpoint, when set, is where GetRole goes instead of IAM's global
+	// endpoint (tests and `--sim`).
+	IAMEndpoint string
 	// SageMakerConfigPaths are the SageMaker Python SDK defaults files read
 	// for a default role, first match wins. Nil means
 	// DefaultSageMakerConfigPaths(Getenv).

@@ -71,6 +71,7 @@ func newTestEnvScale(t *testing.T, scale float64) *testEnv {
 	c := NewClient(cfg, Options{
 		SageMakerEndpoint:    ts.URL,
 		STSEndpoint:          ts.URL + "/sts",
+		IAMEndpoint:          ts.URL,
 		SageMakerConfigPaths: []string{},
 		LaunchBackoff:        time.Millisecond,
 	})

@@ -211,23 +211,3 @@ func (c *Client) getRequest(ctx context.Context, path string) (string, error) {
 	}
 	return requestID(path, r)
 }
-
-// checkBody mirrors payloads.CheckBody.
-type checkBody struct {
-	requestBase
-	Clouds  []string `json:"clouds"`
-	Verbose bool     `json:"verbose"`
-}
-
-// Check re-runs credential checks (all clouds when clouds is empty) and
-// returns the server's result as JSON (its shape changed across versions:
-// a list of clouds, or workspace → clouds).
-func (c *Client) Check(ctx context.Context, clouds []string) (json.RawMessage, error) {
-	body := checkBody{requestBase: requestBase{c.envVars()}, Clouds: clouds}
-	if len(clouds) == 0 {
-		body.Clouds = nil
-	}
-	var out json.RawMessage
-	_, err := c.submitAndWait(ctx, "/check", body, &out)
-	return out, err
-}
