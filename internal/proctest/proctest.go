@@ -234,6 +234,10 @@ type ServiceOptions struct {
 	Env []string
 	// Args are extra serve flags.
 	Args []string
+	// ReconcileEvery is serve's --reconcile-every; zero means 500 ms, so
+	// drift shows quickly. Fault tests keep serve's default, so that a
+	// refresh does not hide how long a takeover takes.
+	ReconcileEvery time.Duration
 }
 
 // StartService runs one service as its own `rhcli serve` process joined to
@@ -241,7 +245,10 @@ type ServiceOptions struct {
 func (r *Rhcli) StartService(t testing.TB, natsURL, name string, o ServiceOptions) *Service {
 	t.Helper()
 	s := &Service{HTTP: FreeAddr(t)}
-	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.HTTP, "--reconcile-every", "500ms"}, o.Args...)
+	if o.ReconcileEvery == 0 {
+		o.ReconcileEvery = 500 * time.Millisecond
+	}
+	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.HTTP, "--reconcile-every", o.ReconcileEvery.String()}, o.Args...)
 	cmd := exec.Command(r.Path, args...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), o.Env...)
 	s.Child = Start(t, name, cmd, KillAtCleanup)
