@@ -317,12 +317,24 @@ func waitPhases(t *testing.T, url string, timeout time.Duration, want rh.Phase, 
 // history reads a cluster's transitions through rhcli.
 func history(t *testing.T, url, name string) []rh.Transition {
 	t.Helper()
-	code, out, stderr := bin.Run(t, url, "cluster", "events", name, "-o", "json")
-	var h []rh.Transition
-	if err := json.Unmarshal([]byte(out), &h); code != 0 || err != nil {
-		t.Fatalf("events %s: exit %d %v: %s", name, code, err, stderr)
+	h, err := readHistory(t, url, name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return h
+}
+
+func readHistory(t *testing.T, url, name string) ([]rh.Transition, error) {
+	t.Helper()
+	code, out, stderr := bin.Run(t, url, "cluster", "events", name, "-o", "json")
+	if code != 0 {
+		return nil, fmt.Errorf("events %s: exit %d: %s", name, code, strings.TrimSpace(stderr))
+	}
+	var h []rh.Transition
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		return nil, fmt.Errorf("events %s: %w", name, err)
+	}
+	return h, nil
 }
 
 // checkHistory checks that a cluster's history is whole: it starts at
