@@ -39,13 +39,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faults ./faults
 
 # The fault suite (faults/, issue 10): a three-node NATS cluster of
 # nats-server processes, every service its own process with --replicas 3,
 # processes killed with -9. Minutes long, so behind the "faults" build tag
 # (go test ./... skips it); CI runs it after make test.
 faults: test-deps
-	$(GO) test -tags faults -count=1 -timeout 30m ./faults
+	$(GO) test -tags faults -count=1 -timeout 30m -v ./faults
 
 bench: test-deps
 	@scripts/bench.sh

@@ -174,14 +174,19 @@ func TestNATSLeaderKilled(t *testing.T) {
 
 	// One node leads both: move rh_clusters' leader to RH_EVENTS' leader.
 	nc, js := c.connect("registry")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	lead, err := leader(ctx, js, events.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each JetStream request gets its own deadline: one asked while a stream
+	// elects its leader gets no answer at all.
+	var lead string
+	testkit.WaitErr(t, time.Minute, events.StreamEvents+"'s leader", func() (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lead, err = leader(ctx, js, events.StreamEvents)
+		return err
+	})
 	kv := "KV_" + events.BucketClusters
-	testkit.WaitErr(t, time.Minute, kv+"'s leader to move to "+lead, func() error {
+	testkit.WaitErr(t, 2*time.Minute, kv+"'s leader to move to "+lead, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		l, err := leader(ctx, js, kv)
 		if err != nil || l == lead {
 			return err
@@ -196,6 +201,7 @@ func TestNATSLeaderKilled(t *testing.T) {
 		t.Fatalf("leader %q is none of the cluster's nodes", lead)
 	}
 
+	t.Logf("killing %s, which leads %s and %s", lead, events.StreamEvents, kv)
 	c.kill(idx)
 	killed := time.Now()
 	var answered, unanswered []string
