@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/rhq/rh/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 5s
 
-.PHONY: build test test-deps unit fuzz promtool bench lint demo clean
+.PHONY: build test test-deps unit fuzz promtool faults bench lint demo clean
 
 # rhcli for this machine, plus the node agent's builds for Linux nodes of either
 # architecture: the gateway places rhcli-linux-<arch> from beside its own binary.
@@ -39,6 +39,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags faults ./faults
+
+# The fault suite (faults/, issue 10): a three-node NATS cluster of
+# nats-server processes, every service its own process with --replicas 3,
+# processes killed with -9. Minutes long, so behind the "faults" build tag
+# (go test ./... skips it); CI runs it after make test.
+faults: test-deps
+	$(GO) test -tags faults -count=1 -timeout 30m -v ./faults
 
 bench: test-deps
 	@scripts/bench.sh

@@ -28,7 +28,7 @@ func TestCheckAsksTheWorkerWhereItRuns(t *testing.T) {
 
 	code, out, stderr := rhcli(t, ns.URL, "check", "sagemaker", "-o", "json")
 	if code != 0 {
-		t.Fatalf("check sagemaker: exit %d\n%s\n%s\nworker log:\n%s", code, out, stderr, w.log.String())
+		t.Fatalf("check sagemaker: exit %d\n%s\n%s\nworker log:\n%s", code, out, stderr, w.Log.String())
 	}
 	var rep struct {
 		Ready  bool
@@ -53,10 +53,10 @@ func TestCheckAsksTheWorkerWhereItRuns(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got[name], want)
 		}
 	}
-	w.stop(t)
+	w.Stop(t)
 
 	w = startServiceEnv(t, ns.URL, "sagemakerworker", workerEnv("no-such-role"), ns.serviceArgs("sagemakerworker")...)
-	defer w.stop(t)
+	defer w.Stop(t)
 	code, out, _ = rhcli(t, ns.URL, "check", "sagemaker")
 	if code != 1 || !strings.Contains(out, "does not exist") {
 		t.Fatalf("check sagemaker with a missing role: exit %d\n%s", code, out)

@@ -3,28 +3,28 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/proctest"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/testkit"
 )
 
-var rhcliBin string
+// bin is the rhcli binary TestMain builds, with the credentials for each
+// NATS a test started, so rhcli calls authenticate as a user would.
+var bin = &proctest.Rhcli{}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rh-e2e-bin-")
@@ -32,10 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	rhcliBin = filepath.Join(dir, "rhcli")
-	build := exec.Command("go", "build", "-o", rhcliBin, "github.com/rhq/rh/cmd/rhcli")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if bin.Path, err = proctest.GoBuild(dir, "rhcli", "github.com/rhq/rh/cmd/rhcli"); err != nil {
 		fmt.Fprintln(os.Stderr, "building rhcli:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -44,26 +41,6 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// service is one `rhcli serve` process.
-type service struct {
-	*child
-	http string
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// credsByURL holds the operator's credentials file for each NATS a test
-// started, so rhcli calls authenticate as a user would.
-var credsByURL sync.Map
 
 // secureNATS is a NATS server run from the configuration `rhcli
 // nats-config` writes: rh's accounts, per-service users, an admin.
@@ -89,11 +66,7 @@ func (n *secureNATS) reload(t *testing.T) {
 func startSecureNATS(t *testing.T) *secureNATS {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rh-nats")
-	addr := freeAddr(t)
-	out, err := exec.Command(rhcliBin, "nats-config", "--dir", dir, "--listen", addr, "--store-dir", t.TempDir()).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nats-config: %v\n%s", err, out)
-	}
+	bin.NATSConfig(t, dir, proctest.FreeAddr(t), t.TempDir())
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
 	if err != nil {
 		t.Fatalf("the configuration nats-config wrote does not load: %v", err)
@@ -109,78 +82,28 @@ func startSecureNATS(t *testing.T) *secureNATS {
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	n := &secureNATS{URL: ns.ClientURL(), Dir: dir, ns: ns}
-	credsByURL.Store(n.URL, filepath.Join(dir, "operator.creds"))
+	bin.SetCreds(n.URL, filepath.Join(dir, "operator.creds"))
 	return n
 }
 
 // serviceArgs are the flags that run one service on n with its own user.
-func (n *secureNATS) serviceArgs(name string) []string {
-	args := []string{"--creds", filepath.Join(n.Dir, "service-"+name+".creds")}
-	if name == "registry" {
-		args = append(args, "--users", filepath.Join(n.Dir, "users.json"))
-	}
-	return args
-}
+func (n *secureNATS) serviceArgs(name string) []string { return proctest.ServiceArgs(n.Dir, name) }
 
-func startService(t *testing.T, natsURL, name string, extra ...string) *service {
+func startService(t *testing.T, natsURL, name string, extra ...string) *proctest.Service {
 	t.Helper()
 	return startServiceEnv(t, natsURL, name, nil, extra...)
 }
 
 // startServiceEnv is startService with env (KEY=value) added to the
 // service's environment only.
-func startServiceEnv(t *testing.T, natsURL, name string, env []string, extra ...string) *service {
+func startServiceEnv(t *testing.T, natsURL, name string, env []string, extra ...string) *proctest.Service {
 	t.Helper()
-	s := &service{http: freeAddr(t)}
-	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.http, "--reconcile-every", "500ms"}, extra...)
-	cmd := exec.Command(rhcliBin, args...)
-	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
-	s.child = startChild(t, name, cmd, killAtCleanup)
-	ready := testkit.Poll(30*time.Second, func() bool {
-		resp, err := http.Get("http://" + s.http + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	if !ready {
-		t.Fatalf("%s not ready:\n%s", name, s.log.String())
-	}
-	return s
-}
-
-// stop sends SIGTERM and expects a clean exit.
-func (s *service) stop(t *testing.T) {
-	t.Helper()
-	err, ok := s.term()
-	if !ok {
-		t.Fatalf("%s did not stop within 30s of SIGTERM", s.name)
-	}
-	if err != nil {
-		t.Fatalf("%s exited with %v after SIGTERM:\n%s", s.name, err, s.log.String())
-	}
+	return bin.StartService(t, natsURL, name, proctest.ServiceOptions{Env: env, Args: extra})
 }
 
 func rhcli(t *testing.T, natsURL string, args ...string) (int, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, rhcliBin, args...)
-	cmd.Env = append(os.Environ(), "RH_NATS_URL="+natsURL)
-	if creds, ok := credsByURL.Load(natsURL); ok {
-		cmd.Env = append(cmd.Env, "RH_NATS_CREDS="+creds.(string))
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return bin.Run(t, natsURL, args...)
 }
 
 func TestServicesAsSeparateProcesses(t *testing.T) {
@@ -226,14 +149,14 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 
 	// The gateway dies without warning and comes back: commands work again,
 	// nothing was lost.
-	gateway.kill()
+	gateway.Kill()
 	gateway = startService(t, ns.URL, "sshgateway", ns.serviceArgs("sshgateway")...)
 	if code, out, stderr := rhcli(t, ns.URL, "run", "e2e", "--", "echo", "again"); code != 0 || out != "again\n" {
 		t.Fatalf("run after gateway restart: exit %d %q %q", code, out, stderr)
 	}
 
 	// The registry restarts: records live in NATS, not in the process.
-	registry.stop(t)
+	registry.Stop(t)
 	registry = startService(t, ns.URL, "registry", ns.serviceArgs("registry")...)
 	code, out, _ = rhcli(t, ns.URL, "cluster", "get", "e2e", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || c.Status.Phase != rh.PhaseUp {
@@ -260,8 +183,8 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 	if code, _, stderr := rhcli(t, ns.URL, "cluster", "delete", "e2e"); code != 0 {
 		t.Fatalf("delete: exit %d: %s", code, stderr)
 	}
-	gateway.stop(t)
-	registry.stop(t)
+	gateway.Stop(t)
+	registry.Stop(t)
 }
 
 // On a NATS of your own, a user an admin adds is known to rh at once and
@@ -277,7 +200,7 @@ func TestUsersOnANATSOfYourOwn(t *testing.T) {
 	asAlice := func(args ...string) (int, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, rhcliBin, args...)
+		cmd := exec.CommandContext(ctx, bin.Path, args...)
 		cmd.Env = append(os.Environ(), "RH_NATS_URL="+ns.URL, "RH_NATS_CREDS="+aliceCreds, "HOME="+t.TempDir())
 		out, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(out)

@@ -24,6 +24,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natsutil"
+	"github.com/rhq/rh/internal/proctest"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/testkit"
 )
@@ -51,7 +52,7 @@ func TestPrometheusOverServe(t *testing.T) {
 	alerts := alertExprs(t)
 
 	dataDir := t.TempDir()
-	metricsAddr := freeAddr(t)
+	metricsAddr := proctest.FreeAddr(t)
 	natsURL := startSimServeIn(t, dataDir, "--http-addr", metricsAddr)
 	prom := startPrometheus(t, promBin, metricsAddr)
 
@@ -596,7 +597,7 @@ func startPrometheus(t *testing.T, bin, target string) *prometheus {
 		t.Fatal(err)
 	}
 
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("prometheus configuration:\n%s", out)
@@ -605,14 +606,11 @@ func startPrometheus(t *testing.T, bin, target string) *prometheus {
 	cmd := exec.Command(bin, "--config.file", cfgPath, "--storage.tsdb.path", filepath.Join(dir, "data"),
 		"--web.listen-address", addr, "--log.level", "warn")
 	cmd.Dir = dir
-	prom := startChild(t, "prometheus", cmd, termAtCleanup)
+	prom := proctest.Start(t, "prometheus", cmd, proctest.TermAtCleanup)
 	p := &prometheus{base: "http://" + addr}
 	testkit.WaitErr(t, 60*time.Second, "prometheus to be ready", func() error {
-		select {
-		case err := <-prom.done:
-			prom.done <- err
-			return fmt.Errorf("prometheus exited: %v", err)
-		default:
+		if prom.Exited() {
+			return fmt.Errorf("prometheus exited: %v", prom.Cmd.ProcessState)
 		}
 		resp, err := http.Get(p.base + "/-/ready")
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/proctest"
 	"github.com/rhq/rh/internal/testkit"
 )
 
@@ -25,15 +26,15 @@ func startSimServe(t *testing.T) string {
 // the services' credentials) and extra serve flags (e.g. --http-addr).
 func startSimServeIn(t *testing.T, dataDir string, extra ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	args := append([]string{"serve", "--sim", "--data-dir", dataDir, "--listen", addr, "--reconcile-every", "1s"}, extra...)
-	cmd := exec.Command(rhcliBin, args...)
+	cmd := exec.Command(bin.Path, args...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	serve := startChild(t, "rhcli serve --sim", cmd, termCleanAtCleanup)
+	serve := proctest.Start(t, "rhcli serve --sim", cmd, proctest.TermCleanAtCleanup)
 	url := "nats://" + addr
-	credsByURL.Store(url, filepath.Join(dataDir, "auth", "operator.creds"))
+	bin.SetCreds(url, filepath.Join(dataDir, "auth", "operator.creds"))
 	if !testkit.Poll(60*time.Second, func() bool { code, _, _ := rhcli(t, url, "cluster", "list"); return code == 0 }) {
-		t.Fatalf("rhcli serve --sim never answered:\n%s", serve.log.String())
+		t.Fatalf("rhcli serve --sim never answered:\n%s", serve.Log.String())
 	}
 	return url
 }

@@ -5,16 +5,20 @@ package compose
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/cli"
 )
 
 func loadProject(t *testing.T) *types.Project {
@@ -75,10 +79,6 @@ func TestEveryServiceAuthenticatesWithItsOwnUser(t *testing.T) {
 	if flagValue(reg.Command, "--users") != "/rh-auth/users.json" {
 		t.Errorf("the registry does not record the bootstrap admin (--users)")
 	}
-	nats := p.Services["nats"]
-	if flagValue(nats.Command, "-c") != "/rh-auth/nats-server.conf" {
-		t.Errorf("nats does not run from the configuration nats-config writes: %v", nats.Command)
-	}
 	cfg := p.Services["rh-config"]
 	if len(cfg.Command) == 0 || cfg.Command[0] != "nats-config" || flagValue(cfg.Command, "--dir") != "/rh-auth" {
 		t.Errorf("rh-config does not write /rh-auth: %v", cfg.Command)
@@ -90,7 +90,7 @@ var oneShots = map[string]bool{"rh-config": true}
 
 // unprobed images have nothing inside to probe them with (a lone binary);
 // Prometheus watches them (up == 0 alerts).
-var unprobed = map[string]bool{"nats-exporter": true}
+var unprobed = map[string]bool{"nats-exporter-1": true, "nats-exporter-2": true, "nats-exporter-3": true}
 
 func TestEveryServiceIsPinnedHealthcheckedAndRestarted(t *testing.T) {
 	p := loadProject(t)
@@ -119,8 +119,10 @@ func TestEveryServiceIsPinnedHealthcheckedAndRestarted(t *testing.T) {
 		}
 	}
 	// External images at the versions rh is tested with; NATS is the server rh embeds.
-	if img := p.Services["nats"].Image; !strings.HasPrefix(img, "nats:"+embeddedNATSVersion(t)) {
-		t.Errorf("nats runs %s; rh embeds nats-server %s", img, embeddedNATSVersion(t))
+	for _, name := range natsNodes {
+		if img := p.Services[name].Image; !strings.HasPrefix(img, "nats:"+embeddedNATSVersion(t)) {
+			t.Errorf("%s runs %s; rh embeds nats-server %s", name, img, embeddedNATSVersion(t))
+		}
 	}
 }
 
@@ -239,6 +241,123 @@ func TestNoTopLevelName(t *testing.T) {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if strings.HasPrefix(line, "name:") {
 			t.Errorf("compose.yaml has a top-level name, which docker-compose 1.x refuses")
+		}
+	}
+}
+
+// natsNodes are the servers of the stack's NATS cluster.
+var natsNodes = []string{"nats-1", "nats-2", "nats-3"}
+
+// The stack's NATS is a three-node JetStream cluster and rh keeps three
+// replicas of everything on it: each node's configuration, read by
+// nats-server's own parser over what `rhcli nats-config` writes, names the
+// node, routes to all three and keeps its own store; every rh service knows
+// all three servers, waits for them, and runs with --replicas 3.
+func TestNATSIsAThreeNodeClusterWithReplicas3(t *testing.T) {
+	p := loadProject(t)
+	// The layout inside the nats containers: ./nats at /etc/nats, the
+	// rh-auth volume (what rh-config writes) at /rh-auth.
+	root := t.TempDir()
+	etc, authDir := filepath.Join(root, "etc", "nats"), filepath.Join(root, "rh-auth")
+	cfg := p.Services["rh-config"]
+	args := append(slices.Clone([]string(cfg.Command)), "--dir", authDir) // the last --dir wins
+	if code := cli.Run(context.Background(), args, cli.IO{Out: io.Discard, Err: io.Discard}); code != 0 {
+		t.Fatalf("rh-config's command %v exits %d", args, code)
+	}
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stores := map[string]string{}
+	for _, name := range natsNodes {
+		s, ok := p.Services[name]
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		conf := flagValue(s.Command, "-c")
+		if conf != "/etc/nats/"+name+".conf" {
+			t.Fatalf("%s runs from %q, want /etc/nats/%s.conf", name, conf, name)
+		}
+		mounts := map[string]types.ServiceVolumeConfig{}
+		for _, v := range s.Volumes {
+			mounts[v.Target] = v
+		}
+		if v := mounts["/etc/nats"]; !v.ReadOnly || !strings.HasSuffix(v.Source, "/deploy/compose/nats") {
+			t.Errorf("%s: ./nats is not mounted read-only at /etc/nats: %+v", name, v)
+		}
+		if v := mounts["/rh-auth"]; v.Source != "rh-auth" || !v.ReadOnly {
+			t.Errorf("%s: the rh-auth volume is not mounted read-only at /rh-auth", name)
+		}
+		data := mounts["/data"]
+		if data.Type != types.VolumeTypeVolume {
+			t.Errorf("%s: its store (/data) is not on a named volume", name)
+		}
+		if other, dup := stores[data.Source]; dup {
+			t.Errorf("%s and %s share the store volume %s", name, other, data.Source)
+		}
+		stores[data.Source] = name
+		if hc := s.HealthCheck; hc == nil || !strings.Contains(strings.Join(hc.Test, " "), "8222/healthz") {
+			t.Errorf("%s: its healthcheck does not ask /healthz (JetStream current): %+v", name, hc)
+		}
+		b, err := os.ReadFile(filepath.Join("nats", name+".conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(etc, name+".conf"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o, err := server.ProcessConfigFile(filepath.Join(etc, name+".conf"))
+		if err != nil {
+			t.Fatalf("%s's configuration does not load: %v", name, err)
+		}
+		if o.ServerName != name || o.Cluster.Name != "rh" || o.Cluster.Port != 6222 || !o.Cluster.NoAdvertise {
+			t.Errorf("%s: server %q in cluster %q on route port %d (no_advertise %v)", name, o.ServerName, o.Cluster.Name, o.Cluster.Port, o.Cluster.NoAdvertise)
+		}
+		var routes []string
+		for _, r := range o.Routes {
+			routes = append(routes, r.Host)
+		}
+		if want := []string{"nats-1:6222", "nats-2:6222", "nats-3:6222"}; !slices.Equal(routes, want) {
+			t.Errorf("%s routes to %v, want %v", name, routes, want)
+		}
+		// What rh-config wrote still holds: JetStream on /data, encrypted,
+		// with rh's accounts; monitoring reachable by the exporter beside it.
+		if !o.JetStream || o.StoreDir != "/data" || o.JetStreamKey == "" || len(o.Accounts) < 2 || o.Port != 4222 {
+			t.Errorf("%s: jetstream %v store %q encrypted %v accounts %d port %d", name, o.JetStream, o.StoreDir, o.JetStreamKey != "", len(o.Accounts), o.Port)
+		}
+		if o.HTTPHost != "0.0.0.0" || o.HTTPPort != 8222 {
+			t.Errorf("%s: monitoring on %s:%d; the exporter in another container cannot reach 127.0.0.1", name, o.HTTPHost, o.HTTPPort)
+		}
+		exp := p.Services["nats-exporter-"+strings.TrimPrefix(name, "nats-")]
+		if len(exp.Command) == 0 || exp.Command[len(exp.Command)-1] != "http://"+name+":8222" {
+			t.Errorf("no exporter beside %s: %v", name, exp.Command)
+		}
+	}
+	for name, s := range p.Services {
+		cmd := []string(s.Command)
+		if len(cmd) == 0 || cmd[0] != "serve" {
+			continue
+		}
+		if flagValue(cmd, "--replicas") != "3" {
+			t.Errorf("%s runs without --replicas 3: %v", name, cmd)
+		}
+		var want []string
+		for _, n := range natsNodes {
+			want = append(want, "nats://"+n+":4222")
+		}
+		if got := strings.Split(flagValue(cmd, "--nats"), ","); !slices.Equal(got, want) {
+			t.Errorf("%s joins %v, want every server: %v", name, got, want)
+		}
+		for _, n := range natsNodes {
+			if d, ok := s.DependsOn[n]; !ok || d.Condition != types.ServiceConditionHealthy {
+				t.Errorf("%s does not wait for %s to be healthy", name, n)
+			}
+		}
+	}
+	// Clients on the host reach every server.
+	for i, name := range natsNodes {
+		ports := p.Services[name].Ports
+		if len(ports) != 1 || ports[0].HostIP != "127.0.0.1" || ports[0].Published != strconv.Itoa(4222+i) || ports[0].Target != 4222 {
+			t.Errorf("%s publishes %+v, want 127.0.0.1:%d->4222", name, ports, 4222+i)
 		}
 	}
 }
