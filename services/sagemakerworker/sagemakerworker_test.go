@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
@@ -93,8 +94,13 @@ func (e *env) proxyCommand(string) string {
 // stops it first.
 func (e *env) startWorker() func() {
 	e.t.Helper()
+	return e.startWorkerOn(e.NS.NC)
+}
+
+func (e *env) startWorkerOn(nc *nats.Conn) func() {
+	e.t.Helper()
 	e.reg = prometheus.NewRegistry()
-	w, err := sagemakerworker.Start(context.Background(), e.NS.NC, sagemakerworker.Config{
+	w, err := sagemakerworker.Start(context.Background(), nc, sagemakerworker.Config{
 		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
 		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
 		Worker: workertest.FastLoop,
@@ -345,6 +351,25 @@ func TestWorkerKilledMidCreateCreatesOnce(t *testing.T) {
 	}
 	e.startWorker()
 	e.WaitSettled("kill-me", rh.PhaseUp)
+	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
+		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
+	}
+}
+
+// TestWorkerKilled9MidCreateIsReplacedPromptly: a worker that vanishes
+// while its job starts (connection gone: no nak, no lease renewal, no
+// heartbeat, as after kill -9) is replaced by one started next to it, which
+// adopts the job once the lease and heartbeat lapse — seconds with the
+// default settings, inside the wait's deadline — and creates no second job.
+func TestWorkerKilled9MidCreateIsReplacedPromptly(t *testing.T) {
+	e := setup(t, sagemakersim.Options{TimeScale: 0.01, Timings: sagemakersim.Timings{Starting: 200 * time.Second}})
+	nc := e.Conn()
+	stopA := e.startWorkerOn(nc)
+	e.Create("kill-9", compute(1))
+	e.WaitFor("kill-9", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
+	workertest.Kill(nc, stopA)
+	e.startWorker()
+	e.WaitSettled("kill-9", rh.PhaseUp)
 	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
 		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
 	}
