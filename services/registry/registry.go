@@ -54,6 +54,11 @@ type Config struct {
 	// client asks again.
 	WatchHeartbeat   time.Duration
 	WatchMaxDuration time.Duration
+	// ReportAckWait is the lease on a state report the registry pulled
+	// (default 5 s), renewed every third of it until the report is applied:
+	// the reports a registry that died had pulled are applied by its
+	// replacement within about this long.
+	ReportAckWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -78,7 +83,13 @@ func (c *Config) defaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if c.ReportAckWait <= 0 {
+		c.ReportAckWait = DefaultReportAckWait
+	}
 }
+
+// DefaultReportAckWait is the default Config.ReportAckWait.
+const DefaultReportAckWait = 5 * time.Second
 
 // Service is a running registry.
 type Service struct {
