@@ -368,8 +368,10 @@ func TestWorkerKilled9MidCreateIsReplacedPromptly(t *testing.T) {
 	e.Create("kill-9", compute(1))
 	e.WaitFor("kill-9", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
 	workertest.Kill(nc, stopA)
+	killed := time.Now()
 	e.startWorker()
 	e.WaitSettled("kill-9", rh.PhaseUp)
+	t.Logf("Up %s after the kill (for the record, not asserted)", time.Since(killed).Round(time.Millisecond))
 	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
 		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
 	}
