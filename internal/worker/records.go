@@ -74,6 +74,7 @@ type holding[T any] struct {
 	beaten map[uint64]bool
 	val    T
 	lost   func() // called once when another worker took the record
+	taken  bool   // another worker took it: Confirm must fail from now on
 }
 
 // NewRecords keeps records in kv under prefix+cluster.
@@ -222,8 +223,9 @@ func (r *Records[T]) write(ctx context.Context, cluster string, rec T, rev uint6
 // Confirm rewrites the record this operation owns, now, with
 // compare-and-set: call it right before a cloud call that must not be made
 // twice. ErrLostRace means another worker adopted the record (this process
-// stalled past the stale period) and the call must not be made. Without a
-// record owned by this operation it does nothing.
+// stalled past the stale period; also once a heartbeat found that out) and
+// the call must not be made. Without a record saved by this operation it
+// does nothing.
 func (r *Records[T]) Confirm(ctx context.Context, cluster string) error {
 	h := r.holding(cluster)
 	if h == nil {
@@ -271,6 +273,9 @@ func (r *Records[T]) hold(cluster string, lost func()) *holding[T] {
 func (r *Records[T]) beat(ctx context.Context, cluster string, h *holding[T]) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.taken {
+		return fmt.Errorf("worker: %s record of %s: %w: another worker adopted it", r.kv.Bucket(), cluster, ErrLostRace)
+	}
 	if h.rev == 0 || h.lost == nil {
 		return nil
 	}
@@ -311,6 +316,7 @@ func (r *Records[T]) release(ctx context.Context, cluster string, h *holding[T])
 func (h *holding[T]) loseLocked() {
 	if h.rev != 0 && h.lost != nil {
 		h.lost()
+		h.taken = true
 	}
 	h.rev, h.lost = 0, nil
 }

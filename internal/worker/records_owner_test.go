@@ -87,8 +87,8 @@ func TestAcquireWaitsForALiveOwnerAndAdoptsADeadOne(t *testing.T) {
 	if err := a.beat(ctx, "c", ha); !errors.Is(err, ErrLostRace) || !lost.Load() {
 		t.Fatalf("the displaced owner's beat = %v (lost %v), want a lost race", err, lost.Load())
 	}
-	if err := a.Confirm(ctx, "c"); err != nil {
-		t.Fatalf("confirm after losing = %v, want nothing to confirm", err)
+	if err := a.Confirm(ctx, "c"); !errors.Is(err, ErrLostRace) {
+		t.Fatalf("confirm after losing = %v, want a lost race: the call it guards must not be made", err)
 	}
 
 	// Released, the record is free at once for the next operation.
