@@ -119,6 +119,7 @@ func Permanent(err error) error {
 
 // Worker runs the loop.
 type Worker struct {
+	leases  *svc.Leases
 	cfg     Config
 	js      jetstream.JetStream
 	handler Handler
@@ -266,6 +267,10 @@ func (w *Worker) start(ctx context.Context) (*loop, error) {
 	wg := &sync.WaitGroup{}
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	// The lease keeper outlives the handlers: it ends with handlerCtx, which
+	// stop cancels once they returned (or to interrupt them).
+	w.leases = svc.NewLeases(w.cfg.AckWait)
+	go w.leases.Keep(handlerCtx)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -354,8 +359,8 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 
 	// Hold the lease from here: waiting behind another of the cluster's
 	// events must not let this one's lapse and come round again.
-	stopLease := w.holdLease(ctx, m)
-	defer stopLease()
+	w.leases.Add(m)
+	defer w.leases.Done(m)
 	slot := w.slot(in.Cluster)
 	defer w.release(in.Cluster, slot)
 	if op == events.OpTeardown {
@@ -394,7 +399,6 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 	err = w.handler(hctx, op, in, r)
 	w.metrics.duration.WithLabelValues(eventTypeLabel(env.Type)).Observe(time.Since(start).Seconds())
 	w.metrics.inflight.Dec()
-	stopLease()
 
 	switch {
 	case err == nil:
@@ -450,26 +454,6 @@ func (w *Worker) stale(ctx context.Context, in *events.ClusterIntent) (bool, str
 		return true, fmt.Sprintf("generation %d is older than incarnation %d", in.Generation, c.Incarnation)
 	}
 	return false, ""
-}
-
-func (w *Worker) holdLease(ctx context.Context, m jetstream.Msg) func() {
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(w.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
 }
 
 func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, class, reason string) {

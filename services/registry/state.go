@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,20 +38,20 @@ func (s *Service) startStateConsumer(ctx context.Context) error {
 	// Every report pulled is leased until it is acked, also while it waits
 	// for its shard, so the lease can be short: the reports a dead registry
 	// pulled come back to its replacement within ReportAckWait.
-	held := newLeases(s.cfg.ReportAckWait)
-	s.wg.Go(func() { held.keep(ctx) })
+	held := svc.NewLeases(s.cfg.ReportAckWait)
+	s.wg.Go(func() { held.Keep(ctx) })
 	shards := make([]chan jetstream.Msg, reportShards)
 	for i := range shards {
 		shards[i] = make(chan jetstream.Msg, 64)
 		s.wg.Go(func() {
 			for m := range shards[i] {
 				s.onReport(ctx, m)
-				held.done(m)
+				held.Done(m)
 			}
 		})
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		held.add(m)
+		held.Add(m)
 		shards[shardOf(m.Subject())] <- m
 	}, jetstream.PullMaxMessages(256))
 	if err != nil {
@@ -71,48 +69,6 @@ func (s *Service) startStateConsumer(ctx context.Context) error {
 		}
 	})
 	return nil
-}
-
-// leases renews the lease of every message pulled and not yet done, every
-// third of the ack wait, with one timer rather than one per message.
-type leases struct {
-	every time.Duration
-	mu    sync.Mutex
-	msgs  map[jetstream.Msg]struct{}
-}
-
-func newLeases(ackWait time.Duration) *leases {
-	return &leases{every: ackWait / 3, msgs: map[jetstream.Msg]struct{}{}}
-}
-
-func (l *leases) add(m jetstream.Msg) {
-	l.mu.Lock()
-	l.msgs[m] = struct{}{}
-	l.mu.Unlock()
-}
-
-func (l *leases) done(m jetstream.Msg) {
-	l.mu.Lock()
-	delete(l.msgs, m)
-	l.mu.Unlock()
-}
-
-func (l *leases) keep(ctx context.Context) {
-	t := time.NewTicker(l.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.mu.Lock()
-			held := slices.Collect(maps.Keys(l.msgs))
-			l.mu.Unlock()
-			for _, m := range held {
-				_ = m.InProgress()
-			}
-		}
-	}
 }
 
 // reportShards is how many clusters' reports are applied at once.
