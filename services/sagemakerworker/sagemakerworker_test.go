@@ -158,7 +158,10 @@ func (e *env) counter(name string, labels map[string]string) float64 {
 func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	nodes := simnodes.New(simnodes.Options{})
 	t.Cleanup(func() { _ = nodes.Close() })
-	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
+	// At the default time scale the job's 30 idle minutes last 1.8 s: a
+	// loaded machine can spend that between Up and the first command, and
+	// the job ends under the test. 0.01 makes them 18 s.
+	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker(), TimeScale: 0.01})
 	e.startWorker()
 	ctx := context.Background()
 
