@@ -157,14 +157,15 @@ func (h *Host[T]) handle(ctx context.Context, op string, in *events.ClusterInten
 	defer close(beating)
 	go h.heartbeat(ctx, in.Cluster, hold, beating)
 
-	err := h.run1(ctx, op, in, r, begin)
+	err := h.dispatch(ctx, op, in, r, begin)
 	if errors.Is(context.Cause(ctx), ErrTakenOver) {
 		return fmt.Errorf("%s: %s of %s: %w", h.cfg.Durable, op, in.Cluster, ErrTakenOver)
 	}
 	return err
 }
 
-func (h *Host[T]) run1(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter, begin Begin) error {
+// dispatch calls the Ops method of the event's op.
+func (h *Host[T]) dispatch(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter, begin Begin) error {
 	ops, err := begin(ctx, op, in, r)
 	if err != nil {
 		return err

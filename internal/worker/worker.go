@@ -72,6 +72,9 @@ func (c *Config) defaults() {
 	if c.StaleAfter == 0 {
 		c.StaleAfter = 3 * c.Heartbeat
 	}
+	// An owner must get at least two beats into the stale period, or a live
+	// one would be displaced between beats.
+	c.StaleAfter = max(c.StaleAfter, 2*c.Heartbeat)
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 8
 	}
