@@ -193,7 +193,7 @@ const (
 // with the request, or is restarting, costs a short attempt rather than the
 // whole timeout; the attempts share the caller's deadline (or the client's
 // timeout). It reports whether the request was sent more than once.
-func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (again bool, err error) {
+func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (again bool, _ error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return false, fmt.Errorf("client: encode request: %w", err)
@@ -207,17 +207,17 @@ func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (
 	var unanswered time.Time // since when no one has answered
 	for n := 0; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, attempt)
-		err = c.send(actx, subject, body, resp)
+		msg, err := c.nc.RequestWithContext(actx, subject, body)
 		cancel()
 		switch {
 		case err == nil || ctx.Err() != nil:
-			return n > 0, err
+			return n > 0, c.answer(subject, msg, err, resp)
 		case errors.Is(err, nats.ErrNoResponders):
 			if unanswered.IsZero() {
 				unanswered = time.Now()
 			}
 			if time.Since(unanswered) > unavailableFor {
-				return n > 0, err
+				return n > 0, c.answer(subject, nil, err, nil)
 			}
 		case errors.Is(err, context.DeadlineExceeded):
 			// The service took the request and did not answer: it may
@@ -225,11 +225,11 @@ func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (
 			// only slow.
 			attempt = min(2*attempt, maxAttemptTimeout)
 		default:
-			return n > 0, err
+			return n > 0, c.answer(subject, nil, err, nil)
 		}
 		select {
 		case <-ctx.Done():
-			return n > 0, err
+			return n > 0, c.answer(subject, nil, err, nil)
 		case <-time.After(pause/2 + rand.N(pause/2+1)):
 		}
 		pause = min(2*pause, time.Second)
@@ -239,10 +239,15 @@ func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (
 // send sends one request with ctx's deadline.
 func (c *Client) send(ctx context.Context, subject string, body []byte, resp any) error {
 	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	return c.answer(subject, msg, err, resp)
+}
+
+// answer decodes a request's answer (or failure) into resp or an error.
+func (c *Client) answer(subject string, msg *nats.Msg, err error, resp any) error {
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			svcName := strings.Split(strings.TrimPrefix(subject, "rh.api."), ".")[0]
-			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url), Err: errNoResponders}
+			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url)}
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time", subject), Err: err}
@@ -264,15 +269,6 @@ func (c *Client) send(ctx context.Context, subject string, body []byte, resp any
 	}
 	return nil
 }
-
-// errNoResponders keeps nats.ErrNoResponders matchable without its text in
-// the message, which already says it plainly.
-var errNoResponders = quietError{nats.ErrNoResponders}
-
-type quietError struct{ err error }
-
-func (quietError) Error() string   { return "" }
-func (e quietError) Unwrap() error { return e.err }
 
 // msgError decodes an error answer of a raw request, as Call does.
 func msgError(m *nats.Msg) error {

@@ -166,3 +166,20 @@ func TestDeleteSentAgainAfterItsAnswerWasLostIsDone(t *testing.T) {
 		t.Fatalf("get after delete: %v", err)
 	}
 }
+
+// TestNoRegistryIsStillReported: with no registry at all, a request gives up
+// asking again after a few seconds and says what is missing, well before
+// the caller's deadline.
+func TestNoRegistryIsStillReported(t *testing.T) {
+	ns := natstest.Start(t)
+	cl, err := client.New(ns.NC, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	_, err = cl.Get(ctx, "anything")
+	if !errors.Is(err, rh.ErrUnavailable) || err.Error() != "no registry service answers on "+ns.NC.ConnectedUrl()+": is `rhcli serve` running with it?" {
+		t.Fatalf("get with no registry: %v, want unavailable saying no registry answers", err)
+	}
+}
