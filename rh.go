@@ -171,12 +171,15 @@ type Cluster struct {
 	Intent Intent `json:"intent"`
 	// Owner is the user who created the cluster; Shares grant others access.
 	// Status.Owner is something else: the worker that last reported.
-	Owner     string            `json:"owner,omitempty"`
-	Shares    map[string]Access `json:"shares,omitempty"`
-	Status    Status            `json:"status"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-	History   []Transition      `json:"history,omitempty"`
+	Owner  string            `json:"owner,omitempty"`
+	Shares map[string]Access `json:"shares,omitempty"`
+	// CreateRequestID is the request id of the create that made the record:
+	// its owner's retry of that create is answered with the record.
+	CreateRequestID string       `json:"create_request_id,omitempty"`
+	Status          Status       `json:"status"`
+	CreatedAt       time.Time    `json:"created_at"`
+	UpdatedAt       time.Time    `json:"updated_at"`
+	History         []Transition `json:"history,omitempty"`
 }
 
 // ClusterSummary is what `list` shows of a cluster: enough for a table, small

@@ -39,7 +39,15 @@ type CreateRequest struct {
 	// NoUp records and validates the cluster without launching it (phase
 	// Defined); `up` launches it later.
 	NoUp bool `json:"no_up,omitempty"`
+	// RequestID names this create (the SDK sends a UUID): the same caller
+	// sending it again, after an answer that never came, is answered with
+	// the cluster the first one made instead of "already exists". At most
+	// MaxRequestID characters of [A-Za-z0-9._:-]; optional.
+	RequestID string `json:"request_id,omitempty"`
 }
+
+// MaxRequestID bounds CreateRequest.RequestID.
+const MaxRequestID = 64
 
 // NameRequest names the cluster an operation is about.
 type NameRequest struct {

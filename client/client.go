@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -43,6 +45,10 @@ type Options struct {
 	Name string
 	// Timeout bounds each request; 0 means 30 s.
 	Timeout time.Duration
+	// AttemptTimeout bounds one attempt of a request that is safe to send
+	// again (registry requests); 0 means DefaultAttemptTimeout. A service
+	// that died with the request is asked again after it, not after Timeout.
+	AttemptTimeout time.Duration
 }
 
 // LocalOperatorCreds is the local operator's credentials file that `rhcli
@@ -76,6 +82,7 @@ type Client struct {
 	js      jetstream.JetStream
 	owned   bool
 	timeout time.Duration
+	attempt time.Duration
 	url     string
 }
 
@@ -119,6 +126,9 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 	c.owned, c.url = true, o.URL
+	if o.AttemptTimeout > 0 {
+		c.attempt = o.AttemptTimeout
+	}
 	return c, nil
 }
 
@@ -131,7 +141,14 @@ func New(nc *nats.Conn, timeout time.Duration) (*Client, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{nc: nc, js: js, timeout: timeout, url: nc.ConnectedUrl()}, nil
+	return &Client{nc: nc, js: js, timeout: timeout, attempt: min(DefaultAttemptTimeout, timeout), url: nc.ConnectedUrl()}, nil
+}
+
+// SetAttemptTimeout sets Options.AttemptTimeout on a client made by New.
+func (c *Client) SetAttemptTimeout(d time.Duration) {
+	if d > 0 {
+		c.attempt = d
+	}
 }
 
 // Close closes the connection if Connect made it.
@@ -156,7 +173,77 @@ func (c *Client) Call(ctx context.Context, subject string, req, resp any) error 
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	return c.send(ctx, subject, body, resp)
+}
+
+// Retry settings of requests that may be sent again (callAgain): each
+// attempt waits AttemptTimeout, doubled after each attempt that timed out
+// (up to maxAttemptTimeout); no responders (the service restarting) is
+// retried for at most unavailableFor, so a service that is simply not
+// running is still reported at once-ish.
+const (
+	DefaultAttemptTimeout = 2 * time.Second
+	maxAttemptTimeout     = 8 * time.Second
+	unavailableFor        = 5 * time.Second
+)
+
+// callAgain is Call for a request that is safe to send again: the registry
+// answers a repeat as it answered the first (a create carries its request
+// id, up and teardown are no-ops the second time). A registry that died
+// with the request, or is restarting, costs a short attempt rather than the
+// whole timeout; the attempts share the caller's deadline (or the client's
+// timeout). It reports whether the request was sent more than once.
+func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (again bool, _ error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return false, fmt.Errorf("client: encode request: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	attempt, pause := c.attempt, 50*time.Millisecond
+	var unanswered time.Time // since when no one has answered
+	for n := 0; ; n++ {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		msg, err := c.nc.RequestWithContext(actx, subject, body)
+		cancel()
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return n > 0, c.answer(subject, msg, err, resp)
+		case errors.Is(err, nats.ErrNoResponders):
+			if unanswered.IsZero() {
+				unanswered = time.Now()
+			}
+			if time.Since(unanswered) > unavailableFor {
+				return n > 0, c.answer(subject, nil, err, nil)
+			}
+		case errors.Is(err, context.DeadlineExceeded):
+			// The service took the request and did not answer: it may
+			// have died with it. Ask again, waiting longer in case it is
+			// only slow.
+			attempt = min(2*attempt, maxAttemptTimeout)
+		default:
+			return n > 0, c.answer(subject, nil, err, nil)
+		}
+		select {
+		case <-ctx.Done():
+			return n > 0, c.answer(subject, nil, err, nil)
+		case <-time.After(pause/2 + rand.N(pause/2+1)):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// send sends one request with ctx's deadline.
+func (c *Client) send(ctx context.Context, subject string, body []byte, resp any) error {
 	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	return c.answer(subject, msg, err, resp)
+}
+
+// answer decodes a request's answer (or failure) into resp or an error.
+func (c *Client) answer(subject string, msg *nats.Msg, err error, resp any) error {
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			svcName := strings.Split(strings.TrimPrefix(subject, "rh.api."), ".")[0]
@@ -198,24 +285,28 @@ func msgError(m *nats.Msg) error {
 	return &rh.Error{Code: rh.EINTERNAL, Message: m.Header.Get(micro.ErrorHeader)}
 }
 
+// cluster sends a registry request that answers with a record. Every such
+// request is safe to send again (see callAgain).
 func (c *Client) cluster(ctx context.Context, op string, req any) (*rh.Cluster, error) {
 	var r api.ClusterReply
-	if err := c.Call(ctx, api.RegistrySubject(op), req, &r); err != nil {
+	if _, err := c.callAgain(ctx, api.RegistrySubject(op), req, &r); err != nil {
 		return nil, err
 	}
 	return r.Cluster, nil
 }
 
 // Create creates a cluster. Secrets (a BYO key or password) go to rh's
-// secret store and never come back.
+// secret store and never come back. The request carries a new request id,
+// so when the registry dies with it the retry is answered with the cluster
+// this create made, not "already exists".
 func (c *Client) Create(ctx context.Context, name string, spec rh.Spec, secrets *rh.Secrets) (*rh.Cluster, error) {
-	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets})
+	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets, RequestID: uuid.NewString()})
 }
 
 // Define records and validates a cluster without launching it (Runhouse's
 // dryrun): its phase is Defined until Up launches it.
 func (c *Client) Define(ctx context.Context, name string, spec rh.Spec, secrets *rh.Secrets) (*rh.Cluster, error) {
-	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets, NoUp: true})
+	return c.cluster(ctx, api.OpCreate, api.CreateRequest{Name: name, Spec: spec, Secrets: secrets, NoUp: true, RequestID: uuid.NewString()})
 }
 
 // Get loads a cluster by name.
@@ -230,7 +321,7 @@ func (c *Client) List(ctx context.Context) ([]rh.ClusterSummary, error) {
 	req := api.ListRequest{}
 	for {
 		var r api.ListReply
-		if err := c.Call(ctx, api.RegistrySubject(api.OpList), req, &r); err != nil {
+		if _, err := c.callAgain(ctx, api.RegistrySubject(api.OpList), req, &r); err != nil {
 			return nil, err
 		}
 		out = append(out, r.Clusters...)
@@ -251,9 +342,15 @@ func (c *Client) Teardown(ctx context.Context, name string) (*rh.Cluster, error)
 	return c.cluster(ctx, api.OpTeardown, api.NameRequest{Name: name})
 }
 
-// Delete forgets a terminated cluster; force forgets it in any phase.
+// Delete forgets a terminated cluster; force forgets it in any phase. A
+// delete sent again because the first attempt got no answer, and then not
+// finding the cluster, counts as done: the first attempt deleted it.
 func (c *Client) Delete(ctx context.Context, name string, force bool) error {
-	return c.Call(ctx, api.RegistrySubject(api.OpDelete), api.DeleteRequest{Name: name, Force: force}, nil)
+	again, err := c.callAgain(ctx, api.RegistrySubject(api.OpDelete), api.DeleteRequest{Name: name, Force: force}, nil)
+	if again && errors.Is(err, rh.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // SetAutostop changes the idle minutes after which the cluster is torn down (-1 never).
@@ -279,7 +376,7 @@ func (c *Client) Refresh(ctx context.Context, name string) (*rh.Cluster, error) 
 // History returns the cluster's transitions, oldest first.
 func (c *Client) History(ctx context.Context, name string) ([]rh.Transition, error) {
 	var r api.EventsReply
-	if err := c.Call(ctx, api.RegistrySubject(api.OpEvents), api.NameRequest{Name: name}, &r); err != nil {
+	if _, err := c.callAgain(ctx, api.RegistrySubject(api.OpEvents), api.NameRequest{Name: name}, &r); err != nil {
 		return nil, err
 	}
 	return r.History, nil

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -95,6 +97,8 @@ func Bind[T any](ctx context.Context, nc *nats.Conn, cfg HostConfig) (*Host[T], 
 	}
 	h := &Host[T]{cfg: cfg, js: js, log: cfg.Logger.With("service", name),
 		Records: NewRecords[T](kv, cfg.KeyPrefix), Secrets: sec, clusters: clusters}
+	// Replicas share cfg.ID; the owner of a record must name this process.
+	h.Records.own(cfg.ID+"/"+uuid.NewString()[:8], cfg.StaleAfter, h.log)
 	h.hard, h.cancelHard = context.WithCancelCause(context.WithoutCancel(ctx))
 	h.run, h.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
 	return h, nil
@@ -141,6 +145,27 @@ func (h *Host[T]) handle(ctx context.Context, op string, in *events.ClusterInten
 	defer cancel(nil)
 	stop := context.AfterFunc(h.hard, func() { cancel(context.Cause(h.hard)) })
 	defer stop()
+	// Records this operation saves are owned by this process and beat while
+	// it runs; if another worker adopts one, the operation stops.
+	hold := h.Records.hold(in.Cluster, func() { cancel(ErrTakenOver) })
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		h.Records.release(rctx, in.Cluster, hold)
+	}()
+	beating := make(chan struct{})
+	defer close(beating)
+	go h.heartbeat(ctx, in.Cluster, hold, beating)
+
+	err := h.dispatch(ctx, op, in, r, begin)
+	if errors.Is(context.Cause(ctx), ErrTakenOver) {
+		return fmt.Errorf("%s: %s of %s: %w", h.cfg.Durable, op, in.Cluster, ErrTakenOver)
+	}
+	return err
+}
+
+// dispatch calls the Ops method of the event's op.
+func (h *Host[T]) dispatch(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter, begin Begin) error {
 	ops, err := begin(ctx, op, in, r)
 	if err != nil {
 		return err
@@ -156,6 +181,31 @@ func (h *Host[T]) handle(ctx context.Context, op string, in *events.ClusterInten
 		return ops.Refresh(ctx)
 	}
 	return Permanent(fmt.Errorf("%s: unknown op %q", h.cfg.Durable, op))
+}
+
+// heartbeat rewrites the operation's record every Heartbeat until done.
+func (h *Host[T]) heartbeat(ctx context.Context, cluster string, hold *holding[T], done <-chan struct{}) {
+	t := time.NewTicker(h.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			bctx, cancel := context.WithTimeout(ctx, h.cfg.Heartbeat)
+			err := h.Records.beat(bctx, cluster, hold)
+			cancel()
+			if errors.Is(err, ErrLostRace) {
+				h.log.Warn("another worker adopted the operation; stopping it", "cluster", cluster)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				h.log.Warn("heartbeat not written; trying again", "cluster", cluster, "err", err)
+			}
+		}
+	}
 }
 
 // Forget removes what rh keeps about a cluster that no longer exists on its

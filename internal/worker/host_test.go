@@ -2,14 +2,19 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"github.com/nats-io/nats.go/jetstream"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 )
 
@@ -19,6 +24,7 @@ type fakeCloud struct {
 	host        *worker.Host[testRecord]
 	interrupted chan error // the cancel cause of an interrupted create
 	started     chan struct{}
+	reg         *prometheus.Registry
 }
 
 type fakeCall struct {
@@ -35,6 +41,20 @@ func (f *fakeCloud) begin(_ context.Context, _ string, in *events.ClusterIntent,
 }
 
 func (c *fakeCall) Create(ctx context.Context) error {
+	if c.in.Cluster == "held" {
+		// A long cloud call with a record saved first, as a launch has.
+		rec, rev, err := c.host.Records.Acquire(ctx, c.in.Cluster)
+		if err != nil || rec != nil {
+			return fmt.Errorf("acquire: %+v, %w", rec, err)
+		}
+		if _, err := c.host.Records.Save(ctx, c.in.Cluster, testRecord{Generation: c.in.Generation, State: "launching"}, rev); err != nil {
+			return err
+		}
+		close(c.started)
+		<-ctx.Done()
+		c.interrupted <- context.Cause(ctx)
+		return ctx.Err()
+	}
 	if c.in.Cluster == "slow" {
 		close(c.started)
 		<-ctx.Done()
@@ -67,14 +87,16 @@ func startHost(t *testing.T, ns *natstest.Server) *fakeCloud {
 	if _, err := ns.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "rh_test_host"}); err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	h, err := worker.Bind[testRecord](ctx, ns.NC, worker.HostConfig{
-		Config: worker.Config{Kind: rh.KindOnDemand, Durable: "test", RetryBase: time.Millisecond},
+		Config: worker.Config{Kind: rh.KindOnDemand, Durable: "test", RetryBase: time.Millisecond, Registry: reg,
+			Heartbeat: 200 * time.Millisecond},
 		Bucket: "rh_test_host", KeyPrefix: "rec.",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeCloud{host: h, interrupted: make(chan error, 1), started: make(chan struct{})}
+	f := &fakeCloud{host: h, interrupted: make(chan error, 1), started: make(chan struct{}), reg: reg}
 	if err := h.Start(ctx, f.begin); err != nil {
 		t.Fatal(err)
 	}
@@ -128,4 +150,90 @@ func TestHostStopInterruptsHandlers(t *testing.T) {
 	if cause := <-f.interrupted; !errors.Is(cause, worker.ErrStopping) {
 		t.Fatalf("cancel cause %v, want ErrStopping", cause)
 	}
+}
+
+// TestHostStopsAnOperationAnotherWorkerAdopted: while a create runs, its
+// record names this process and its heartbeat moves the record on; when
+// another worker adopts the record (as it would from an owner that stalled
+// past the stale period), the create is cancelled with ErrTakenOver and its
+// event left to the adopter: neither acked nor retried.
+func TestHostStopsAnOperationAnotherWorkerAdopted(t *testing.T) {
+	ns := natstest.Start(t)
+	f := startHost(t, ns)
+	ctx := context.Background()
+	c := cluster("held", 1, 1)
+	putRecord(t, ns, c)
+	publish(t, ns, events.OpCreate, c)
+	select {
+	case <-f.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("create never started")
+	}
+	kv, err := ns.JS.KeyValue(ctx, "rh_test_host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := kv.Get(ctx, "rec.held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec testRecord
+	if err := json.Unmarshal(first.Value(), &rec); err != nil || rec.Owner == "" {
+		t.Fatalf("record of a running create: %s, %v; want an owner", first.Value(), err)
+	}
+	testkit.WaitErr(t, 10*time.Second, "a heartbeat", func() error {
+		e, err := kv.Get(ctx, "rec.held")
+		if err != nil {
+			return err
+		}
+		if e.Revision() == first.Revision() {
+			return errors.New("record not rewritten yet")
+		}
+		return nil
+	})
+
+	rec.Owner = "test/adopter"
+	b, _ := json.Marshal(rec)
+	if _, err := kv.Put(ctx, "rec.held", b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cause := <-f.interrupted:
+		if !errors.Is(cause, worker.ErrTakenOver) {
+			t.Fatalf("cancel cause %v, want ErrTakenOver", cause)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the displaced create kept running")
+	}
+	testkit.Eventually(t, 10*time.Second, "the event counted as taken over", func() bool {
+		return outcomes(t, f.reg, "taken_over") == 1
+	})
+	if e, err := kv.Get(ctx, "rec.held"); err != nil || !json.Valid(e.Value()) {
+		t.Fatalf("record after the takeover: %v", err)
+	} else if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.Owner != "test/adopter" {
+		t.Fatalf("the displaced worker wrote over the adopter: %s", e.Value())
+	}
+}
+
+// outcomes is rh_worker_events_total for an outcome, over event types.
+func outcomes(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "rh_worker_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }

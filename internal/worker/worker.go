@@ -37,8 +37,20 @@ type Config struct {
 	Durable string
 	// ID names this process in reports (owner of the cluster).
 	ID string
-	// AckWait is the lease; the loop renews it while a handler runs.
+	// AckWait is the lease on an event (default 5 s): the loop renews it
+	// with InProgress every third of it while the event is handled or waits
+	// behind another of its cluster's events, so a worker that dies is
+	// replaced within about AckWait. A live worker too slow to renew in time
+	// is safe: the event's second holder finds the cluster's record owned by
+	// a worker whose heartbeat is fresh, and waits (Records.Acquire).
 	AckWait time.Duration
+	// Heartbeat is how often a Host rewrites the records its running
+	// operations own (default 2 s); StaleAfter is how old an owner's last
+	// write must be before another worker adopts its operation (default
+	// 3 Heartbeats). A live owner is displaced only if it cannot write for
+	// all of StaleAfter.
+	Heartbeat  time.Duration
+	StaleAfter time.Duration
 	// MaxDeliver bounds attempts before dead-lettering.
 	MaxDeliver int
 	// Concurrency bounds events handled at once (different clusters run in parallel;
@@ -52,8 +64,17 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = DefaultAckWait
 	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = 3 * c.Heartbeat
+	}
+	// An owner must get at least two beats into the stale period, or a live
+	// one would be displaced between beats.
+	c.StaleAfter = max(c.StaleAfter, 2*c.Heartbeat)
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 8
 	}
@@ -74,6 +95,14 @@ func (c *Config) defaults() {
 	}
 }
 
+// Takeover defaults: a dead worker's event comes back within DefaultAckWait
+// and its operation is adopted once its heartbeat is 3×DefaultHeartbeat old,
+// while a live owner needs only one write in that time to keep it.
+const (
+	DefaultAckWait   = 5 * time.Second
+	DefaultHeartbeat = 2 * time.Second
+)
+
 // ErrPermanent marks an error that retrying cannot fix.
 var ErrPermanent = errors.New("permanent failure")
 
@@ -93,6 +122,7 @@ func Permanent(err error) error {
 
 // Worker runs the loop.
 type Worker struct {
+	leases  *svc.Leases
 	cfg     Config
 	js      jetstream.JetStream
 	handler Handler
@@ -119,7 +149,7 @@ type metrics struct {
 }
 
 // Event outcomes: the label values of rh_worker_events_total{outcome}.
-var eventOutcomes = []string{"acked", "retried", "dead_lettered", "stale", "failed", "superseded"}
+var eventOutcomes = []string{"acked", "retried", "dead_lettered", "stale", "failed", "superseded", "taken_over"}
 
 // intentTypes are the event types a worker handles; any other type (a
 // malformed or misrouted message) is counted as "unknown", so whoever can
@@ -144,7 +174,7 @@ func newMetrics(reg prometheus.Registerer, kind rh.Kind, durable string) *metric
 	k := prometheus.Labels{"kind": string(kind)}
 	m := &metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rh_worker_events_total", Help: "Lifecycle events consumed, by type (unknown for a type that is not an intent) and outcome (acked, retried, dead_lettered, stale, failed, superseded).",
+			Name: "rh_worker_events_total", Help: "Lifecycle events consumed, by type (unknown for a type that is not an intent) and outcome (acked, retried, dead_lettered, stale, failed, superseded, taken_over).",
 			ConstLabels: k,
 		}, []string{"event_type", "outcome"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
@@ -173,6 +203,11 @@ func newMetrics(reg prometheus.Registerer, kind rh.Kind, durable string) *metric
 
 // ErrSuperseded is the cancel cause of a create that a teardown overtook.
 var ErrSuperseded = errors.New("superseded by a teardown")
+
+// ErrTakenOver is the cancel cause of an operation whose record another
+// worker adopted (this one stalled past the stale period). The event is left
+// alone, neither acked nor retried: the adopter holds it now.
+var ErrTakenOver = errors.New("taken over by another worker")
 
 // New prepares a worker; Run starts it.
 func New(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) (*Worker, error) {
@@ -235,6 +270,10 @@ func (w *Worker) start(ctx context.Context) (*loop, error) {
 	wg := &sync.WaitGroup{}
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	// The lease keeper outlives the handlers: it ends with handlerCtx, which
+	// stop cancels once they returned (or to interrupt them).
+	w.leases = svc.NewLeases(w.cfg.AckWait)
+	go w.leases.Keep(handlerCtx)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -321,6 +360,10 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 	op := opOf(env.Type)
 	log = log.With("cluster", in.Cluster, "op", op, "generation", in.Generation, "delivery", md.NumDelivered)
 
+	// Hold the lease from here: waiting behind another of the cluster's
+	// events must not let this one's lapse and come round again.
+	w.leases.Add(m)
+	defer w.leases.Done(m)
 	slot := w.slot(in.Cluster)
 	defer w.release(in.Cluster, slot)
 	if op == events.OpTeardown {
@@ -353,14 +396,12 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		cancel(nil)
 	}()
 
-	stopLease := w.holdLease(hctx, m)
 	w.metrics.inflight.Inc()
 	start := time.Now()
 	r := &Reporter{js: w.js, worker: w.cfg.ID, kind: w.cfg.Kind, cluster: in.Cluster, generation: in.Generation}
 	err = w.handler(hctx, op, in, r)
 	w.metrics.duration.WithLabelValues(eventTypeLabel(env.Type)).Observe(time.Since(start).Seconds())
 	w.metrics.inflight.Dec()
-	stopLease()
 
 	switch {
 	case err == nil:
@@ -368,6 +409,9 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 			log.Warn("ack failed; the event will be redelivered", "err", aerr)
 		}
 		w.count(env.Type, "acked")
+	case errors.Is(err, ErrTakenOver):
+		log.Warn("another worker adopted this operation; leaving the event to it", "err", err)
+		w.count(env.Type, "taken_over")
 	case errors.Is(context.Cause(hctx), ErrSuperseded):
 		log.Info("create overtaken by a teardown")
 		_ = m.DoubleAck(ctx)
@@ -413,26 +457,6 @@ func (w *Worker) stale(ctx context.Context, in *events.ClusterIntent) (bool, str
 		return true, fmt.Sprintf("generation %d is older than incarnation %d", in.Generation, c.Incarnation)
 	}
 	return false, ""
-}
-
-func (w *Worker) holdLease(ctx context.Context, m jetstream.Msg) func() {
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(w.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
 }
 
 func (w *Worker) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, class, reason string) {

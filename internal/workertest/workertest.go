@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
@@ -27,9 +29,9 @@ import (
 const WaitTimeout = 20 * time.Second
 
 // FastLoop tunes a worker's event loop for tests: retries after
-// milliseconds, a lease short enough for a killed worker's events to come
-// back within a test.
-var FastLoop = worker.Config{RetryBase: 20 * time.Millisecond, AckWait: 5 * time.Second}
+// milliseconds. The lease and the heartbeats keep their defaults, so the
+// takeover tests show that the defaults replace a dead worker promptly.
+var FastLoop = worker.Config{RetryBase: 20 * time.Millisecond}
 
 // Bus is a NATS server running the registry, with a client: what a worker
 // under test consumes from and reports to.
@@ -82,6 +84,26 @@ func StopAtCleanup(t testing.TB, stop func()) func() {
 	f := func() { once.Do(stop) }
 	t.Cleanup(f)
 	return f
+}
+
+// Conn is a new connection to the bus's server, closed when the test ends:
+// a worker on a connection of its own can be killed without the others.
+func (b *Bus) Conn() *nats.Conn {
+	b.T.Helper()
+	nc, err := nats.Connect(b.NS.URL)
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	b.T.Cleanup(nc.Close)
+	return nc
+}
+
+// Kill ends a worker as kill -9 looks from the bus: its connection drops
+// first, so it neither naks its events nor renews a lease or heartbeat
+// again; then stop ends its goroutines, whose writes go nowhere.
+func Kill(nc *nats.Conn, stop func()) {
+	nc.Close()
+	stop()
 }
 
 // Create asks the registry for a cluster.

@@ -626,3 +626,52 @@ func manyInfo(n int) map[string]string {
 	}
 	return m
 }
+
+// TestCreateRetriedWithItsRequestIDIsAnsweredWithTheCluster: the same
+// caller sending a create again with its request id gets the cluster that
+// create made (one record, one intent); another request id gets the
+// conflict; and another user replaying the request id gets neither the
+// record nor a success. A malformed request id is refused, naming it.
+func TestCreateRetriedWithItsRequestIDIsAnsweredWithTheCluster(t *testing.T) {
+	e := startSecure(t, registry.Config{})
+	alice := e.user(t, "alice", rh.RoleMember)
+	mallory := e.user(t, "mallory", rh.RoleMember)
+	ctx := context.Background()
+	create := func(cl *client.Client, id string) (*rh.Cluster, error) {
+		var r api.ClusterReply
+		err := cl.Call(ctx, api.RegistrySubject(api.OpCreate), api.CreateRequest{Name: "mine", Spec: byo("10.0.0.1"), RequestID: id}, &r)
+		return r.Cluster, err
+	}
+	const id = "3f0c6a52-1c4e-4a39-9d64-0b1a4f1f2e77"
+	first, err := create(alice, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := create(alice, id)
+	if err != nil {
+		t.Fatalf("alice's retry of her own create: %v", err)
+	}
+	if again.Owner != "alice" || again.Generation != 1 || !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("retry answered with %+v, want the record the first create made", again)
+	}
+	if _, err := create(alice, "another-request"); !errors.Is(err, rh.ErrConflict) {
+		t.Fatalf("a create with another request id: %v, want conflict", err)
+	}
+	if _, err := create(alice, ""); !errors.Is(err, rh.ErrConflict) {
+		t.Fatalf("a create without a request id: %v, want conflict", err)
+	}
+	c, err := create(mallory, id)
+	if !errors.Is(err, rh.ErrConflict) || c != nil {
+		t.Fatalf("mallory replaying alice's request id: %+v, %v; want a conflict and no record", c, err)
+	}
+	if _, err := create(alice, "bad id/with slash"); !errors.Is(err, &rh.Error{Code: rh.EINVALID, Field: "request_id"}) {
+		t.Fatalf("malformed request id: %v, want invalid request_id", err)
+	}
+	if n := streamMsgs(t, e.ns.JS, events.StreamEvents, events.IntentSubject(events.OpCreate, rh.KindBYO)); n != 1 {
+		t.Fatalf("%d create intents published, want 1", n)
+	}
+	got, err := alice.Get(ctx, "mine")
+	if err != nil || got.Owner != "alice" || got.Generation != 1 || len(got.History) != 1 {
+		t.Fatalf("record after the retries: %+v, %v", got, err)
+	}
+}

@@ -54,6 +54,11 @@ type Config struct {
 	// client asks again.
 	WatchHeartbeat   time.Duration
 	WatchMaxDuration time.Duration
+	// ReportAckWait is the lease on a state report the registry pulled
+	// (default 5 s), renewed every third of it until the report is applied:
+	// the reports a registry that died had pulled are applied by its
+	// replacement within about this long.
+	ReportAckWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -78,7 +83,13 @@ func (c *Config) defaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if c.ReportAckWait <= 0 {
+		c.ReportAckWait = DefaultReportAckWait
+	}
 }
+
+// DefaultReportAckWait is the default Config.ReportAckWait.
+const DefaultReportAckWait = 5 * time.Second
 
 // Service is a running registry.
 type Service struct {
@@ -215,6 +226,9 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 	if err := rh.ValidateName(req.Name); err != nil {
 		return nil, err
 	}
+	if err := validRequestID(req.RequestID); err != nil {
+		return nil, err
+	}
 	spec := req.Spec
 	spec.Normalize()
 	if spec.Kind == rh.KindBYO && spec.BYO != nil && req.Secrets != nil {
@@ -229,7 +243,7 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 	}
 	now := s.now().UTC()
 	c := &rh.Cluster{
-		Name: req.Name, Spec: spec, Generation: 1, Incarnation: 1, Owner: caller.User,
+		Name: req.Name, Spec: spec, Generation: 1, Incarnation: 1, Owner: caller.User, CreateRequestID: req.RequestID,
 		Intent:    rh.Intent{Op: events.OpCreate, Generation: 1, At: now},
 		Status:    rh.Status{Phase: rh.PhasePending, Message: fmt.Sprintf("waiting for the %s worker", spec.Kind)},
 		CreatedAt: now, UpdatedAt: now,
@@ -252,7 +266,7 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 	// only after the secrets are stored, so no worker looks for them too early.
 	rev, err := s.records.Create(ctx, events.ClusterKey(c.Name), b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, rh.Conflict("cluster %q already exists", c.Name)
+		return s.createAgain(ctx, req, caller)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("registry: store %s: %w", c.Name, err)
@@ -268,6 +282,60 @@ func (s *Service) Create(ctx context.Context, req api.CreateRequest) (*api.Clust
 		s.publishIntent(ctx, c)
 	}
 	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// createAgain answers a create whose name is taken. When the caller made the
+// cluster with this very request (its earlier attempt was not answered: the
+// registry died with it, or the answer was lost), the answer is the cluster,
+// and what that attempt may not have finished is finished: the secrets
+// stored, the intent published (its deterministic id makes a repeat a
+// no-op). Anyone else, and any other request, gets the conflict. Who is
+// calling comes from the server, never from the request, so another user
+// replaying the request id learns nothing.
+func (s *Service) createAgain(ctx context.Context, req api.CreateRequest, caller rh.Caller) (*api.ClusterReply, error) {
+	exists := rh.Conflict("cluster %q already exists", req.Name)
+	if req.RequestID == "" {
+		return nil, exists
+	}
+	c, _, err := s.load(ctx, req.Name)
+	if rh.ErrorCode(err) == rh.ENOTFOUND {
+		return nil, exists // deleted meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.CreateRequestID != req.RequestID || c.Owner != caller.User {
+		return nil, exists
+	}
+	if !req.Secrets.Empty() {
+		stored, _, err := s.secrets.Get(ctx, c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		if stored == nil {
+			if err := s.secrets.Put(ctx, c.Name, *req.Secrets); err != nil {
+				return nil, fmt.Errorf("registry: %w", err)
+			}
+		}
+	}
+	if c.Intent.Op == events.OpCreate && c.Intent.Generation == c.Generation && c.Status.ObservedGeneration < c.Generation {
+		s.publishIntent(ctx, c)
+	}
+	s.log.Info("create answered again: the caller's retry of its own request", "cluster", c.Name, "request_id", req.RequestID)
+	return &api.ClusterReply{Cluster: c}, nil
+}
+
+// validRequestID checks a create's request id: optional, short, plain.
+func validRequestID(id string) error {
+	if len(id) > api.MaxRequestID {
+		return rh.Invalid("request_id", "%d characters, at most %d", len(id), api.MaxRequestID)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == ':' || r == '-') {
+			return rh.Invalid("request_id", "%q is not allowed: use letters, digits and . _ : -", r)
+		}
+	}
+	return nil
 }
 
 // Get returns one record.

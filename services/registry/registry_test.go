@@ -440,3 +440,50 @@ func TestRegistryOnlyBindsStreams(t *testing.T) {
 		t.Fatalf("registry on a NATS with nothing set up: %v", err)
 	}
 }
+
+// TestReportsADeadRegistryPulledAreAppliedByItsReplacement: reports a
+// registry had pulled when it died (delivered on the durable, never acked)
+// reach its replacement after the short report lease, not a 30 s ack wait:
+// the wait's deadline is well under that.
+func TestReportsADeadRegistryPulledAreAppliedByItsReplacement(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := context.Background()
+	first, err := registry.Start(ctx, ns.NC, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{ns: ns, reg: first, cl: clientFor(t, ns)}
+	if _, err := e.cl.Create(ctx, "held", byo("10.0.0.1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	first.Stop()
+
+	report(t, e, "held", 1, rh.PhaseUp, "1/1 nodes up", time.Now().UTC())
+	// What the dead registry did: pull the report on its durable, and never
+	// answer for it.
+	cons, err := ns.JS.Consumer(ctx, events.StreamState, "registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range batch.Messages() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("pulled %d reports, want the one published", n)
+	}
+
+	second, err := registry.Start(ctx, ns.NC, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Stop)
+	c := waitFor(t, e, "held", "the held report applied", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp })
+	if c.Status.Message != "1/1 nodes up" {
+		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
+	}
+}

@@ -25,7 +25,7 @@ func (s *Service) startStateConsumer(ctx context.Context) error {
 		Durable:       stateConsumer,
 		Description:   "rh registry applies worker state reports",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       s.cfg.ReportAckWait,
 		MaxDeliver:    10,
 		MaxAckPending: 256,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -35,16 +35,23 @@ func (s *Service) startStateConsumer(ctx context.Context) error {
 	}
 	// Reports for different clusters are applied in parallel; one cluster's
 	// reports stay in order on one shard.
+	// Every report pulled is leased until it is acked, also while it waits
+	// for its shard, so the lease can be short: the reports a dead registry
+	// pulled come back to its replacement within ReportAckWait.
+	held := svc.NewLeases(s.cfg.ReportAckWait)
+	s.wg.Go(func() { held.Keep(ctx) })
 	shards := make([]chan jetstream.Msg, reportShards)
 	for i := range shards {
 		shards[i] = make(chan jetstream.Msg, 64)
 		s.wg.Go(func() {
 			for m := range shards[i] {
 				s.onReport(ctx, m)
+				held.Done(m)
 			}
 		})
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		held.Add(m)
 		shards[shardOf(m.Subject())] <- m
 	}, jetstream.PullMaxMessages(256))
 	if err != nil {

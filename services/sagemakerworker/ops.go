@@ -56,7 +56,9 @@ func (c *call) Create(ctx context.Context) error {
 		}
 		est = e
 	}
-	rec, rev, err := s.jobs.Load(ctx, cluster)
+	// Acquire waits while another live sagemakerworker follows this
+	// cluster's job and adopts the record of one that died.
+	rec, rev, err := s.jobs.Acquire(ctx, cluster)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
@@ -95,8 +96,13 @@ func (e *env) proxyCommand(string) string {
 // stops it first.
 func (e *env) startWorker() func() {
 	e.t.Helper()
+	return e.startWorkerOn(e.NS.NC)
+}
+
+func (e *env) startWorkerOn(nc *nats.Conn) func() {
+	e.t.Helper()
 	e.reg = prometheus.NewRegistry()
-	w, err := sagemakerworker.Start(context.Background(), e.NS.NC, sagemakerworker.Config{
+	w, err := sagemakerworker.Start(context.Background(), nc, sagemakerworker.Config{
 		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
 		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
 		Worker: workertest.FastLoop,
@@ -154,8 +160,9 @@ func (e *env) counter(name string, labels map[string]string) float64 {
 func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	nodes := simnodes.New(simnodes.Options{})
 	t.Cleanup(func() { _ = nodes.Close() })
-	// A simulated minute of 0.6 s: the default 30-minute idle limit must not
-	// end the job while a loaded machine is still logging in.
+	// At the default time scale the job's 30 idle minutes last 1.8 s: a
+	// loaded machine can spend that between Up and the first command, and
+	// the job ends under the test. 0.01 makes them 18 s.
 	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker(), TimeScale: 0.01})
 	e.startWorker()
 	ctx := context.Background()
@@ -349,6 +356,27 @@ func TestWorkerKilledMidCreateCreatesOnce(t *testing.T) {
 	}
 	e.startWorker()
 	e.WaitSettled("kill-me", rh.PhaseUp)
+	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
+		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
+	}
+}
+
+// TestWorkerKilled9MidCreateIsReplacedPromptly: a worker that vanishes
+// while its job starts (connection gone: no nak, no lease renewal, no
+// heartbeat, as after kill -9) is replaced by one started next to it, which
+// adopts the job once the lease and heartbeat lapse — seconds with the
+// default settings, inside the wait's deadline — and creates no second job.
+func TestWorkerKilled9MidCreateIsReplacedPromptly(t *testing.T) {
+	e := setup(t, sagemakersim.Options{TimeScale: 0.01, Timings: sagemakersim.Timings{Starting: 200 * time.Second}})
+	nc := e.Conn()
+	stopA := e.startWorkerOn(nc)
+	e.Create("kill-9", compute(1))
+	e.WaitFor("kill-9", "Starting", func(c *rh.Cluster) bool { return strings.HasPrefix(c.Status.Message, "Starting: ") })
+	workertest.Kill(nc, stopA)
+	killed := time.Now()
+	e.startWorker()
+	e.WaitSettled("kill-9", rh.PhaseUp)
+	t.Logf("Up %s after the kill (for the record, not asserted)", time.Since(killed).Round(time.Millisecond))
 	if e.createdJobs() != 1 || e.sim.JobCount() != 1 {
 		t.Fatalf("created %d jobs, sim has %d; want 1: %+v", e.createdJobs(), e.sim.JobCount(), e.sim.CreateCalls())
 	}

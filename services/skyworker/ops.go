@@ -35,7 +35,10 @@ func (c *call) Create(ctx context.Context) error {
 	if err != nil {
 		return worker.Permanent(err)
 	}
-	rec, rev, err := s.launches.Load(ctx, c.in.Cluster)
+	// Acquire waits while another live skyworker is at this cluster (its
+	// lease lapsed on a slow machine, not its life) and adopts the record of
+	// one that died.
+	rec, rev, err := s.launches.Acquire(ctx, c.in.Cluster)
 	if err != nil {
 		return err
 	}
@@ -82,7 +85,12 @@ func (c *call) Create(ctx context.Context) error {
 			return c.markUp(ctx, rec, rev)
 		}
 		// Absent, STOPPED or INIT (a launch was interrupted): launch. Launching
-		// an INIT cluster is how SkyPilot itself resumes one.
+		// an INIT cluster is how SkyPilot itself resumes one. First make sure
+		// the record is still ours: a worker that stalled past the stale
+		// period has been replaced and must not launch as well.
+		if err := s.launches.Confirm(ctx, c.in.Cluster); err != nil {
+			return err
+		}
 		id, err := s.sky.SubmitLaunch(ctx, skypilot.LaunchRequest{ClusterName: c.sky, TaskYAML: task})
 		s.m.APIError("launch", err)
 		if err != nil {

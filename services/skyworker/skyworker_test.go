@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/ssh"
 
 	rh "github.com/rhq/rh"
@@ -89,7 +90,12 @@ func setup(t testing.TB, opts skysim.Options) *env {
 // stops it first.
 func (e *env) startWorker() func() {
 	e.t.Helper()
-	w, err := skyworker.Start(context.Background(), e.NS.NC, skyworker.Config{SkyPilot: e.sky, Worker: workertest.FastLoop})
+	return e.startWorkerOn(e.NS.NC)
+}
+
+func (e *env) startWorkerOn(nc *nats.Conn) func() {
+	e.t.Helper()
+	w, err := skyworker.Start(context.Background(), nc, skyworker.Config{SkyPilot: e.sky, Worker: workertest.FastLoop})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -202,6 +208,39 @@ func TestWorkerKilledMidLaunchLaunchesOnce(t *testing.T) {
 	if c.Status.Phase != rh.PhaseUp {
 		t.Fatalf("phase %s: %s", c.Status.Phase, c.Status.Message)
 	}
+	if n := e.sim.CountRequests("sky.launch"); n != 1 {
+		t.Fatalf("sky.launch requests = %d, want exactly 1: %+v", n, e.sim.Requests())
+	}
+	if n := e.sim.Provisions(); n != 1 {
+		t.Fatalf("provisions = %d, want 1", n)
+	}
+}
+
+// TestWorkerKilled9MidLaunchIsReplacedPromptly: a worker that vanishes
+// mid-launch (its connection gone: no nak, no lease renewal, no heartbeat,
+// as after kill -9) is replaced by one started next to it, which adopts the
+// recorded launch once the lease and the heartbeat lapse (default settings:
+// seconds, well inside the wait's deadline, where a 30 s ack wait would
+// not be) and launches nothing twice.
+func TestWorkerKilled9MidLaunchIsReplacedPromptly(t *testing.T) {
+	e := setup(t, skysim.Options{Nodes: newFakeNodes(), LaunchLatency: 2 * time.Second})
+	nc := e.Conn()
+	stopA := e.startWorkerOn(nc)
+	ctx := context.Background()
+	if _, err := e.Client.Create(ctx, "kill-9", onDemand(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitFor("kill-9", "Provisioning", func(c *rh.Cluster) bool {
+		return c.Status.Phase == rh.PhaseProvisioning && strings.Contains(c.Status.Message, "request")
+	})
+	workertest.Kill(nc, stopA)
+	killed := time.Now()
+	e.startWorker()
+	c := e.WaitFor("kill-9", "Up", func(c *rh.Cluster) bool { return c.Status.Phase == rh.PhaseUp || c.Status.Phase.Final() })
+	if c.Status.Phase != rh.PhaseUp {
+		t.Fatalf("phase %s: %s", c.Status.Phase, c.Status.Message)
+	}
+	t.Logf("Up %s after the kill (for the record, not asserted)", time.Since(killed).Round(time.Millisecond))
 	if n := e.sim.CountRequests("sky.launch"); n != 1 {
 		t.Fatalf("sky.launch requests = %d, want exactly 1: %+v", n, e.sim.Requests())
 	}
