@@ -185,6 +185,9 @@ const (
 	DefaultAttemptTimeout = 2 * time.Second
 	maxAttemptTimeout     = 8 * time.Second
 	unavailableFor        = 5 * time.Second
+	// storeBusyFor bounds retries of a service whose store does not answer:
+	// a JetStream leader election takes seconds.
+	storeBusyFor = 15 * time.Second
 )
 
 // callAgain is Call for a request that is safe to send again: the registry
@@ -205,11 +208,18 @@ func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (
 	}
 	attempt, pause := c.attempt, 50*time.Millisecond
 	var unanswered time.Time // since when no one has answered
+	var busy time.Time       // since when the service's store has not answered
 	for n := 0; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, attempt)
 		msg, err := c.nc.RequestWithContext(actx, subject, body)
 		cancel()
 		switch {
+		case err == nil && storeBusy(msg) && ctx.Err() == nil && (busy.IsZero() || time.Since(busy) < storeBusyFor):
+			// The service is up but its store is electing a leader (a
+			// NATS node died): that passes in seconds, so ask again.
+			if busy.IsZero() {
+				busy = time.Now()
+			}
 		case err == nil || ctx.Err() != nil:
 			return n > 0, c.answer(subject, msg, err, resp)
 		case errors.Is(err, nats.ErrNoResponders):
@@ -234,6 +244,12 @@ func (c *Client) callAgain(ctx context.Context, subject string, req, resp any) (
 		}
 		pause = min(2*pause, time.Second)
 	}
+}
+
+// storeBusy reports whether msg is an "unavailable" answer from a service
+// whose store did not answer (svc.StoreUnavailable), which a retry outlives.
+func storeBusy(msg *nats.Msg) bool {
+	return msg != nil && msg.Header.Get(micro.ErrorCodeHeader) == api.ErrorStatus(rh.EUNAVAILABLE)
 }
 
 // send sends one request with ctx's deadline.

@@ -3,17 +3,22 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/services/registry"
 )
 
@@ -181,5 +186,44 @@ func TestNoRegistryIsStillReported(t *testing.T) {
 	_, err = cl.Get(ctx, "anything")
 	if !errors.Is(err, rh.ErrUnavailable) || err.Error() != "no registry service answers on "+ns.NC.ConnectedUrl()+": is `rhcli serve` running with it?" {
 		t.Fatalf("get with no registry: %v, want unavailable saying no registry answers", err)
+	}
+}
+
+// TestGetWaitsOutAStoreElectingALeader: while a NATS node that led the
+// registry's bucket is replaced, the registry answers "unavailable" (its
+// store did not answer), not "internal error"; the SDK asks again and the
+// caller sees the answer once the store is back, not a failure.
+func TestGetWaitsOutAStoreElectingALeader(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	failures := 2
+	svcGet := svc.Handle(ctx, slog.New(slog.DiscardHandler), nil, func(context.Context, api.NameRequest) (*api.ClusterReply, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return nil, fmt.Errorf("registry: load: %w", jetstream.ErrNoStreamResponse)
+		}
+		return &api.ClusterReply{Cluster: &rh.Cluster{Name: "steady"}}, nil
+	})
+	srv, err := micro.AddService(ns.NC, micro.Config{Name: "registry", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	if err := srv.AddEndpoint("get", svcGet, micro.WithEndpointSubject(api.RegistrySubject(api.OpGet))); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(ns.NC, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cl.Get(ctx, "steady")
+	if err != nil {
+		t.Fatalf("get while the store elects a leader: %v, want the cluster once it answers", err)
+	}
+	if c.Name != "steady" || failures != 0 {
+		t.Fatalf("got %q after %d unanswered attempts left, want steady after both", c.Name, failures)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	rh "github.com/rhq/rh"
@@ -83,7 +84,13 @@ func RespondError(r micro.Request, err error) { respondError(slog.Default(), r, 
 
 func respondError(log *slog.Logger, r micro.Request, err error) {
 	var e *rh.Error
-	if !errors.As(err, &e) || e.Code == rh.EINTERNAL {
+	if (!errors.As(err, &e) || e.Code == rh.EINTERNAL) && StoreUnavailable(err) {
+		// A store that did not answer (a stream electing a new leader after
+		// a NATS node died) passes: say so, so the client asks again.
+		id := uuid.NewString()
+		log.Warn("store unavailable", "subject", r.Subject(), "request_id", id, "err", err)
+		e = &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("rh's store did not answer; try again (request %s)", id)}
+	} else if !errors.As(err, &e) || e.Code == rh.EINTERNAL {
 		id := uuid.NewString()
 		log.Error("request failed", "subject", r.Subject(), "request_id", id, "err", err)
 		e = &rh.Error{Code: rh.EINTERNAL, Message: fmt.Sprintf("internal error (request %s)", id)}
@@ -139,3 +146,20 @@ func (d *detached) Data() []byte           { return d.data }
 func (d *detached) Headers() micro.Headers { return d.headers }
 func (d *detached) Subject() string        { return d.subject }
 func (d *detached) Reply() string          { return d.reply }
+
+// StoreUnavailable reports whether err is JetStream not answering for a
+// while (no leader yet, a server shutting down, a request that timed out)
+// rather than a fault of the request or of rh.
+func StoreUnavailable(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.Code == 503 {
+		return true
+	}
+	var js jetstream.JetStreamError
+	if errors.As(err, &js) && js.APIError() != nil && js.APIError().Code == 503 {
+		return true
+	}
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrServerShutdown) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoStreamResponse)
+}
