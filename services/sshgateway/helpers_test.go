@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -37,8 +38,8 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	// The nodes run on this machine: remove the binaries the tests placed.
-	if home, err := os.UserHomeDir(); err == nil {
-		left, _ := filepath.Glob(filepath.Join(home, agent.InstallDir, "rhcli-"+testAgentVersion+"*"))
+	if u, err := user.Lookup(sshnode.DefaultUser()); err == nil {
+		left, _ := filepath.Glob(filepath.Join(u.HomeDir, agent.InstallDir, "rhcli-"+testAgentVersion+"*"))
 		for _, p := range left {
 			_ = os.Remove(p)
 		}

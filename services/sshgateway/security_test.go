@@ -221,7 +221,7 @@ func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
 
 	// The old attack: naming a subject for the output. The field is gone,
 	// and a request carrying it is refused before anything runs.
-	marker := filepath.Join(t.TempDir(), "ran")
+	marker := filepath.Join(n.TempDir(t), "ran")
 	body, _ := json.Marshal(map[string]any{"name": "alpha", "command": "touch " + marker, "stream": "rh.cluster.state.byo.victim"})
 	m := nats.NewMsg(api.SSHStreamSubject(api.SSHOpRun))
 	m.Data = body
