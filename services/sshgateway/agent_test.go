@@ -112,6 +112,7 @@ func (e *env) rhcli(t *testing.T, args ...string) (int, string, string) {
 // it in place; a gateway of another version places its own (an upgrade).
 // Status shows the version and uptime, through the SDK and rhcli.
 func TestAgentPlacedOnceUpgradedAndShown(t *testing.T) {
+	t.Parallel()
 	// Versions unique to this run: with -count=2 the first run's binaries are
 	// still in the home directory.
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -174,6 +175,7 @@ func TestAgentPlacedOnceUpgradedAndShown(t *testing.T) {
 // working; cancelling a command through the agent kills its process group;
 // running commands show in the live status.
 func TestAgentRestartedAfterKillAndCancelKillsGroup(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.oneNode(t, "kill", sshnode.Options{})
 	pid := e.live(t, "kill").AgentPID
@@ -245,6 +247,7 @@ func zombie(pid int) bool {
 // A node whose home is read-only cannot take the agent: it is used over
 // plain sessions and SFTP, and its status says why.
 func TestAgentFallbackOnReadOnlyHome(t *testing.T) {
+	t.Parallel()
 	e := startWith(t, func(c *sshgateway.Config) { c.AgentVersion = testAgentVersion + "-ro" })
 	n := e.oneNode(t, "ro", sshnode.Options{ReadOnlyHome: true})
 	c, err := e.cl.Get(context.Background(), "ro")
@@ -283,6 +286,7 @@ func TestAgentFallbackOnReadOnlyHome(t *testing.T) {
 // 100 commands at once on one node, through its agent, each with its own
 // output and exit code.
 func TestAgentHundredConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.oneNode(t, "many", sshnode.Options{})
 	ctx := context.Background()
@@ -312,6 +316,7 @@ func TestAgentHundredConcurrentRuns(t *testing.T) {
 
 // A large file with a small change moves only the changed blocks, both ways.
 func TestAgentDeltaPutGet(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	n := e.oneNode(t, "delta", sshnode.Options{})
 	ctx := context.Background()

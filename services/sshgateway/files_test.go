@@ -99,6 +99,7 @@ func treeSummary(t *testing.T, root string) string {
 }
 
 func TestPutGetRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyEd25519)
