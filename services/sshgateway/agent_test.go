@@ -88,7 +88,7 @@ func (e *env) swapGateway(t *testing.T, adjust func(*sshgateway.Config)) {
 
 func (e *env) live(t *testing.T, name string) api.NodeLive {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
 	l, err := e.cl.LiveStatus(ctx, name, "")
 	if err != nil || len(l.Nodes) != 1 {

@@ -36,6 +36,11 @@ type env struct {
 	secrets []string
 }
 
+// clientTimeout bounds each request of the tests' clients: generous, as the
+// tests run in parallel on a machine that may be busy, and a request can
+// wait on an agent's upload.
+const clientTimeout = time.Minute
+
 // start runs NATS, the registry and the gateway in-process, logging to a
 // buffer that is checked for secrets when the test ends.
 func start(t *testing.T) *env {
@@ -77,7 +82,7 @@ func startWith(t *testing.T, adjust func(*sshgateway.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Stop)
-	cl, err := client.New(ns.NC, 15*time.Second)
+	cl, err := client.New(ns.NC, clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

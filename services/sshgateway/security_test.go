@@ -56,7 +56,7 @@ func startSecure(t *testing.T, adjust func(*sshgateway.Config)) *secEnv {
 // user adds a user with role and returns a client connected as them.
 func (e *secEnv) user(t *testing.T, name string, role rh.Role) *client.Client {
 	t.Helper()
-	cl, err := client.New(e.ns.UserConn(t, e.ns.AddUser(t, name, role)), 15*time.Second)
+	cl, err := client.New(e.ns.UserConn(t, e.ns.AddUser(t, name, role)), clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestProxyCommandOfMemberDoesNotRunOnGateway(t *testing.T) {
 
 	// The operator (an admin) owns a cluster with a proxy command: it runs.
 	e.put(t, rh.Cluster{Name: "ops", Spec: spec, Owner: e.ns.Material.Operator.Name}, sec)
-	op, err := client.New(e.ns.OperatorConn(t), 15*time.Second)
+	op, err := client.New(e.ns.OperatorConn(t), clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestTrustScopedToWhatTheCallerMayChange(t *testing.T) {
 	}
 	_, err = alice.Trust(ctx, "lookalike")
 	wantForbidden(t, "trust of an ownerless pin another user's cluster relies on", err)
-	op, err := client.New(e.ns.OperatorConn(t), 15*time.Second)
+	op, err := client.New(e.ns.OperatorConn(t), clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
