@@ -52,11 +52,12 @@ type env struct {
 	user  string // login user on the nodes
 	nodes []*sshnode.Node
 
-	keyPath     string // the user key, authorized on every node
-	secrets     *rh.Secrets
-	sshConfig   string // OpenSSH config: a new connection every time
-	sshConfigCM string // OpenSSH config: ControlMaster, connections kept
-	rhcli       string // rhcli built for this run
+	keyPath       string // the user key, authorized on every node
+	authorizedKey string // its authorized_keys line
+	secrets       *rh.Secrets
+	sshConfig     string // OpenSSH config: a new connection every time
+	sshConfigCM   string // OpenSSH config: ControlMaster, connections kept
+	rhcli         string // rhcli built for this run
 
 	// stacks[0] is the gateway as shipped (with the node agent when the
 	// gateway has one); stacks[1], present only then, runs without it.
@@ -159,10 +160,27 @@ func setup(ctx context.Context) (*env, error) {
 	}
 	teardown.add("remove "+dir, func() { _ = os.RemoveAll(dir) })
 	e := &env{dir: dir, agent: agentAvailable()}
+	// The nodes log in as a plain user (sshnode.DefaultUser): it must reach
+	// dir and own what the benchmarks write on the nodes, remote.
+	if e.user, err = sshnode.EnsureDefaultUser(ctx); err != nil {
+		return nil, err
+	}
+	u, err := user.Lookup(e.user)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	for _, d := range []string{"local", "remote"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
+	}
+	if err := os.Chown(filepath.Join(dir, "remote"), uid, gid); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 
 	progress("building rhcli")
@@ -179,18 +197,13 @@ func setup(ctx context.Context) (*env, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	e.secrets = &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}
-	e.user, err = nodeUser()
-	if err != nil {
-		return nil, err
-	}
+	e.authorizedKey = key.AuthorizedKey
 	if e.agent {
 		// The gateway installs the agent in the node user's home (the real
 		// one: the nodes are this machine). Registered before the nodes, so
 		// it runs after they, and the agents they ran, are gone.
-		if u, err := user.Lookup(e.user); err == nil {
-			bin := filepath.Join(u.HomeDir, ".rh", "bin", "rhcli-"+benchVersion)
-			teardown.add("remove "+bin, func() { _ = os.Remove(bin) })
-		}
+		bin := filepath.Join(u.HomeDir, ".rh", "bin", "rhcli-"+benchVersion)
+		teardown.add("remove "+bin, func() { _ = os.Remove(bin) })
 	}
 	progress("starting %d sshd nodes", fanOut)
 	if err := e.startNodes(ctx, key); err != nil {
@@ -278,15 +291,6 @@ func (e *env) startNodes(ctx context.Context, key *sshnode.UserKey) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
-}
-
-// nodeUser is the account sshnode logs in as by default: the current user.
-func nodeUser() (string, error) {
-	u, err := user.Current()
-	if err != nil {
-		return "", fmt.Errorf("bench: current user: %w", err)
-	}
-	return u.Username, nil
 }
 
 func freePort() (int, error) {

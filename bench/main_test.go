@@ -96,11 +96,14 @@ func printSummary(w io.Writer) {
 	if len(results) == 0 {
 		return
 	}
-	gateway := "plain SSH sessions (the gateway has no node agent yet)"
-	if world != nil && world.agent {
-		gateway = "node agent; *-noagent: plain SSH sessions"
+	switch {
+	case world == nil:
+		fmt.Fprint(w, "\nrh benchmarks\n\n") // none needed the nodes
+	case world.agent:
+		fmt.Fprint(w, "\nrh vs OpenSSH tools, gateway: node agent; *-noagent: plain SSH sessions\n\n")
+	default:
+		fmt.Fprint(w, "\nrh vs OpenSSH tools, gateway: plain SSH sessions (the gateway has no node agent yet)\n\n")
 	}
-	fmt.Fprintf(w, "\nrh vs OpenSSH tools, gateway: %s\n\n", gateway)
 	fmt.Fprintln(w, "| case | ms/op | runs | other |")
 	fmt.Fprintln(w, "|---|---:|---:|---|")
 	names := make([]string, 0, len(results))
@@ -118,8 +121,7 @@ func printSummary(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.1f | %d | %s |\n", name, r.nsPerOp/1e6, r.n, strings.Join(other, ", "))
 	}
 
-	fmt.Fprintln(w, "\n| goal | rh | baseline | ratio | target | met |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	var rows strings.Builder
 	for _, g := range sessionGoals {
 		r, ok1 := results[g.rh]
 		base, ok2 := results[g.base]
@@ -134,7 +136,7 @@ func printSummary(w io.Writer) {
 		case 1:
 			target, met = "< 1×", ratio < 1
 		}
-		fmt.Fprintf(w, "| %s | %.1f ms | %.1f ms | %.2f× | %s | %s |\n", g.what, r.nsPerOp/1e6, base.nsPerOp/1e6, ratio, target, yesNo(met))
+		fmt.Fprintf(&rows, "| %s | %.1f ms | %.1f ms | %.2f× | %s | %s |\n", g.what, r.nsPerOp/1e6, base.nsPerOp/1e6, ratio, target, yesNo(met))
 	}
 	for _, g := range goals {
 		for _, v := range []struct{ suffix, label string }{{"", ""}, {"-noagent", " (no agent)"}} {
@@ -148,9 +150,59 @@ func printSummary(w io.Writer) {
 			if g.max == 1 {
 				target, met = "< 1×", ratio < 1
 			}
-			fmt.Fprintf(w, "| %s%s | %.1f ms | %.1f ms | %.2f× | %s | %s |\n",
+			fmt.Fprintf(&rows, "| %s%s | %.1f ms | %.1f ms | %.2f× | %s | %s |\n",
 				g.what, v.label, r.nsPerOp/1e6, base.nsPerOp/1e6, ratio, target, yesNo(met))
 		}
+	}
+	if rows.Len() > 0 {
+		fmt.Fprintln(w, "\n| goal | rh | baseline | ratio | target | met |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+		fmt.Fprint(w, rows.String())
+	}
+	printScaleGoals(w)
+}
+
+// printScaleGoals prints issue 10's goals: rh against pdsh at every size,
+// and absolute bounds for the largest sizes.
+func printScaleGoals(w io.Writer) {
+	var lines []string
+	for _, size := range scaleNodes {
+		base, ok := results[fmt.Sprintf("BenchmarkScaleRunAll/nodes-%d/pdsh", size)]
+		if !ok {
+			continue
+		}
+		for _, via := range []string{"cli", "sdk"} {
+			r, ok := results[fmt.Sprintf("BenchmarkScaleRunAll/nodes-%d/rhcli-%s", size, via)]
+			if !ok {
+				continue
+			}
+			ratio := r.nsPerOp / base.nsPerOp
+			lines = append(lines, fmt.Sprintf("| run --node all, %d nodes, %s | %.1f ms | %.1f ms (pdsh -f %d) | %.2f× | ≤ 0.10× | %s |",
+				size, strings.ToUpper(via), r.nsPerOp/1e6, base.nsPerOp/1e6, pdshFanout, ratio, yesNo(ratio <= 0.1)))
+		}
+	}
+	largest := scaleNodes[len(scaleNodes)-1]
+	if r, ok := results[fmt.Sprintf("BenchmarkScaleRunAll/nodes-%d/rhcli-cli", largest)]; ok {
+		lines = append(lines, fmt.Sprintf("| run --node all, %d nodes, CLI | %.1f ms | | | < 1500 ms | %s |", largest, r.nsPerOp/1e6, yesNo(r.nsPerOp < 1.5e9)))
+	}
+	for _, n := range scaleClusters {
+		if r, ok := results[fmt.Sprintf("BenchmarkScaleCreateToUp/clusters-%d", n)]; ok {
+			goal, met := "", ""
+			if n == scaleClusters[len(scaleClusters)-1] {
+				goal, met = "< 50 ms/cluster", yesNo(r.extra["ms/cluster"] < 50)
+			}
+			lines = append(lines, fmt.Sprintf("| create→Up, %d at once | %.1f ms/cluster (%.0f ms in all) | | | %s | %s |",
+				n, r.extra["ms/cluster"], r.nsPerOp/1e6, goal, met))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nScale (issue 10):")
+	fmt.Fprintln(w, "\n| goal | rh | baseline | ratio | target | met |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
 	}
 }
 

@@ -421,7 +421,7 @@ func byoNodes(t *testing.T, n int) ([]string, func(addrs ...string) []string) {
 	if err := os.WriteFile(keyPath, key.PrivatePEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := sshnode.Options{User: sshnode.TestUser, AuthorizedKeys: []string{key.AuthorizedKey}, ClearStaleShellLock: true}
+	opts := sshnode.Options{User: sshnode.TestUser, AuthorizedKeys: []string{key.AuthorizedKey}}
 	first := sshnode.StartT(t, opts)
 	opts.Port = first.Port() // a cluster's machines share port 22
 	nodes := make([]*sshnode.Node, n)

@@ -16,10 +16,14 @@ cleanup() {
   if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
     kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
   fi
-  rm -rf "$work"
+  rm -rf "$work" "/tmp/rh-demo-project-$$" "/tmp/rh-demo-config-$$.yaml" "/tmp/rh-demo-sm-$$"
   # The demo's "machines" were this one: take back the agent binary the gateway
-  # placed in ~/.rh/bin (on real nodes it stays, to be reused next time).
-  if [ -n "${agent_version:-}" ]; then rm -f "$HOME/.rh/bin/rhcli-$agent_version"; fi
+  # placed in the nodes' user's ~/.rh/bin (on real nodes it stays, to be
+  # reused next time). As root the nodes log in as a plain user (rhtest).
+  if [ -n "${agent_version:-}" ]; then
+    node_home=$(getent passwd "${user:-$(id -un)}" | cut -d: -f6)
+    rm -f "${node_home:-$HOME}/.rh/bin/rhcli-$agent_version"
+  fi
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
@@ -55,8 +59,8 @@ eval "$(cat "$work/nodes.txt")"   # ips= port= user= key=
 step "$rhcli" cluster create mybox --ips "$ips" --ssh-port "$port" --ssh-user "$user" --ssh-key "$key" --wait
 step "$rhcli" cluster status mybox
 step "$rhcli" run mybox --node all -- 'echo "$(hostname) has $(nproc) CPUs"; uname -sr'
-step "$rhcli" put mybox "$work/project" /tmp/rh-demo-project
-step "$rhcli" put mybox "$work/project" /tmp/rh-demo-project
+step "$rhcli" put mybox "$work/project" /tmp/rh-demo-project-$$
+step "$rhcli" put mybox "$work/project" /tmp/rh-demo-project-$$
 step "$rhcli" run-python mybox -- 'import sys; print("python", sys.version.split()[0])'
 step "$rhcli" run mybox -- 'exit 3' || echo "(exit $?: the remote command's exit code)"
 step "$rhcli" cluster teardown mybox --wait
@@ -69,8 +73,8 @@ step "$rhcli" cluster list
 step "$rhcli" cluster create gpus --instance-type m5.xlarge || echo "(exit $?: a cluster of that name exists)"
 step "$rhcli" cluster create Bad_Name --instance-type m5.xlarge || echo "(exit $?: invalid input names the field)"
 step "$rhcli" run gpus --node all -- 'echo "hello from $(hostname -I 2>/dev/null || hostname)"'
-step "$rhcli" put gpus "$work/project/config.yaml" /tmp/rh-demo-config.yaml --node all
-step "$rhcli" get gpus /tmp/rh-demo-config.yaml "$work/config-back.yaml"
+step "$rhcli" put gpus "$work/project/config.yaml" /tmp/rh-demo-config-$$.yaml --node all
+step "$rhcli" get gpus /tmp/rh-demo-config-$$.yaml "$work/config-back.yaml"
 step cat "$work/config-back.yaml"
 step "$rhcli" cluster autostop gpus 60
 step "$rhcli" cluster status gpus --refresh

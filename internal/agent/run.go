@@ -225,19 +225,30 @@ func exitStatus(err error) (code, sig int) {
 // pump streams one output pipe. After the command exits, each read gets a
 // fresh drainGrace deadline: output still flowing is delivered in full, a
 // pipe held open by a silent background child is abandoned.
+//
+// A deadline error gets one more read before giving up: when the process
+// was not scheduled for longer than drainGrace (a loaded machine), the
+// deadline's timer can fire before the poller reports the output already
+// in the pipe, and that output would be lost.
 func pump(ctx context.Context, s *stream, f *os.File, ch byte, exited *atomic.Bool) {
 	buf := make([]byte, 32<<10)
+	retried := false
 	for {
 		if exited.Load() {
 			f.SetReadDeadline(time.Now().Add(drainGrace))
 		}
 		n, err := f.Read(buf)
 		if n > 0 {
+			retried = false
 			if serr := s.sendData(ctx, ch, buf[:n]); serr != nil {
 				return
 			}
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !retried {
+				retried = true
+				continue
+			}
 			return
 		}
 	}

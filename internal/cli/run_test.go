@@ -93,11 +93,11 @@ func TestRunPropagatesExitCodesAndPrintsJSON(t *testing.T) {
 
 func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	e := startRegistry(t)
-	startGateway(t, e)
+	n := startGateway(t, e)
 	src := t.TempDir()
 	_ = os.WriteFile(filepath.Join(src, "a"), []byte("abc"), 0o644)
 	_ = os.WriteFile(filepath.Join(src, "b"), []byte("defg"), 0o600)
-	remote := filepath.Join(t.TempDir(), "r")
+	remote := filepath.Join(n.TempDir(t), "r")
 	if code, out, stderr := e.rhcli(t, "put", "box", src, remote); code != 0 || out != "2 files sent, 7 bytes\n" {
 		t.Fatalf("put: exit %d, %q %q", code, out, stderr)
 	}
@@ -105,7 +105,7 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 		t.Fatalf("second put: exit %d, %q", code, out)
 	}
 	// rsync-style filter rules, as rsync users write them.
-	filtered := filepath.Join(t.TempDir(), "f")
+	filtered := filepath.Join(n.TempDir(t), "f")
 	if code, out, stderr := e.rhcli(t, "put", "box", src, filtered, "--filter", "- b"); code != 0 || out != "1 files sent, 3 bytes\n" {
 		t.Fatalf("put --filter: exit %d, %q %q", code, out, stderr)
 	}

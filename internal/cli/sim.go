@@ -64,7 +64,7 @@ func (a *app) simNodesCmd() *cobra.Command {
 				if len(nodes) > 0 {
 					port = nodes[0].Port()
 				}
-				nd, err := sshnode.Start(ctx, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}, Port: port, ClearStaleShellLock: true})
+				nd, err := sshnode.Start(ctx, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}, Port: port})
 				if err != nil {
 					return err
 				}

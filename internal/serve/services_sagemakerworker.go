@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/services/sagemakerworker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
@@ -47,10 +47,9 @@ func startSageMakerWorker(ctx context.Context, d Deps) (Service, error) {
 	cfg.DefaultRole = simRole
 	proxy := sshx.ShellQuote(exe) + " sim ssm-proxy --endpoint " + sshx.ShellQuote(sim.URL) + " --target %h"
 	cfg.ProxyCommand = func(string) string { return proxy }
-	// Simulated nodes are sshd processes of this user, not root containers.
-	if u, err := user.Current(); err == nil {
-		cfg.SSHUser = u.Username
-	}
+	// Simulated nodes are sshd processes accepting the harness's plain
+	// user (see internal/simnodes), not root containers.
+	cfg.SSHUser = sshnode.DefaultUser()
 	cfg.PollMin, cfg.PollMax = 200*time.Millisecond, 2*time.Second
 	w, err := sagemakerworker.Start(ctx, d.NC, cfg)
 	if err != nil {

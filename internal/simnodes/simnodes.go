@@ -19,8 +19,9 @@ import (
 
 // Options configure a Provider.
 type Options struct {
-	// User is the account the nodes accept logins for (default: the current
-	// user; sshd must run as root to switch to another one).
+	// User is the account the nodes accept logins for (default:
+	// sshnode.DefaultUser, a plain account with a light shell when running
+	// as root; sshd must run as root to switch to another one).
 	User string
 	// SSHD is the daemon binary (default sshnode.DefaultSSHD).
 	SSHD   string
@@ -112,7 +113,7 @@ func (p *Provider) provision(ctx context.Context, cluster string, n int, extraKe
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			nodes[i], errs[i] = sshnode.Start(ctx, sshnode.Options{User: p.opts.User, SSHD: p.opts.SSHD, AuthorizedKeys: keys, ClearStaleShellLock: true})
+			nodes[i], errs[i] = sshnode.Start(ctx, sshnode.Options{User: p.opts.User, SSHD: p.opts.SSHD, AuthorizedKeys: keys})
 		})
 	}
 	wg.Wait()

@@ -45,12 +45,12 @@ const tempPrefix = "rhtest-sshd-"
 // startTimeout bounds how long Start waits for sshd to listen.
 const startTimeout = 15 * time.Second
 
-// Options configure a node. The zero value is a key-only node for the
-// current user on a loopback address, which accepts no key until
+// Options configure a node. The zero value is a key-only node for
+// DefaultUser on a loopback address, which accepts no key until
 // AuthorizedKeys are given or AddAuthorizedKey is called.
 type Options struct {
-	// User is the account clients log in as. Default: the current user,
-	// or TestUser when Password is set.
+	// User is the account clients log in as. Default: DefaultUser (TestUser
+	// when running as root, which the harness creates with EnsureUser).
 	User string
 	// AuthorizedKeys are authorized_keys lines accepted for User.
 	AuthorizedKeys []string
@@ -73,9 +73,9 @@ type Options struct {
 	// ExtraConfig lines are appended to the generated sshd_config.
 	ExtraConfig []string
 	// ClearStaleShellLock removes, while the node lives, a pyenv rehash lock
-	// in the login user's home that outlived its rehash (see watchShellLock):
-	// nodes on this machine log in through the user's own rc files. StartT
-	// and the simulators' nodes set it.
+	// in the login user's home that outlived its rehash (see watchShellLock).
+	// Only a node logging in as a user whose rc runs pyenv (root on the
+	// development machines) needs it; TestUser's shell reads no rc file.
 	ClearStaleShellLock bool
 	// Logger receives sshd's log lines at debug level. Default: discarded
 	// (they are always kept for Log).
@@ -88,6 +88,7 @@ type Node struct {
 	opts          Options
 	stopLockWatch func()
 	user          string
+	uid, gid      int
 	home          string
 	dir           string
 	addr          string
@@ -190,12 +191,8 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 			if err := EnsureUser(ctx, TestUser, opts.Password); err != nil {
 				return nil, err
 			}
-		} else {
-			u, err := user.Current()
-			if err != nil {
-				return nil, fmt.Errorf("sshnode: current user: %w", err)
-			}
-			n.user = u.Username
+		} else if n.user, err = EnsureDefaultUser(ctx); err != nil {
+			return nil, err
 		}
 	}
 	u, err := user.Lookup(n.user)
@@ -203,6 +200,8 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("sshnode: user %q: %w", n.user, err)
 	}
 	n.home = u.HomeDir
+	n.uid, _ = strconv.Atoi(u.Uid)
+	n.gid, _ = strconv.Atoi(u.Gid)
 	if opts.ClearStaleShellLock {
 		n.stopLockWatch = watchShellLock(n.home)
 	}
@@ -436,6 +435,10 @@ func (n *Node) HostPort() string { return net.JoinHostPort(n.addr, strconv.Itoa(
 
 // User is the account clients log in as.
 func (n *Node) User() string { return n.user }
+
+// Home is User's home directory. Loopback nodes share this machine's file
+// system, so tests can look there for what a session left.
+func (n *Node) Home() string { return n.home }
 
 // Password is the password set for password logins, or "".
 func (n *Node) Password() string { return n.opts.Password }

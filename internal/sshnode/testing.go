@@ -2,6 +2,7 @@ package sshnode
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 )
@@ -13,7 +14,6 @@ func StartT(t testing.TB, opts Options) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts.ClearStaleShellLock = true
 	n, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start sshd node: %v", err)
@@ -27,4 +27,21 @@ func StartT(t testing.TB, opts Options) *Node {
 		}
 	})
 	return n
+}
+
+// TempDir returns a new directory that the node's user owns, removed when
+// the test ends: where a test has a session write what it then checks on
+// this machine (loopback nodes share its file system, and t.TempDir is
+// private to the user running the test).
+func (n *Node) TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rhtest-node-")
+	if err != nil {
+		t.Fatalf("node temp dir: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chown(dir, n.uid, n.gid); err != nil {
+		t.Fatalf("node temp dir: %v", err)
+	}
+	return dir
 }

@@ -9,12 +9,18 @@ import (
 	"os/exec"
 	"os/user"
 	"strings"
+	"sync"
 	"syscall"
 )
 
-// TestUser is the dedicated local account the harness creates for password
-// logins. Password authentication without PAM checks /etc/shadow, so a real
-// account is needed; a dedicated one keeps the tests away from root's password.
+// TestUser is the dedicated local account the harness creates, and the one
+// nodes log in as by default when the harness runs as root. Password
+// authentication without PAM checks /etc/shadow, so a real account is
+// needed; a dedicated one keeps the tests away from root's password. Its
+// shell is /bin/sh, which reads no rc file for a command and only the
+// stock ~/.profile for a login: a login costs sshd's own work and nothing
+// more. (Root's rc here runs pyenv, whose rehash lock makes concurrent
+// logins wait tens of seconds.)
 const TestUser = "rhtest"
 
 // TestPassword is the password EnsureUser gives TestUser when Options asks for
@@ -22,6 +28,37 @@ const TestUser = "rhtest"
 // account on a test machine, and sshd only listens on loopback or a private
 // namespace.
 const TestPassword = "rh-test-Pa55word"
+
+// DefaultUser is the account a node accepts when Options names none and
+// sets no Password: TestUser when running as root (sshd can switch to it),
+// else the current user.
+func DefaultUser() string {
+	if os.Geteuid() == 0 {
+		return TestUser
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// EnsureDefaultUser returns DefaultUser, creating TestUser when needed.
+func EnsureDefaultUser(ctx context.Context) (string, error) {
+	name := DefaultUser()
+	if name == "" {
+		return "", errors.New("sshnode: cannot determine the current user")
+	}
+	if name == TestUser {
+		if err := EnsureUser(ctx, TestUser, TestPassword); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// ensured remembers the accounts this process already made sure of, so the
+// many nodes of a test or benchmark do not each run chpasswd.
+var ensured sync.Map // name + "\x00" + password -> struct{}
 
 // EnsureUser creates the local account name (with a home directory and /bin/sh
 // as shell) when it is missing and sets its password. It is idempotent and
@@ -33,6 +70,10 @@ func EnsureUser(ctx context.Context, name, password string) error {
 	}
 	if strings.ContainsAny(name, ":\n") || strings.ContainsAny(password, "\n") {
 		return fmt.Errorf("sshnode: invalid user name or password for %q", name)
+	}
+	memo := name + "\x00" + password
+	if _, ok := ensured.Load(memo); ok {
+		return nil
 	}
 	unlock, err := lockFile(ctx, "/tmp/rhtest-users.lock")
 	if err != nil {
@@ -58,6 +99,7 @@ func EnsureUser(ctx context.Context, name, password string) error {
 		// The output never contains the password; chpasswd does not echo it.
 		return fmt.Errorf("sshnode: set password of %s: %w: %s", name, err, bytes.TrimSpace(out))
 	}
+	ensured.Store(memo, struct{}{})
 	return nil
 }
 

@@ -183,7 +183,8 @@ func (b *Bus) StreamHolds(stream, s string) bool {
 // watching the records bucket once rather than per cluster (benchmarks).
 func (b *Bus) CreateAndWait(tb testing.TB, spec rh.Spec, names []string) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// A minute, and more for many clusters on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(len(names))*100*time.Millisecond)
 	defer cancel()
 	kv, err := b.NS.JS.KeyValue(ctx, events.BucketClusters)
 	if err != nil {

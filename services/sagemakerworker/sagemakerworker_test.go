@@ -22,6 +22,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/internal/sagemakersim"
 	"github.com/rhq/rh/internal/simnodes"
+	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/workertest"
@@ -104,6 +105,7 @@ func (e *env) startWorkerOn(nc *nats.Conn) func() {
 	e.reg = prometheus.NewRegistry()
 	w, err := sagemakerworker.Start(context.Background(), nc, sagemakerworker.Config{
 		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
+		SSHUser: sshnode.DefaultUser(), // the account simnodes' nodes accept
 		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
 		Worker: workertest.FastLoop,
 	})
@@ -174,7 +176,7 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 		t.Fatalf("nodes = %+v, want 2", c.Status.Nodes)
 	}
 	for i, n := range c.Status.Nodes {
-		if n.Address != sm.SSMTarget(job, i+1) || n.Port != 22 || n.User != "root" || !n.Reachable || !strings.Contains(n.ProxyCommand, "%h") {
+		if n.Address != sm.SSMTarget(job, i+1) || n.Port != 22 || n.User != sshnode.DefaultUser() || !n.Reachable || !strings.Contains(n.ProxyCommand, "%h") {
 			t.Fatalf("node %d = %+v", i, n)
 		}
 	}

@@ -88,7 +88,7 @@ func (e *env) swapGateway(t *testing.T, adjust func(*sshgateway.Config)) {
 
 func (e *env) live(t *testing.T, name string) api.NodeLive {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
 	l, err := e.cl.LiveStatus(ctx, name, "")
 	if err != nil || len(l.Nodes) != 1 {
@@ -112,21 +112,23 @@ func (e *env) rhcli(t *testing.T, args ...string) (int, string, string) {
 // it in place; a gateway of another version places its own (an upgrade).
 // Status shows the version and uptime, through the SDK and rhcli.
 func TestAgentPlacedOnceUpgradedAndShown(t *testing.T) {
+	t.Parallel()
 	// Versions unique to this run: with -count=2 the first run's binaries are
 	// still in the home directory.
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	v1, v2 := testAgentVersion+"-"+run+"-v1", testAgentVersion+"-"+run+"-v2"
 	e := startWith(t, func(c *sshgateway.Config) { c.AgentVersion = v1 })
-	e.oneNode(t, "ag", sshnode.Options{})
-	if up, reused := counter(t, e.prom, "rh_ssh_agent_placements_total", "uploaded"), counter(t, e.prom, "rh_ssh_agent_placements_total", "reused"); up != 1 || reused != 0 {
-		t.Fatalf("first contact: uploaded %v, reused %v; want 1, 0", up, reused)
-	}
+	n := e.oneNode(t, "ag", sshnode.Options{})
+	// Live status waits for a placement still going on: on a busy machine
+	// the cluster can be Up (probe done) before the upload is.
 	nl := e.live(t, "ag")
 	if nl.Agent != api.AgentRunning || nl.AgentVersion != v1 || nl.AgentPID <= 1 || nl.MemoryTotal == 0 || nl.DiskTotal == 0 {
 		t.Fatalf("live = %+v", nl)
 	}
-	home, _ := os.UserHomeDir()
-	p1 := filepath.Join(home, agent.InstallDir, "rhcli-"+v1)
+	if up, reused := counter(t, e.prom, "rh_ssh_agent_placements_total", "uploaded"), counter(t, e.prom, "rh_ssh_agent_placements_total", "reused"); up != 1 || reused != 0 {
+		t.Fatalf("first contact: uploaded %v, reused %v; want 1, 0", up, reused)
+	}
+	p1 := filepath.Join(n.Home(), agent.InstallDir, "rhcli-"+v1)
 	st1, err := os.Stat(p1)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +175,7 @@ func TestAgentPlacedOnceUpgradedAndShown(t *testing.T) {
 // working; cancelling a command through the agent kills its process group;
 // running commands show in the live status.
 func TestAgentRestartedAfterKillAndCancelKillsGroup(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.oneNode(t, "kill", sshnode.Options{})
 	pid := e.live(t, "kill").AgentPID
@@ -244,8 +247,9 @@ func zombie(pid int) bool {
 // A node whose home is read-only cannot take the agent: it is used over
 // plain sessions and SFTP, and its status says why.
 func TestAgentFallbackOnReadOnlyHome(t *testing.T) {
+	t.Parallel()
 	e := startWith(t, func(c *sshgateway.Config) { c.AgentVersion = testAgentVersion + "-ro" })
-	e.oneNode(t, "ro", sshnode.Options{ReadOnlyHome: true})
+	n := e.oneNode(t, "ro", sshnode.Options{ReadOnlyHome: true})
 	c, err := e.cl.Get(context.Background(), "ro")
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +270,7 @@ func TestAgentFallbackOnReadOnlyHome(t *testing.T) {
 	}
 	src := t.TempDir()
 	_ = os.WriteFile(filepath.Join(src, "f"), bytes.Repeat([]byte("x"), 300<<10), 0o640)
-	dst := filepath.Join(t.TempDir(), "d")
+	dst := filepath.Join(n.TempDir(t), "d")
 	r, err := e.cl.Upload(context.Background(), "ro", src, dst, client.SyncOptions{})
 	if err != nil || r[0].FilesSent != 1 {
 		t.Fatalf("put = %+v, %v", r, err)
@@ -282,6 +286,7 @@ func TestAgentFallbackOnReadOnlyHome(t *testing.T) {
 // 100 commands at once on one node, through its agent, each with its own
 // output and exit code.
 func TestAgentHundredConcurrentRuns(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.oneNode(t, "many", sshnode.Options{})
 	ctx := context.Background()
@@ -311,8 +316,9 @@ func TestAgentHundredConcurrentRuns(t *testing.T) {
 
 // A large file with a small change moves only the changed blocks, both ways.
 func TestAgentDeltaPutGet(t *testing.T) {
+	t.Parallel()
 	e := start(t)
-	e.oneNode(t, "delta", sshnode.Options{})
+	n := e.oneNode(t, "delta", sshnode.Options{})
 	ctx := context.Background()
 	const size, changed = 64 << 20, 1 << 20
 	src := t.TempDir()
@@ -322,7 +328,7 @@ func TestAgentDeltaPutGet(t *testing.T) {
 	if err := os.WriteFile(big, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	remote := filepath.Join(t.TempDir(), "r")
+	remote := filepath.Join(n.TempDir(t), "r")
 	if r, err := e.cl.Upload(ctx, "delta", src, remote, client.SyncOptions{}); err != nil || r[0].BytesSent != size {
 		t.Fatalf("first put = %+v, %v", r, err)
 	}

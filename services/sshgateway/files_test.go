@@ -99,6 +99,7 @@ func treeSummary(t *testing.T, root string) string {
 }
 
 func TestPutGetRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyEd25519)
@@ -109,7 +110,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	src := t.TempDir()
 	makeTree(t, src)
 	// The node runs on this machine, so its files can be checked directly.
-	remote := filepath.Join(t.TempDir(), "dst")
+	remote := filepath.Join(n.TempDir(t), "dst")
 	res, err := e.cl.Upload(ctx, "files", src, remote, client.SyncOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(remote, "secret", "key")); !os.IsNotExist(err) {
 		t.Fatalf("deleted file still on the node: %v", err)
 	}
-	other := filepath.Join(t.TempDir(), "excl")
+	other := filepath.Join(n.TempDir(t), "excl")
 	if _, err := e.cl.Upload(ctx, "files", src, other, client.SyncOptions{Exclude: []string{"*.bin"}}); err != nil {
 		t.Fatal(err)
 	}

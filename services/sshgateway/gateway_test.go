@@ -36,6 +36,11 @@ type env struct {
 	secrets []string
 }
 
+// clientTimeout bounds each request of the tests' clients: generous, as the
+// tests run in parallel on a machine that may be busy, and a request can
+// wait on an agent's upload.
+const clientTimeout = time.Minute
+
 // start runs NATS, the registry and the gateway in-process, logging to a
 // buffer that is checked for secrets when the test ends.
 func start(t *testing.T) *env {
@@ -44,10 +49,12 @@ func start(t *testing.T) *env {
 }
 
 // gatewayConfig is the tests' gateway configuration: logging to log, with
-// this test binary as the node agent.
+// this test binary as the node agent. The timeouts are generous: the tests
+// run in parallel on a machine that may be busy, and none of them waits for
+// a timeout to pass (a node that is down refuses at once).
 func gatewayConfig(t *testing.T, log *slog.Logger, prom *prometheus.Registry) sshgateway.Config {
 	return sshgateway.Config{
-		Logger: log, Registry: prom, ConnectTimeout: 5 * time.Second, ProbeTimeout: 8 * time.Second,
+		Logger: log, Registry: prom, ConnectTimeout: 20 * time.Second, ProbeTimeout: 15 * time.Second,
 		HomeDir: t.TempDir(), Worker: worker.Config{RetryBase: 50 * time.Millisecond},
 		AgentVersion: testAgentVersion, AgentBinaries: agentBinaries(), AgentRestartBackoff: 50 * time.Millisecond,
 	}
@@ -75,7 +82,7 @@ func startWith(t *testing.T, adjust func(*sshgateway.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(gw.Stop)
-	cl, err := client.New(ns.NC, 15*time.Second)
+	cl, err := client.New(ns.NC, clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +181,7 @@ func (e *env) refresh(t *testing.T, name string) *rh.Cluster {
 }
 
 func TestOneNodeKeyAuthUpWithFacts(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -224,6 +232,7 @@ func TestOneNodeKeyAuthUpWithFacts(t *testing.T) {
 }
 
 func TestPasswordAuth(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	n := sshnode.StartT(t, sshnode.Options{Password: sshnode.TestPassword})
 	e.create(t, "pw", byoSpec(n), &rh.Secrets{Password: n.Password()})
@@ -235,6 +244,7 @@ func TestPasswordAuth(t *testing.T) {
 }
 
 func TestWrongKeyFailsWithReason(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	n := keyNodes(t, 1, userKey(t, sshnode.KeyEd25519))[0]
 	other := userKey(t, sshnode.KeyRSA)
@@ -246,6 +256,7 @@ func TestWrongKeyFailsWithReason(t *testing.T) {
 }
 
 func TestConnectionRefusedFails(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := userKey(t, sshnode.KeyECDSA)
 	n := keyNodes(t, 1, key)[0]
@@ -263,6 +274,7 @@ func TestConnectionRefusedFails(t *testing.T) {
 }
 
 func TestChangedHostKeyIsRefusedUntilTrusted(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyEd25519)
@@ -335,6 +347,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, lv string) float6
 // the create says it is retrying, and the cluster comes Up once the node
 // answers.
 func TestCreateRetriesANodeThatIsNotUpYet(t *testing.T) {
+	t.Parallel()
 	e := startWith(t, func(c *sshgateway.Config) { c.Worker.RetryBase = 300 * time.Millisecond })
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -360,6 +373,7 @@ func TestCreateRetriesANodeThatIsNotUpYet(t *testing.T) {
 // GPU box under load) is reachable and slow, not down, and its cluster is
 // Up: slow is not dead.
 func TestSlowNodeIsReachableNotDown(t *testing.T) {
+	t.Parallel()
 	e := startWith(t, func(c *sshgateway.Config) { c.DisableAgent = true }) // the usual probe time: a loaded machine still logs in within it
 	key := userKey(t, sshnode.KeyEd25519)
 	// Every session hangs; sshd itself (login, keepalives) answers.
@@ -373,6 +387,7 @@ func TestSlowNodeIsReachableNotDown(t *testing.T) {
 
 // The SDK runs Python and argv commands with every word as typed, as rhcli does.
 func TestSDKRunPythonAndRunArgvKeepWords(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -392,6 +407,7 @@ func TestSDKRunPythonAndRunArgvKeepWords(t *testing.T) {
 // Twenty clusters created at once on the same two machines share their
 // connections and agents: every one comes Up, none fails for the crowd.
 func TestManyClustersAtOnceOnTheSameNodes(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	key := userKey(t, sshnode.KeyEd25519)
 	nodes := keyNodes(t, 2, key)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -35,15 +37,28 @@ func TestMain(m *testing.M) {
 		agent.Version = strings.TrimPrefix(filepath.Base(os.Args[0]), "rhcli-")
 		os.Exit(agent.Main(context.Background()))
 	}
+	flag.Parse()
+	if !flagSet("test.parallel") {
+		// These tests spend their time waiting on sshd, NATS and the nodes'
+		// commands, not computing: run more of them at once than the
+		// default (GOMAXPROCS, 2 on a small CI machine).
+		_ = flag.Set("test.parallel", "8")
+	}
 	code := m.Run()
 	// The nodes run on this machine: remove the binaries the tests placed.
-	if home, err := os.UserHomeDir(); err == nil {
-		left, _ := filepath.Glob(filepath.Join(home, agent.InstallDir, "rhcli-"+testAgentVersion+"*"))
+	if u, err := user.Lookup(sshnode.DefaultUser()); err == nil {
+		left, _ := filepath.Glob(filepath.Join(u.HomeDir, agent.InstallDir, "rhcli-"+testAgentVersion+"*"))
 		for _, p := range left {
 			_ = os.Remove(p)
 		}
 	}
 	os.Exit(code)
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // testAgentVersion is unique per test process, so concurrent runs sharing

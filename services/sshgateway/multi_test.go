@@ -33,6 +33,7 @@ func lastOctet(t *testing.T, addr string) int {
 }
 
 func TestThreeNodesRunDegradeAndRecover(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyRSA)
@@ -111,6 +112,7 @@ func TestThreeNodesRunDegradeAndRecover(t *testing.T) {
 // Cancel kills the remote process group through the node agent, and over a
 // plain session where the gateway runs without agents.
 func TestCancelKillsRemoteProcess(t *testing.T) {
+	t.Parallel()
 	t.Run("agent", func(t *testing.T) { testCancel(t, false) })
 	t.Run("sessions", func(t *testing.T) { testCancel(t, true) })
 }
@@ -166,6 +168,7 @@ func testCancel(t *testing.T, disableAgent bool) {
 // Nodes of other kinds come from the record's status.nodes, as their worker
 // reported them, and the key their worker stored in the secret store.
 func TestRunOnNodesAnotherWorkerReported(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyEd25519)

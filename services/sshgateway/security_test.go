@@ -56,7 +56,7 @@ func startSecure(t *testing.T, adjust func(*sshgateway.Config)) *secEnv {
 // user adds a user with role and returns a client connected as them.
 func (e *secEnv) user(t *testing.T, name string, role rh.Role) *client.Client {
 	t.Helper()
-	cl, err := client.New(e.ns.UserConn(t, e.ns.AddUser(t, name, role)), 15*time.Second)
+	cl, err := client.New(e.ns.UserConn(t, e.ns.AddUser(t, name, role)), clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +93,7 @@ func wantForbidden(t *testing.T, what string, err error) {
 }
 
 func TestSecureAccessOnEveryEndpoint(t *testing.T) {
+	t.Parallel()
 	e := startSecure(t, nil)
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -212,6 +213,7 @@ func rawCall(t *testing.T, nc *nats.Conn, m *nats.Msg) error {
 // Another user can neither redirect a run's output nor cancel someone
 // else's run; the output reaches only the caller.
 func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
+	t.Parallel()
 	e := startSecure(t, nil)
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -221,7 +223,7 @@ func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
 
 	// The old attack: naming a subject for the output. The field is gone,
 	// and a request carrying it is refused before anything runs.
-	marker := filepath.Join(t.TempDir(), "ran")
+	marker := filepath.Join(n.TempDir(t), "ran")
 	body, _ := json.Marshal(map[string]any{"name": "alpha", "command": "touch " + marker, "stream": "rh.cluster.state.byo.victim"})
 	m := nats.NewMsg(api.SSHStreamSubject(api.SSHOpRun))
 	m.Data = body
@@ -283,6 +285,7 @@ func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
 // A member's proxy command would run on the gateway host as the gateway's
 // user: refused, with the way to allow it; an admin's runs.
 func TestProxyCommandOfMemberDoesNotRunOnGateway(t *testing.T) {
+	t.Parallel()
 	e := startSecure(t, nil)
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -310,7 +313,7 @@ func TestProxyCommandOfMemberDoesNotRunOnGateway(t *testing.T) {
 
 	// The operator (an admin) owns a cluster with a proxy command: it runs.
 	e.put(t, rh.Cluster{Name: "ops", Spec: spec, Owner: e.ns.Material.Operator.Name}, sec)
-	op, err := client.New(e.ns.OperatorConn(t), 15*time.Second)
+	op, err := client.New(e.ns.OperatorConn(t), clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +328,7 @@ func TestProxyCommandOfMemberDoesNotRunOnGateway(t *testing.T) {
 // Trust is scoped: a pin belongs to the cluster that recorded it, so a
 // cluster that merely names the same address cannot unpin it.
 func TestTrustScopedToWhatTheCallerMayChange(t *testing.T) {
+	t.Parallel()
 	e := startSecure(t, nil)
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -359,7 +363,7 @@ func TestTrustScopedToWhatTheCallerMayChange(t *testing.T) {
 	}
 	_, err = alice.Trust(ctx, "lookalike")
 	wantForbidden(t, "trust of an ownerless pin another user's cluster relies on", err)
-	op, err := client.New(e.ns.OperatorConn(t), 15*time.Second)
+	op, err := client.New(e.ns.OperatorConn(t), clientTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,6 +385,7 @@ func TestTrustScopedToWhatTheCallerMayChange(t *testing.T) {
 // gateway's identity, unless the operator lends it; even then, connect never
 // hands the gateway's key out.
 func TestGatewayIdentityIsNotLent(t *testing.T) {
+	t.Parallel()
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
 	withOwnKey := func(lend bool) func(*sshgateway.Config) {
@@ -425,6 +430,7 @@ func TestGatewayIdentityIsNotLent(t *testing.T) {
 // The pool keys connections by credentials: a wrong password for the same
 // user@host:port fails even while a connection with the right one is live.
 func TestPoolIsolatesWrongPassword(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	n := sshnode.StartT(t, sshnode.Options{Password: sshnode.TestPassword})
 	e.create(t, "right", byoSpec(n), &rh.Secrets{Password: n.Password()})
@@ -442,6 +448,7 @@ func TestPoolIsolatesWrongPassword(t *testing.T) {
 // The pool keys connections by host-key policy: a pinned cluster never
 // rides on a connection that ignored the host key.
 func TestPoolIsolatesHostKeyPolicy(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyEd25519)
@@ -471,6 +478,7 @@ func TestPoolIsolatesHostKeyPolicy(t *testing.T) {
 // connect says whose proxy command it hands out, so `rhcli ssh` can refuse
 // to run another user's command on the caller's machine.
 func TestConnectSaysWhoWroteTheProxyCommand(t *testing.T) {
+	t.Parallel()
 	e := startSecure(t, func(c *sshgateway.Config) { c.AllowProxyCommands = true })
 	key := userKey(t, sshnode.KeyEd25519)
 	nodes := keyNodes(t, 2, key)
