@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // Environment variables the worker puts on a job. The keep-alive loop reads
@@ -131,10 +131,10 @@ func isGPUInstance(t string) bool {
 }
 
 var (
-	envKeyRE   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	instTypeRE = regexp.MustCompile(`^ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+$`)
-	s3URIRE    = regexp.MustCompile(`^(s3|https)://[^/]+/?.*$`)
-	channelRE  = regexp.MustCompile(`^[A-Za-z0-9.\-_]{1,64}$`)
+	envKeyRE   = lazyre.New(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	instTypeRE = lazyre.New(`^ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+$`)
+	s3URIRE    = lazyre.New(`^(s3|https)://[^/]+/?.*$`)
+	channelRE  = lazyre.New(`^[A-Za-z0-9.\-_]{1,64}$`)
 )
 
 // BuildCreateInput turns a spec into a CreateTrainingJob request. It always
