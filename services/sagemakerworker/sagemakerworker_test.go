@@ -72,7 +72,7 @@ func setup(t testing.TB, opts sagemakersim.Options) *env {
 	return e
 }
 
-// quietClient is an SDK client of the simulator (log nil: slog.Default()).
+// quietClient is an sm client of the simulator (log nil: slog.Default()).
 func (e *env) quietClient(log *slog.Logger) *sm.Client {
 	return sm.NewClient(aws.Config{
 		Region: "us-east-1", Retryer: fastRetryer,

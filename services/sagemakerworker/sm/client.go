@@ -73,7 +73,7 @@ type Options struct {
 	// caller (the AWS SDK's own conventions, in LoadConfig, aside).
 	Getenv func(string) string
 	// LaunchAttempts bounds Launch's own retries of answers that were not
-	// definite (throttling, 5xx, network), on top of the SDK's. Default 6.
+	// definite (throttling, 5xx, network), on top of the retryer's. Default 6.
 	LaunchAttempts int
 	// LaunchBackoff is the first wait between those retries (doubling, with
 	// jitter, up to 20 s). Default 500ms.

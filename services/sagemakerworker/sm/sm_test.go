@@ -163,7 +163,7 @@ func TestFailedJobMapsReason(t *testing.T) {
 
 func TestThrottlingStormExactlyOneJob(t *testing.T) {
 	e := newTestEnv(t)
-	// 7 throttles outlast the SDK's 3 attempts twice over: our retry must
+	// 7 throttles outlast the retryer's 3 attempts twice over: our retry must
 	// carry on, and only one job may ever exist.
 	e.sim.ThrottleNext(7)
 	in, _ := BuildCreateInput(spec("storm", 1))
