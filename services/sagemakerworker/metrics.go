@@ -52,12 +52,12 @@ func errorCodes() []string {
 }
 
 // errorCode maps an error to a bounded label value: "http" is an HTTP
-// error answer whose code could not be read.
+// error answer that is not an AWS error.
 func errorCode(err error) string {
 	var ae smithy.APIError // sm's *APIError, or the SDK's (STS)
 	var re interface{ HTTPStatusCode() int }
 	switch {
-	case errors.As(err, &ae) && ae.ErrorCode() != "UnknownError":
+	case errors.As(err, &ae):
 		if knownCodes[ae.ErrorCode()] {
 			return ae.ErrorCode()
 		}

@@ -82,6 +82,23 @@ func (e *SendError) Unwrap() error { return e.Err }
 // ConnectionError marks the error as a connection failure for the retryer.
 func (e *SendError) ConnectionError() bool { return true }
 
+// ResponseError is an HTTP error answer whose body is not an AWS error (a
+// proxy or load balancer may have answered): not definite, as with the SDK.
+type ResponseError struct {
+	StatusCode int
+	RequestID  string
+	Err        error
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("https response error StatusCode: %d, RequestID: %s, %v", e.StatusCode, e.RequestID, e.Err)
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// HTTPStatusCode is the answer's HTTP status (read by the retryer).
+func (e *ResponseError) HTTPStatusCode() int { return e.StatusCode }
+
 // api is the wire side of a Client.
 type api struct {
 	endpoint string // base URL, no trailing slash
@@ -292,8 +309,9 @@ func (a *api) once(ctx context.Context, op string, body []byte, hash string, out
 
 // decodeError reads an error answer the way the SDK's JSON 1.1 client does:
 // the code from X-Amzn-ErrorType, else the body's code or __type, each
-// sanitised; the message from the body's message or Message.
-func decodeError(resp *http.Response, body []byte) *APIError {
+// sanitised; the message from the body's message or Message. A body that
+// is not JSON is a *ResponseError, not an answer.
+func decodeError(resp *http.Response, body []byte) error {
 	e := &APIError{Code: "UnknownError", StatusCode: resp.StatusCode,
 		RequestID: resp.Header.Get("X-Amzn-RequestId")}
 	var info struct {
@@ -301,7 +319,12 @@ func decodeError(resp *http.Response, body []byte) *APIError {
 		Type    string `json:"__type"`
 		Message string // matches "message" too
 	}
-	_ = json.Unmarshal(body, &info)
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &info); err != nil {
+			return &ResponseError{StatusCode: e.StatusCode, RequestID: e.RequestID,
+				Err: fmt.Errorf("error answer is not JSON: %w", err)}
+		}
+	}
 	if c := cmpOr(info.Code, info.Type); c != "" {
 		e.Code = sanitizeCode(c)
 	}

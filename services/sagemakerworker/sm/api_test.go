@@ -195,6 +195,24 @@ func TestErrorAnswersDecode(t *testing.T) {
 	}
 }
 
+// An error answer that is not JSON (a proxy's HTML page) is no answer
+// from SageMaker: retryable, as the SDK had it.
+func TestNonJSONErrorIsNotAnAnswer(t *testing.T) {
+	var cp capture
+	cp.answer = func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "<html>blocked by proxy</html>")
+	}
+	c := NewClient(staticConfig(), Options{SageMakerEndpoint: cp.serve(t), SageMakerConfigPaths: []string{}})
+	_, err := c.Describe(context.Background(), "rh-x-1")
+	var ae *APIError
+	var re *ResponseError
+	if errors.As(err, &ae) || !errors.As(err, &re) || re.StatusCode != 403 || !IsRetryable(err) || IsNotFound(err) {
+		t.Fatalf("non-JSON 403: %v", err)
+	}
+}
+
 // Timestamps arrive as epoch seconds with a fraction.
 func TestDescribeDecodesTimestamps(t *testing.T) {
 	var cp capture
