@@ -2,7 +2,8 @@ package rh
 
 import (
 	"fmt"
-	"regexp"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // Role is what a user may do across rh.
@@ -39,7 +40,7 @@ func (a Access) Covers(need Access) bool {
 	return a == AccessWrite || (a == AccessRead && need == AccessRead)
 }
 
-var userNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+var userNameRE = lazyre.New(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
 
 // ValidateUserName checks an rh user name: lowercase letters, digits, '.',
 // '_' and '-', 1–63 characters, starting and ending with a letter or digit.

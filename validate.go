@@ -3,10 +3,11 @@ package rh
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // ReservedNames are refused as cluster names, as Runhouse refuses them: they
@@ -31,20 +32,20 @@ const (
 // Counted repetitions ({1,512}) compile into large programs at start-up, which
 // every rhcli command would pay for; lengths are checked apart instead.
 var (
-	nameRe         = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	hostLabelRe    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$`)
-	userRe         = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
-	instanceNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*([.][A-Za-z0-9_-]+)*$`)
-	acceleratorRe  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(:([1-9][0-9]{0,3}|0?\.[0-9]+))?$`)
-	cpuSpecRe      = regexp.MustCompile(`^CPU:[1-9][0-9]{0,4}\+?$`)
-	regionRe       = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-	memoryRe       = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\+?$`)
-	mlInstanceRe   = regexp.MustCompile(`^ml\.[a-z0-9]+\.[a-z0-9]+$`)
-	roleARNRe      = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$`)
-	roleNameRe     = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]+$`)
-	profileRe      = regexp.MustCompile(`^[A-Za-z0-9_.@+-]+$`)
-	jobNameRe      = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
-	imageRe        = regexp.MustCompile(`^\S+$`)
+	nameRe         = lazyre.New(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	hostLabelRe    = lazyre.New(`^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$`)
+	userRe         = lazyre.New(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+	instanceNameRe = lazyre.New(`^[A-Za-z][A-Za-z0-9_-]*([.][A-Za-z0-9_-]+)*$`)
+	acceleratorRe  = lazyre.New(`^[A-Za-z][A-Za-z0-9_-]*(:([1-9][0-9]{0,3}|0?\.[0-9]+))?$`)
+	cpuSpecRe      = lazyre.New(`^CPU:[1-9][0-9]{0,4}\+?$`)
+	regionRe       = lazyre.New(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	memoryRe       = lazyre.New(`^[0-9]+(\.[0-9]+)?\+?$`)
+	mlInstanceRe   = lazyre.New(`^ml\.[a-z0-9]+\.[a-z0-9]+$`)
+	roleARNRe      = lazyre.New(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$`)
+	roleNameRe     = lazyre.New(`^[A-Za-z0-9+=,.@_-]+$`)
+	profileRe      = lazyre.New(`^[A-Za-z0-9_.@+-]+$`)
+	jobNameRe      = lazyre.New(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
+	imageRe        = lazyre.New(`^\S+$`)
 )
 
 // ValidateName checks a cluster name: a lowercase DNS label, not reserved.

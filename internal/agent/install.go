@@ -12,13 +12,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // ErrCannotRun matches a CannotRunError: the agent cannot run on this node
@@ -38,7 +39,7 @@ func (e *CannotRunError) Is(target error) bool { return target == ErrCannotRun }
 // InstallDir is where Install places binaries, relative to the home.
 const InstallDir = ".rh/bin"
 
-var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
+var versionRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 
 // unameArch maps an ELF machine to the `uname -m` spellings of the same
 // architecture.

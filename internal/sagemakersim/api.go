@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // Wire shapes: only the members rh sends or reads; unknown members are
@@ -198,12 +199,12 @@ func constraintErr(value, member, constraint string) *apiError {
 var notFound = &apiError{400, "ValidationException", "Requested resource not found."}
 
 var (
-	jobNameRE  = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`) // length checked apart
-	roleArnRE  = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
-	envKeyRE   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	instTypeRE = regexp.MustCompile(`^ml\.[a-z0-9]+[a-z0-9-]*\.[a-z0-9]+$`)
-	s3URIRE    = regexp.MustCompile(`^(https|s3)://([^/]+)/?(.*)$`)
-	channelRE  = regexp.MustCompile(`^[A-Za-z0-9\.\-_]+$`)
+	jobNameRE  = lazyre.New(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`) // length checked apart
+	roleArnRE  = lazyre.New(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	envKeyRE   = lazyre.New(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	instTypeRE = lazyre.New(`^ml\.[a-z0-9]+[a-z0-9-]*\.[a-z0-9]+$`)
+	s3URIRE    = lazyre.New(`^(https|s3)://([^/]+)/?(.*)$`)
+	channelRE  = lazyre.New(`^[A-Za-z0-9\.\-_]+$`)
 )
 
 // validateCreate applies the service-side rules that matter for rh. It is

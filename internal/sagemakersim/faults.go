@@ -103,7 +103,7 @@ func (s *Server) Touch(name string) error {
 	if !ok {
 		return fmt.Errorf("no job %s", name)
 	}
-	j.lastActivity = time.Now()
+	j.lastActivity = later(j.lastActivity, time.Now())
 	return nil
 }
 

@@ -122,7 +122,7 @@ func (s *Server) openSession(w http.ResponseWriter, target string) {
 	}
 	now := time.Now()
 	j.sessionBeats[id] = now
-	j.lastActivity = now
+	j.lastActivity = later(j.lastActivity, now)
 	ep := j.nodes[n-1]
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(sessionInfo{Session: id, Host: ep.Host, Port: ep.Port, User: ep.User, HeartbeatMS: s.heartbeat().Milliseconds()})
@@ -140,13 +140,23 @@ func (s *Server) touchSession(id string, closeIt bool) bool {
 		return false
 	}
 	now := time.Now()
-	j.lastActivity = now
+	j.lastActivity = later(j.lastActivity, now)
 	if closeIt {
 		delete(j.sessionBeats, id)
 	} else {
 		j.sessionBeats[id] = now
 	}
 	return true
+}
+
+// later is the later of a and b: activity never moves the idle clock back,
+// in particular not into a connection wait still running (the keep-alive
+// script does not count idleness before that wait has ended).
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // liveSessionsLocked counts sessions heard from within three heartbeats and

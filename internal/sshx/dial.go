@@ -9,13 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // DefaultMaxSessions is OpenSSH's default MaxSessions: how many sessions
@@ -43,7 +44,7 @@ type Dialer struct {
 
 // validHost guards the %h expansion in proxy commands (run by a shell)
 // and refuses option-like hosts.
-var validHost = regexp.MustCompile(`^[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*$`)
+var validHost = lazyre.New(`^[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*$`)
 
 func (d *Dialer) logger() *slog.Logger {
 	if d.Logger != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // RunRequest is one command to run on a node.
@@ -37,7 +38,7 @@ type RunRequest struct {
 	Stdout, Stderr io.Writer
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envName = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ShellQuote quotes s for a POSIX shell: single quotes, with each embedded
 // single quote written as '\”.

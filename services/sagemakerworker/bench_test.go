@@ -14,7 +14,7 @@ import (
 
 // BenchmarkCreateToUp measures rh's own overhead from a create request to
 // the record showing Up, against a simulator whose phases last a
-// millisecond each: registry, events, worker, the SDK's signed JSON 1.1
+// millisecond each: registry, events, worker, sm's signed JSON 1.1
 // round trips (create, describe polls), the key pair and the state reports.
 func BenchmarkCreateToUp(b *testing.B) {
 	quiet := slog.New(slog.DiscardHandler)

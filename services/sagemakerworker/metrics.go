@@ -3,7 +3,6 @@ package sagemakerworker
 import (
 	"errors"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -52,10 +51,11 @@ func errorCodes() []string {
 	return out
 }
 
-// errorCode maps an error to a bounded label value.
+// errorCode maps an error to a bounded label value: "http" is an HTTP
+// error answer that is not an AWS error.
 func errorCode(err error) string {
-	var ae smithy.APIError
-	var re *awshttp.ResponseError
+	var ae smithy.APIError // sm's *APIError, or the SDK's (STS)
+	var re interface{ HTTPStatusCode() int }
 	switch {
 	case errors.As(err, &ae):
 		if knownCodes[ae.ErrorCode()] {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go"
 
 	rh "github.com/rhq/rh"
@@ -69,7 +68,7 @@ func (c *call) Create(ctx context.Context) error {
 		d, err := c.cli.Describe(ctx, rec.Job)
 		s.m.APIError("describe", err)
 		switch {
-		case err == nil && d.Status == string(types.TrainingJobStatusInProgress):
+		case err == nil && d.Status == sm.JobInProgress:
 			rec.Generation = gen
 			if rev, err = s.jobs.Save(ctx, cluster, *rec, rev); err != nil {
 				return err
@@ -120,8 +119,8 @@ func (c *call) Create(ctx context.Context) error {
 			return worker.Permanent(fmt.Errorf("cannot express the cluster as a training job: %w", err))
 		}
 		rec.RoleARN = role
-		rec.InstanceType = string(in.ResourceConfig.InstanceType)
-		rec.Instances = int(*in.ResourceConfig.InstanceCount)
+		rec.InstanceType = in.ResourceConfig.InstanceType
+		rec.Instances = int(in.ResourceConfig.InstanceCount)
 		if err := c.r.Report(ctx, rh.PhaseProvisioning, "creating training job "+rec.Job, nil, c.info(rec, nil)); err != nil {
 			c.log.Warn("cannot report Provisioning", "err", err)
 		}
@@ -182,7 +181,7 @@ func (c *call) follow(ctx context.Context, rec *jobRecord, rev uint64, start tim
 					continue
 				}
 				msg := transitionMessage(t)
-				if t.Status == string(types.SecondaryStatusTraining) && !trained {
+				if t.Status == sm.SecondaryTraining && !trained {
 					trained = true
 					s.m.Outcome(outcomeTraining)
 					s.m.Took(outcomeTraining, start)
@@ -215,8 +214,8 @@ func (c *call) follow(ctx context.Context, rec *jobRecord, rev uint64, start tim
 // settle decides from the job's status whether following it is over.
 func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.JobDescription, trained bool, start time.Time) (bool, error) {
 	s := c.s
-	switch types.TrainingJobStatus(d.Status) {
-	case types.TrainingJobStatusInProgress:
+	switch d.Status {
+	case sm.JobInProgress:
 		if c.upNow(rec, d, len(d.Transitions)-1) {
 			// Reported even when an earlier attempt did: after a spot
 			// interruption the same messages come round again.
@@ -232,7 +231,7 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 			return true, nil
 		}
 		return false, nil
-	case types.TrainingJobStatusCompleted, types.TrainingJobStatusStopped:
+	case sm.JobCompleted, sm.JobStopped:
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return true, err
 		}
@@ -242,11 +241,11 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 			return true, worker.Permanent(errors.New(neverUpMessage(rec.Job, c.cli.Region(), d)))
 		}
 		msg := fmt.Sprintf("job completed (training job %s)", rec.Job)
-		if d.Status == string(types.TrainingJobStatusStopped) {
+		if d.Status == sm.JobStopped {
 			msg = fmt.Sprintf("training job %s stopped: %s", rec.Job, lastMessage(d))
 		}
 		return true, c.r.Report(ctx, rh.PhaseTerminated, msg, nil, c.info(rec, d))
-	case types.TrainingJobStatusFailed:
+	case sm.JobFailed:
 		if !trained {
 			s.m.Took(outcomeFailed, start)
 		}
@@ -266,21 +265,21 @@ func (c *call) settle(ctx context.Context, rec *jobRecord, rev uint64, d *sm.Job
 // upNow reports whether transition i is the current one of a compute
 // backend that is Training: the moment its cluster is Up.
 func (c *call) upNow(rec *jobRecord, d *sm.JobDescription, i int) bool {
-	return !rec.Estimator && d.Status == string(types.TrainingJobStatusInProgress) &&
-		d.SecondaryStatus == string(types.SecondaryStatusTraining) &&
-		i >= 0 && i == len(d.Transitions)-1 && d.Transitions[i].Status == string(types.SecondaryStatusTraining)
+	return !rec.Estimator && d.Status == sm.JobInProgress &&
+		d.SecondaryStatus == sm.SecondaryTraining &&
+		i >= 0 && i == len(d.Transitions)-1 && d.Transitions[i].Status == sm.SecondaryTraining
 }
 
 // reportTransition reports one secondary-status transition in the phase it
 // stands for, so the cluster's history reads like the job's.
 func (c *call) reportTransition(ctx context.Context, rec *jobRecord, d *sm.JobDescription, t sm.Transition, msg string) error {
 	var err error
-	switch types.SecondaryStatus(t.Status) {
-	case types.SecondaryStatusTraining:
+	switch t.Status {
+	case sm.SecondaryTraining:
 		err = c.r.Report(ctx, rh.PhaseUp, msg, c.nodes(rec, d), c.info(rec, d))
-	case types.SecondaryStatusInterrupted:
+	case sm.SecondaryInterrupted:
 		err = c.r.Report(ctx, rh.PhaseDegraded, msg, nil, c.info(rec, d))
-	case types.SecondaryStatusUploading, types.SecondaryStatusStopping:
+	case sm.SecondaryUploading, sm.SecondaryStopping:
 		err = c.r.Report(ctx, rh.PhaseTearingDown, msg, nil, c.info(rec, d))
 	default:
 		err = c.r.Report(ctx, rh.PhaseProvisioning, msg, nil, c.info(rec, d))
@@ -353,12 +352,12 @@ func (c *call) waitStopped(ctx context.Context, rec *jobRecord) (string, error) 
 		switch {
 		case err == nil:
 			failures = 0
-			switch types.TrainingJobStatus(d.Status) {
-			case types.TrainingJobStatusStopped:
+			switch d.Status {
+			case sm.JobStopped:
 				return "training job " + rec.Job + " stopped", nil
-			case types.TrainingJobStatusCompleted, types.TrainingJobStatusFailed:
+			case sm.JobCompleted, sm.JobFailed:
 				return fmt.Sprintf("training job %s had already ended (%s)", rec.Job, d.Status), nil
-			case types.TrainingJobStatusInProgress:
+			case sm.JobInProgress:
 				err := c.cli.Stop(ctx, rec.Job)
 				s.m.APIError("stop", err)
 				if err != nil {
@@ -661,7 +660,7 @@ func (c *call) fail(ctx context.Context, op string, err error) error {
 // awsMessage is an API error's code and message, without the SDK's
 // operation and request-id wrapping.
 func awsMessage(err error) string {
-	var ae smithy.APIError
+	var ae smithy.APIError // sm's *APIError, or the SDK's (STS)
 	if errors.As(err, &ae) {
 		return ae.ErrorCode() + ": " + ae.ErrorMessage()
 	}
@@ -685,9 +684,9 @@ func lastMessage(d *sm.JobDescription) string {
 // terminalSecondary reports the secondary statuses that end a job; they are
 // reported as the job's outcome rather than as a transition.
 func terminalSecondary(status string) bool {
-	switch types.SecondaryStatus(status) {
-	case types.SecondaryStatusCompleted, types.SecondaryStatusFailed, types.SecondaryStatusStopped,
-		types.SecondaryStatusMaxRuntimeExceeded, types.SecondaryStatusMaxWaitTimeExceeded:
+	switch status {
+	case sm.SecondaryCompleted, sm.SecondaryFailed, sm.SecondaryStopped,
+		sm.SecondaryMaxRuntimeExceeded, sm.SecondaryMaxWaitTimeExceeded:
 		return true
 	}
 	return false

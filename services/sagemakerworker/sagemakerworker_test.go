@@ -76,7 +76,7 @@ func setup(t testing.TB, opts sagemakersim.Options) *env {
 	return e
 }
 
-// quietClient is an SDK client of the simulator (log nil: slog.Default()).
+// quietClient is an sm client of the simulator (log nil: slog.Default()).
 func (e *env) quietClient(log *slog.Logger) *sm.Client {
 	return sm.NewClient(aws.Config{
 		Region: "us-east-1", Retryer: fastRetryer,
@@ -169,7 +169,12 @@ func TestComputeClusterLifecycleOverRealSSH(t *testing.T) {
 	e.startWorker()
 	ctx := context.Background()
 
-	e.Create("sm-a", compute(2))
+	// A day's connection wait (86 s at the simulator's scale) holds the
+	// keep-alive's idle clock: the default 30 idle minutes are 1.8 s here,
+	// which a loaded machine can spend before the SSH checks below.
+	sp := compute(2)
+	sp.SageMaker.ConnectionWaitTime = 86400
+	e.Create("sm-a", sp)
 	c := e.WaitSettled("sm-a", rh.PhaseUp)
 	job := sm.JobName("sm-a", c.Generation)
 	if len(c.Status.Nodes) != 2 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/internal/agent"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/lazyre"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/svc"
 )
@@ -50,7 +50,7 @@ import (
 //   - no message before the end has an empty body: an empty message ends a
 //     streamed answer, and one is sent after "done".
 
-var runIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+var runIDRe = lazyre.New(`^[A-Za-z0-9_-]{1,64}$`)
 
 // errCancelled is the cause of a run cancelled by its client.
 var errCancelled = errors.New("cancelled by the client")
@@ -181,7 +181,7 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 
 var heartbeatBody = []byte("{}")
 
-var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRe = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // loginShell runs command the way `ssh host command` does, by the user's
 // login shell ($SHELL, which sshd set for the session the agent runs in), so

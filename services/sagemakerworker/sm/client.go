@@ -1,6 +1,7 @@
 // Package sm is the AWS side of the sagemakerworker: it turns a SageMaker
 // cluster's spec into a CreateTrainingJob request, launches, describes and
-// stops training jobs through aws-sdk-go-v2, resolves the IAM role, and
+// stops training jobs through its own small SageMaker client (api.go, on
+// aws-sdk-go-v2's core: credentials, SigV4, retryer), resolves the IAM role, and
 // classifies AWS errors so that only a definite answer ever changes a
 // cluster's phase. It knows nothing about NATS.
 //
@@ -13,14 +14,13 @@ package sm
 import (
 	"context"
 	"fmt"
-	"github.com/aws/smithy-go/logging"
 	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultRegion is used when neither the flags, the environment nor the
@@ -57,10 +57,10 @@ func LoadConfig(ctx context.Context, profile, region string) (aws.Config, error)
 
 // Options configure a Client. The zero value is production: endpoints come
 // from the config (AWS_ENDPOINT_URL_SAGEMAKER, AWS_ENDPOINT_URL_STS, the
-// profile's services section) through NewFromConfig.
+// profile's services section), as the SDK's NewFromConfig resolves them.
 type Options struct {
-	// SageMakerEndpoint and STSEndpoint, when set, become the clients'
-	// BaseEndpoint (tests and `--sim`); they win over the environment.
+	// SageMakerEndpoint and STSEndpoint, when set, are the endpoints used
+	// (tests and `--sim`); they win over the environment.
 	SageMakerEndpoint string
 	STSEndpoint       string
 	// IAMEndpoint, when set, is where GetRole goes instead of IAM's global
@@ -76,7 +76,7 @@ type Options struct {
 	// caller (the AWS SDK's own conventions, in LoadConfig, aside).
 	Getenv func(string) string
 	// LaunchAttempts bounds Launch's own retries of answers that were not
-	// definite (throttling, 5xx, network), on top of the SDK's. Default 6.
+	// definite (throttling, 5xx, network), on top of the retryer's. Default 6.
 	LaunchAttempts int
 	// LaunchBackoff is the first wait between those retries (doubling, with
 	// jitter, up to 20 s). Default 500ms.
@@ -94,15 +94,15 @@ func (o Options) getenv(key string) string {
 
 // Client talks to SageMaker and STS for one AWS config.
 type Client struct {
-	SageMaker *sagemaker.Client
-	STS       *sts.Client
-	cfg       aws.Config
-	opts      Options
-	log       *slog.Logger
+	STS  *sts.Client
+	api  *api // SageMaker
+	cfg  aws.Config
+	opts Options
+	log  *slog.Logger
 }
 
-// NewClient builds the SageMaker and STS clients with NewFromConfig, so that
-// users' endpoint settings apply unless opts override them.
+// NewClient builds the SageMaker and STS clients so that users' endpoint
+// settings apply unless opts override them.
 func NewClient(cfg aws.Config, opts Options) *Client {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -116,22 +116,17 @@ func NewClient(cfg aws.Config, opts Options) *Client {
 	if opts.SageMakerConfigPaths == nil {
 		opts.SageMakerConfigPaths = DefaultSageMakerConfigPaths(opts.getenv)
 	}
-	smc := sagemaker.NewFromConfig(cfg, func(o *sagemaker.Options) {
-		if opts.SageMakerEndpoint != "" {
-			o.BaseEndpoint = aws.String(opts.SageMakerEndpoint)
-		}
-	})
 	stc := sts.NewFromConfig(cfg, func(o *sts.Options) {
 		if opts.STSEndpoint != "" {
 			o.BaseEndpoint = aws.String(opts.STSEndpoint)
 		}
 	})
 	return &Client{
-		SageMaker: smc,
-		STS:       stc,
-		cfg:       cfg,
-		opts:      opts,
-		log:       opts.Logger.With("component", "sagemaker"),
+		STS:  stc,
+		api:  newAPI(cfg, opts.SageMakerEndpoint),
+		cfg:  cfg,
+		opts: opts,
+		log:  opts.Logger.With("component", "sagemaker"),
 	}
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -37,7 +35,9 @@ func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var re *awshttp.ResponseError
+	// Both this package's *APIError and the SDK's (STS) errors carry a
+	// status and satisfy smithy.APIError.
+	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return true
 	}
@@ -57,24 +57,17 @@ func IsRetryable(err error) bool {
 // IsResourceLimit reports an account quota refusal (ResourceLimitExceeded):
 // definite, not worth retrying until the user raises the quota or picks
 // another instance type.
-func IsResourceLimit(err error) bool {
-	var t *types.ResourceLimitExceeded
-	return errors.As(err, &t) || hasCode(err, "ResourceLimitExceeded")
-}
+func IsResourceLimit(err error) bool { return hasCode(err, "ResourceLimitExceeded") }
 
 // IsInUse reports ResourceInUse: on create, a job of that name already
 // exists (possibly ours, created by an attempt whose answer was lost).
-func IsInUse(err error) bool {
-	var t *types.ResourceInUse
-	return errors.As(err, &t) || hasCode(err, "ResourceInUse")
-}
+func IsInUse(err error) bool { return hasCode(err, "ResourceInUse") }
 
 // IsNotFound reports a missing job. SageMaker declares ResourceNotFound but
 // really answers a generic ValidationException "Requested resource not
 // found."; both count.
 func IsNotFound(err error) bool {
-	var t *types.ResourceNotFound
-	if errors.As(err, &t) || hasCode(err, "ResourceNotFound") {
+	if hasCode(err, "ResourceNotFound") {
 		return true
 	}
 	var ae smithy.APIError

@@ -7,18 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"sigs.k8s.io/yaml"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // Environment variables the worker puts on a job. The keep-alive loop reads
@@ -134,17 +131,17 @@ func isGPUInstance(t string) bool {
 }
 
 var (
-	envKeyRE   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	instTypeRE = regexp.MustCompile(`^ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+$`)
-	s3URIRE    = regexp.MustCompile(`^(s3|https)://[^/]+/?.*$`)
-	channelRE  = regexp.MustCompile(`^[A-Za-z0-9.\-_]{1,64}$`)
+	envKeyRE   = lazyre.New(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	instTypeRE = lazyre.New(`^ml\.[a-z0-9][a-z0-9-]*\.[a-z0-9]+$`)
+	s3URIRE    = lazyre.New(`^(s3|https)://[^/]+/?.*$`)
+	channelRE  = lazyre.New(`^[A-Za-z0-9.\-_]{1,64}$`)
 )
 
 // BuildCreateInput turns a spec into a CreateTrainingJob request. It always
-// sets ResourceConfig and StoppingCondition (the SDK would let either be
+// sets ResourceConfig and StoppingCondition (the API would let either be
 // omitted) and checks the limits AWS enforces, so a bad spec fails here with
 // a clear message instead of at AWS.
-func BuildCreateInput(spec ClusterSpec) (*sagemaker.CreateTrainingJobInput, error) {
+func BuildCreateInput(spec ClusterSpec) (*CreateTrainingJobInput, error) {
 	name := spec.JobName
 	if name == "" {
 		name = JobName(spec.Cluster, spec.Generation)
@@ -236,22 +233,22 @@ func BuildCreateInput(spec ClusterSpec) (*sagemaker.CreateTrainingJobInput, erro
 	if spec.PublicKey != "" {
 		env[EnvSSHPublicKey] = strings.TrimSpace(spec.PublicKey)
 	}
-	algo := &types.AlgorithmSpecification{
-		TrainingImage:     aws.String(image),
-		TrainingInputMode: types.TrainingInputModeFile,
+	algo := &AlgorithmSpecification{
+		TrainingImage:     image,
+		TrainingInputMode: "File",
 	}
-	in := &sagemaker.CreateTrainingJobInput{
-		TrainingJobName:        aws.String(name),
-		RoleArn:                aws.String(spec.RoleArn),
+	in := &CreateTrainingJobInput{
+		TrainingJobName:        name,
+		RoleArn:                spec.RoleArn,
 		AlgorithmSpecification: algo,
-		OutputDataConfig:       &types.OutputDataConfig{S3OutputPath: aws.String(output)},
-		ResourceConfig: &types.ResourceConfig{
-			InstanceType:   types.TrainingInstanceType(instType),
-			InstanceCount:  aws.Int32(count),
-			VolumeSizeInGB: aws.Int32(volume),
+		OutputDataConfig:       &OutputDataConfig{S3OutputPath: output},
+		ResourceConfig: &ResourceConfig{
+			InstanceType:   instType,
+			InstanceCount:  count,
+			VolumeSizeInGB: volume,
 		},
-		StoppingCondition: &types.StoppingCondition{MaxRuntimeInSeconds: aws.Int32(maxRun)},
-		RemoteDebugConfig: &types.RemoteDebugConfig{EnableRemoteDebug: aws.Bool(true)},
+		StoppingCondition: &StoppingCondition{MaxRuntimeInSeconds: maxRun},
+		RemoteDebugConfig: &RemoteDebugConfig{EnableRemoteDebug: true},
 		Environment:       env,
 	}
 
@@ -295,9 +292,9 @@ func BuildCreateInput(spec ClusterSpec) (*sagemaker.CreateTrainingJobInput, erro
 		}
 	}
 
-	in.Tags = []types.Tag{
-		{Key: aws.String(TagCluster), Value: aws.String(spec.Cluster)},
-		{Key: aws.String(TagGeneration), Value: aws.String(strconv.FormatInt(spec.Generation, 10))},
+	in.Tags = []Tag{
+		{Key: TagCluster, Value: spec.Cluster},
+		{Key: TagGeneration, Value: strconv.FormatInt(spec.Generation, 10)},
 	}
 	for _, k := range sortedKeys(spec.Tags) {
 		if strings.HasPrefix(strings.ToLower(k), "aws:") || strings.HasPrefix(k, "rh:") {
@@ -306,7 +303,7 @@ func BuildCreateInput(spec ClusterSpec) (*sagemaker.CreateTrainingJobInput, erro
 		if len(k) < 1 || len(k) > 128 || len(spec.Tags[k]) > 256 {
 			return nil, fmt.Errorf("tag %q: keys are 1-128 characters, values at most 256", k)
 		}
-		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(spec.Tags[k])})
+		in.Tags = append(in.Tags, Tag{Key: k, Value: spec.Tags[k]})
 	}
 	if len(in.Tags) > 50 {
 		return nil, fmt.Errorf("%d tags; SageMaker allows 50", len(in.Tags))
@@ -465,7 +462,7 @@ func scalarString(v any) (string, error) {
 }
 
 // applyEstimator fills the estimator-specific parts of a request.
-func applyEstimator(in *sagemaker.CreateTrainingJobInput, e *Estimator, env map[string]string, region string) error {
+func applyEstimator(in *CreateTrainingJobInput, e *Estimator, env map[string]string, region string) error {
 	for _, k := range sortedKeys(e.Environment) {
 		if strings.HasPrefix(k, "RH_") {
 			return fmt.Errorf("estimator: environment variable %s: the RH_ prefix is reserved", k)
@@ -506,17 +503,17 @@ func applyEstimator(in *sagemaker.CreateTrainingJobInput, e *Estimator, env map[
 		}
 	}
 	for _, name := range sortedKeys(e.Inputs) {
-		in.InputDataConfig = append(in.InputDataConfig, types.Channel{
-			ChannelName: aws.String(name),
-			DataSource: &types.DataSource{S3DataSource: &types.S3DataSource{
-				S3DataType:             types.S3DataTypeS3Prefix,
-				S3Uri:                  aws.String(e.Inputs[name]),
-				S3DataDistributionType: types.S3DataDistributionFullyReplicated,
+		in.InputDataConfig = append(in.InputDataConfig, Channel{
+			ChannelName: name,
+			DataSource: DataSource{S3DataSource: &S3DataSource{
+				S3DataType:             "S3Prefix",
+				S3Uri:                  e.Inputs[name],
+				S3DataDistributionType: "FullyReplicated",
 			}},
 		})
 	}
 	if e.UseSpot {
-		maxRun := aws.ToInt32(in.StoppingCondition.MaxRuntimeInSeconds)
+		maxRun := in.StoppingCondition.MaxRuntimeInSeconds
 		wait := e.MaxWait
 		if wait == 0 {
 			wait = maxRun
@@ -524,8 +521,8 @@ func applyEstimator(in *sagemaker.CreateTrainingJobInput, e *Estimator, env map[
 		if wait < maxRun {
 			return fmt.Errorf("estimator: max_wait %d must be at least max_run %d", wait, maxRun)
 		}
-		in.EnableManagedSpotTraining = aws.Bool(true)
-		in.StoppingCondition.MaxWaitTimeInSeconds = aws.Int32(wait)
+		in.EnableManagedSpotTraining = true
+		in.StoppingCondition.MaxWaitTimeInSeconds = wait
 	}
 	return nil
 }

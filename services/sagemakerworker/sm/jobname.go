@@ -4,15 +4,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // jobNameRE is SageMaker's rule without its length bound ({0,62} of a group
 // compiles into a large program at every start of rhcli): ValidJobName checks
 // the length apart.
-var jobNameRE = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
+var jobNameRE = lazyre.New(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
 
 // ValidJobName checks a training job name against SageMaker's rule.
 func ValidJobName(name string) error {

@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 )
 
 // Cluster phases this package maps job states to (the registry's record
@@ -47,32 +43,32 @@ type JobDescription struct {
 	Environment     map[string]string
 }
 
-// Describe fetches a job. Errors are the SDK's (classify them with
+// Describe fetches a job. Errors are the API's (classify them with
 // IsNotFound / IsRetryable).
 func (c *Client) Describe(ctx context.Context, name string) (*JobDescription, error) {
-	out, err := c.SageMaker.DescribeTrainingJob(ctx, &sagemaker.DescribeTrainingJobInput{TrainingJobName: aws.String(name)})
-	if err != nil {
+	var out describeTrainingJobOutput
+	if err := c.api.call(ctx, "DescribeTrainingJob", trainingJobName{name}, &out); err != nil {
 		return nil, fmt.Errorf("describing training job %s: %w", name, err)
 	}
 	d := &JobDescription{
-		Name:            aws.ToString(out.TrainingJobName),
-		ARN:             aws.ToString(out.TrainingJobArn),
-		Status:          string(out.TrainingJobStatus),
-		SecondaryStatus: string(out.SecondaryStatus),
-		FailureReason:   aws.ToString(out.FailureReason),
-		Created:         aws.ToTime(out.CreationTime),
-		BillableSeconds: aws.ToInt32(out.BillableTimeInSeconds),
+		Name:            out.TrainingJobName,
+		ARN:             out.TrainingJobArn,
+		Status:          out.TrainingJobStatus,
+		SecondaryStatus: out.SecondaryStatus,
+		FailureReason:   out.FailureReason,
+		Created:         out.CreationTime.time(),
+		BillableSeconds: out.BillableTimeInSeconds,
 		Environment:     out.Environment,
 	}
 	if out.ResourceConfig != nil {
-		d.InstanceCount = aws.ToInt32(out.ResourceConfig.InstanceCount)
+		d.InstanceCount = out.ResourceConfig.InstanceCount
 	}
 	for _, t := range out.SecondaryStatusTransitions {
 		d.Transitions = append(d.Transitions, Transition{
-			Status:  string(t.Status),
-			Message: aws.ToString(t.StatusMessage),
-			Start:   aws.ToTime(t.StartTime),
-			End:     aws.ToTime(t.EndTime),
+			Status:  t.Status,
+			Message: t.StatusMessage,
+			Start:   t.StartTime.time(),
+			End:     t.EndTime.time(),
 		})
 	}
 	return d, nil
@@ -88,16 +84,16 @@ func MapStatus(d *JobDescription) (phase, message string) {
 	if n := len(d.Transitions); n > 0 && d.Transitions[n-1].Message != "" {
 		message = d.Transitions[n-1].Message
 	}
-	switch types.TrainingJobStatus(d.Status) {
-	case types.TrainingJobStatusInProgress:
-		switch types.SecondaryStatus(d.SecondaryStatus) {
-		case types.SecondaryStatusTraining:
+	switch d.Status {
+	case JobInProgress:
+		switch d.SecondaryStatus {
+		case SecondaryTraining:
 			return PhaseUp, message
-		case types.SecondaryStatusInterrupted:
+		case SecondaryInterrupted:
 			// Spot capacity reclaimed: the nodes are gone, SageMaker will
 			// start them again.
 			return PhaseDegraded, message
-		case types.SecondaryStatusUploading, types.SecondaryStatusStopping:
+		case SecondaryUploading, SecondaryStopping:
 			// The entry point has exited (idle autostop) or is stopping.
 			return PhaseTearingDown, message
 		default:
@@ -106,11 +102,11 @@ func MapStatus(d *JobDescription) (phase, message string) {
 			// Updating, and any value added later.
 			return PhaseProvisioning, message
 		}
-	case types.TrainingJobStatusStopping, types.TrainingJobStatusDeleting:
+	case JobStopping, JobDeleting:
 		return PhaseTearingDown, message
-	case types.TrainingJobStatusCompleted, types.TrainingJobStatusStopped:
+	case JobCompleted, JobStopped:
 		return PhaseTerminated, message
-	case types.TrainingJobStatusFailed:
+	case JobFailed:
 		if d.FailureReason != "" {
 			return PhaseFailed, d.FailureReason
 		}
@@ -146,25 +142,27 @@ type LaunchResult struct {
 	// attempt's answer was lost, or an event was redelivered).
 	Adopted bool
 	// Attempts counts our CreateTrainingJob calls (each may include the
-	// SDK's own retries).
+	// retryer's own retries).
 	Attempts int
 }
 
 // Launch creates the job in, idempotently. Answers that are not definite
-// (IsRetryable) are retried with backoff up to Options.LaunchAttempts; since
+// (IsRetryable) are retried with backoff up to Options.LaunchAttempts, on
+// top of the retryer's retries of each call; since
 // the name is fixed, a retry can only meet ResourceInUse, never start a
 // second job. On ResourceInUse it describes the job and adopts it when its
 // Environment names the same cluster and generation. ResourceLimitExceeded
 // and other definite refusals return at once.
-func (c *Client) Launch(ctx context.Context, in *sagemaker.CreateTrainingJobInput) (LaunchResult, error) {
-	name := aws.ToString(in.TrainingJobName)
+func (c *Client) Launch(ctx context.Context, in *CreateTrainingJobInput) (LaunchResult, error) {
+	name := in.TrainingJobName
 	var res LaunchResult
 	backoff := c.opts.LaunchBackoff
 	for {
 		res.Attempts++
-		out, err := c.SageMaker.CreateTrainingJob(ctx, in)
+		var out createTrainingJobOutput
+		err := c.api.call(ctx, "CreateTrainingJob", in, &out)
 		if err == nil {
-			res.ARN = aws.ToString(out.TrainingJobArn)
+			res.ARN = out.TrainingJobArn
 			c.log.Info("training job created", "job", name, "arn", res.ARN, "attempts", res.Attempts)
 			return res, nil
 		}
@@ -189,8 +187,8 @@ func (c *Client) Launch(ctx context.Context, in *sagemaker.CreateTrainingJobInpu
 	}
 }
 
-func (c *Client) adopt(ctx context.Context, in *sagemaker.CreateTrainingJobInput, res LaunchResult) (LaunchResult, error) {
-	name := aws.ToString(in.TrainingJobName)
+func (c *Client) adopt(ctx context.Context, in *CreateTrainingJobInput, res LaunchResult) (LaunchResult, error) {
+	name := in.TrainingJobName
 	d, err := c.Describe(ctx, name)
 	if err != nil {
 		return res, fmt.Errorf("training job %s exists but could not be described to adopt it: %w", name, err)
@@ -206,7 +204,7 @@ func (c *Client) adopt(ctx context.Context, in *sagemaker.CreateTrainingJobInput
 // Stop asks SageMaker to stop a job. Stopping a job that has already ended
 // or does not exist is not an error: teardown is idempotent.
 func (c *Client) Stop(ctx context.Context, name string) error {
-	_, err := c.SageMaker.StopTrainingJob(ctx, &sagemaker.StopTrainingJobInput{TrainingJobName: aws.String(name)})
+	err := c.api.call(ctx, "StopTrainingJob", trainingJobName{name}, nil)
 	switch {
 	case err == nil:
 		c.log.Info("training job stop requested", "job", name)

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"sigs.k8s.io/yaml"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // EnvRole names an environment variable that may hold the default role
@@ -18,8 +19,8 @@ import (
 const EnvRole = "RH_SAGEMAKER_ROLE"
 
 var (
-	roleARNRE  = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
-	roleNameRE = regexp.MustCompile(`^[a-zA-Z_0-9+=,.@\-]+(/[a-zA-Z_0-9+=,.@\-]+)*$`)
+	roleARNRE  = lazyre.New(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	roleNameRE = lazyre.New(`^[a-zA-Z_0-9+=,.@\-]+(/[a-zA-Z_0-9+=,.@\-]+)*$`)
 )
 
 // ErrNoRole means no role was given and none is configured.

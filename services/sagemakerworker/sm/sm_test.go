@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/rhq/rh/internal/sagemakersim"
 	"github.com/rhq/rh/internal/testkit"
@@ -165,7 +164,7 @@ func TestFailedJobMapsReason(t *testing.T) {
 
 func TestThrottlingStormExactlyOneJob(t *testing.T) {
 	e := newTestEnv(t)
-	// 7 throttles outlast the SDK's 3 attempts twice over: our retry must
+	// 7 throttles outlast the retryer's 3 attempts twice over: our retry must
 	// carry on, and only one job may ever exist.
 	e.sim.ThrottleNext(7)
 	in, _ := BuildCreateInput(spec("storm", 1))
@@ -252,8 +251,8 @@ func TestResourceLimitIsTyped(t *testing.T) {
 	e.sim.ResourceLimitNext(1)
 	in, _ := BuildCreateInput(spec("quota", 1))
 	res, err := e.c.Launch(context.Background(), in)
-	var rle *types.ResourceLimitExceeded
-	if !errors.As(err, &rle) || !IsResourceLimit(err) || IsRetryable(err) || res.Attempts != 1 {
+	var rle *APIError
+	if !errors.As(err, &rle) || rle.Code != "ResourceLimitExceeded" || !IsResourceLimit(err) || IsRetryable(err) || res.Attempts != 1 {
 		t.Fatalf("want ResourceLimitExceeded once, got %+v %v", res, err)
 	}
 }
@@ -433,12 +432,12 @@ func TestBuildCreateInputComputeBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if aws.ToString(in.TrainingJobName) != "rh-cb-7" || in.ResourceConfig == nil || in.StoppingCondition == nil ||
-		aws.ToInt32(in.StoppingCondition.MaxRuntimeInSeconds) != 86400 || in.ResourceConfig.InstanceType != "ml.m5.large" ||
-		aws.ToInt32(in.ResourceConfig.InstanceCount) != 1 || !aws.ToBool(in.RemoteDebugConfig.EnableRemoteDebug) {
+	if in.TrainingJobName != "rh-cb-7" || in.ResourceConfig == nil || in.StoppingCondition == nil ||
+		in.StoppingCondition.MaxRuntimeInSeconds != 86400 || in.ResourceConfig.InstanceType != "ml.m5.large" ||
+		in.ResourceConfig.InstanceCount != 1 || !in.RemoteDebugConfig.EnableRemoteDebug {
 		t.Fatalf("input %+v", in)
 	}
-	if img := aws.ToString(in.AlgorithmSpecification.TrainingImage); !strings.Contains(img, "pytorch-training:2.0.1-cpu-py310") {
+	if img := in.AlgorithmSpecification.TrainingImage; !strings.Contains(img, "pytorch-training:2.0.1-cpu-py310") {
 		t.Fatalf("image %s", img)
 	}
 	env := in.Environment
@@ -464,7 +463,7 @@ func TestBuildCreateInputComputeBackend(t *testing.T) {
 	}
 	tags := map[string]string{}
 	for _, tg := range in.Tags {
-		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+		tags[tg.Key] = tg.Value
 	}
 	if tags[TagCluster] != "cb" || tags[TagGeneration] != "7" || tags["team"] != "ml" {
 		t.Fatalf("tags %v", tags)
@@ -473,7 +472,7 @@ func TestBuildCreateInputComputeBackend(t *testing.T) {
 	gpu := spec("g", 1)
 	gpu.InstanceType = "ml.g5.xlarge"
 	in, _ = BuildCreateInput(gpu)
-	if img := aws.ToString(in.AlgorithmSpecification.TrainingImage); !strings.Contains(img, "2.0.1-gpu-py310-cu118") {
+	if img := in.AlgorithmSpecification.TrainingImage; !strings.Contains(img, "2.0.1-gpu-py310-cu118") {
 		t.Fatalf("gpu image %s", img)
 	}
 
@@ -553,13 +552,13 @@ func TestEstimatorParsingAndLaunch(t *testing.T) {
 	if in.Environment["SEED"] != "42" || in.Environment[EnvKeepAlive] != "" {
 		t.Fatalf("environment %v", in.Environment)
 	}
-	if len(in.InputDataConfig) != 2 || aws.ToString(in.InputDataConfig[0].ChannelName) != "test" ||
-		aws.ToInt32(in.ResourceConfig.InstanceCount) != 2 || aws.ToInt32(in.ResourceConfig.VolumeSizeInGB) != 100 ||
-		!aws.ToBool(in.EnableManagedSpotTraining) || aws.ToInt32(in.StoppingCondition.MaxWaitTimeInSeconds) != 10800 ||
-		aws.ToInt32(in.StoppingCondition.MaxRuntimeInSeconds) != 7200 {
+	if len(in.InputDataConfig) != 2 || in.InputDataConfig[0].ChannelName != "test" ||
+		in.ResourceConfig.InstanceCount != 2 || in.ResourceConfig.VolumeSizeInGB != 100 ||
+		!in.EnableManagedSpotTraining || in.StoppingCondition.MaxWaitTimeInSeconds != 10800 ||
+		in.StoppingCondition.MaxRuntimeInSeconds != 7200 {
 		t.Fatalf("input %+v", in)
 	}
-	// The real SDK and the simulator accept it.
+	// The simulator accepts it.
 	e := newTestEnv(t)
 	if _, err := e.c.Launch(context.Background(), in); err != nil {
 		t.Fatal(err)

@@ -3,8 +3,9 @@ package skypilot
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // Sentinel errors, matchable with errors.Is.
@@ -101,7 +102,7 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("skypilot: %s %s: HTTP %d: %s", e.Method, e.Path, e.Status, e.Body)
 }
 
-var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
+var ansiRE = lazyre.New(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
 
 // StripANSI removes terminal colour/control sequences, which SkyPilot puts
 // in every error message.

@@ -3,9 +3,9 @@ package skypilot
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 
+	"github.com/rhq/rh/internal/lazyre"
 	"github.com/rhq/rh/internal/pickle"
 )
 
@@ -244,7 +244,7 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-var clusterNameRE = regexp.MustCompile(`^[a-zA-Z]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+var clusterNameRE = lazyre.New(`^[a-zA-Z]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$`)
 
 // ValidateClusterName applies SkyPilot's cluster name rule.
 func ValidateClusterName(name string) error {

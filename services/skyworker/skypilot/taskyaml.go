@@ -2,11 +2,12 @@ package skypilot
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 // TaskSpec is rh's on-demand cluster request, to be turned into a SkyPilot
@@ -46,10 +47,10 @@ var (
 		"aws": "aws", "gcp": "gcp", "azure": "azure", "lambda": "lambda",
 		"kubernetes": "kubernetes", "k8s": "kubernetes", "cheapest": "",
 	}
-	countRE  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\+?$`)
-	accRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*:[0-9]+(\.[0-9]+)?$`)
-	regionRE = regexp.MustCompile(`^[A-Za-z0-9][-_.A-Za-z0-9]*$`)
-	portRE   = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?$`)
+	countRE  = lazyre.New(`^[0-9]+(\.[0-9]+)?\+?$`)
+	accRE    = lazyre.New(`^[A-Za-z][A-Za-z0-9_-]*:[0-9]+(\.[0-9]+)?$`)
+	regionRE = lazyre.New(`^[A-Za-z0-9][-_.A-Za-z0-9]*$`)
+	portRE   = lazyre.New(`^[0-9]{1,5}(-[0-9]{1,5})?$`)
 )
 
 // TaskYAML renders spec as a SkyPilot task YAML (only keys SkyPilot knows:
