@@ -263,7 +263,7 @@ func (c *Client) answer(subject string, msg *nats.Msg, err error, resp any) erro
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			svcName := strings.Split(strings.TrimPrefix(subject, "rh.api."), ".")[0]
-			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url), Err: err}
+			return &noResponders{&rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("no %s service answers on %s: is `rhcli serve` running with it?", svcName, c.url)}}
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return &rh.Error{Code: rh.EUNAVAILABLE, Message: fmt.Sprintf("%s did not answer in time", subject), Err: err}
@@ -285,6 +285,13 @@ func (c *Client) answer(subject string, msg *nats.Msg, err error, resp any) erro
 	}
 	return nil
 }
+
+// noResponders is the error of a request nothing answered: it reads as its
+// message alone and matches both rh.ErrUnavailable and nats.ErrNoResponders.
+type noResponders struct{ e *rh.Error }
+
+func (n *noResponders) Error() string   { return n.e.Error() }
+func (n *noResponders) Unwrap() []error { return []error{n.e, nats.ErrNoResponders} }
 
 // msgError decodes an error answer of a raw request, as Call does.
 func msgError(m *nats.Msg) error {
