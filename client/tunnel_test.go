@@ -1,0 +1,234 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/internal/worker"
+	"github.com/rhq/rh/services/registry"
+	"github.com/rhq/rh/services/sshgateway"
+)
+
+// byoCluster starts rh (NATS, registry, gateway) and one sshd node made
+// with opts, and brings up the BYO cluster "box" on it.
+func byoCluster(t *testing.T, opts sshnode.Options) (*client.Client, *sshnode.Node) {
+	t.Helper()
+	ns := natstest.Start(t)
+	reg, err := registry.Start(context.Background(), ns.NC, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	gw, err := sshgateway.Start(context.Background(), ns.NC, sshgateway.Config{
+		HomeDir: t.TempDir(), Worker: worker.Config{RetryBase: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	key, err := sshnode.GenerateUserKey(sshnode.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.AuthorizedKeys = []string{key.AuthorizedKey}
+	n := sshnode.StartT(t, opts)
+	cl, err := client.New(ns.NC, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := rh.Spec{Kind: rh.KindBYO, BYO: &rh.BYOSpec{IPs: []string{n.Addr()}, SSHUser: n.User(), SSHPort: n.Port()}}
+	if _, err := cl.Create(ctx, "box", spec, &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := cl.WaitPhase(ctx, "box", rh.PhaseUp); err != nil {
+		t.Fatalf("cluster up: %v (%+v)", err, c)
+	}
+	return cl, n
+}
+
+// httpOnNode starts Python's HTTP server on the node's own loopback (inside
+// its network namespace, so only the node's sshd can reach it), serving a
+// file holding marker, and stops it when the test ends. It is not a child
+// of sshd, so it outlives a restart of the node's sshd, as a service on a
+// real machine would.
+func httpOnNode(t *testing.T, n *sshnode.Node, port int, marker string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "marker"), []byte(marker), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := n.Exec(ctx, fmt.Sprintf("cd %s && python3 -m http.server %d --bind 127.0.0.1 >/dev/null 2>&1 & echo $!", dir, port))
+	if err != nil {
+		t.Fatalf("start http server: %v: %s", err, out)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("http server pid %q: %v", out, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	testkit.WaitErr(t, time.Minute, "the http server on the node to listen", func() error {
+		out, err := n.Exec(ctx, fmt.Sprintf(`bash -c "exec 3<>/dev/tcp/127.0.0.1/%d"`, port))
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// get fetches the marker file through the tunnel, on a fresh connection.
+func get(url string) (string, error) {
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get(url + "/marker")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %s: %s", resp.Status, b)
+	}
+	return string(b), nil
+}
+
+type eventLog struct {
+	mu    sync.Mutex
+	kinds []string
+}
+
+func (l *eventLog) add(e client.TunnelEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.kinds = append(l.kinds, e.Kind)
+}
+
+func (l *eventLog) has(kind string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range l.kinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// A tunnel carries real HTTP to a server on the node, and keeps doing so
+// after the node's sshd restarts (every SSH connection to it dropped).
+func TestTunnelCarriesHTTPAndSurvivesSSHDRestart(t *testing.T) {
+	cl, n := byoCluster(t, sshnode.Options{Netns: true})
+	const remotePort = 8765
+	httpOnNode(t, n, remotePort, "served on the node")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var events eventLog
+	tun, err := cl.Tunnel(ctx, "box", remotePort, client.TunnelOptions{LocalAddr: "127.0.0.1:0", OnEvent: events.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host, _, _ := net.SplitHostPort(tun.Addr.String()); host != "127.0.0.1" {
+		t.Fatalf("tunnel listens on %s, want loopback", tun.Addr)
+	}
+	if body, err := get(tun.URL()); err != nil || body != "served on the node" {
+		t.Fatalf("GET through the tunnel = %q, %v", body, err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	if err := n.Restart(rctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, time.Minute, "the tunnel to notice the drop", func() bool { return events.has("lost") })
+	testkit.WaitErr(t, 2*time.Minute, "a request through the tunnel after the restart", func() error {
+		body, err := get(tun.URL())
+		if err == nil && body != "served on the node" {
+			err = fmt.Errorf("body %q", body)
+		}
+		return err
+	})
+	if !events.has("connected") {
+		t.Fatalf("events %v: want a reconnection", events.kinds)
+	}
+
+	cancel()
+	select {
+	case <-tun.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the tunnel did not end with its context")
+	}
+	if err := tun.Wait(); err != nil {
+		t.Fatalf("Wait after cancel = %v, want nil", err)
+	}
+	if _, err := net.DialTimeout("tcp", tun.Addr.String(), 2*time.Second); err == nil {
+		t.Fatal("the local port still listens after the tunnel ended")
+	}
+}
+
+// A local port in use is refused with a conflict naming the port, before
+// anything else happens; a remote port nobody listens on is reported and
+// the tunnel goes on.
+func TestTunnelRefusesALocalPortInUse(t *testing.T) {
+	cl, _ := byoCluster(t, sshnode.Options{})
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = cl.Tunnel(ctx, "box", 80, client.TunnelOptions{LocalAddr: busy.Addr().String()})
+	if !errors.Is(err, rh.ErrConflict) || !strings.Contains(err.Error(), "local port "+port+" is in use") {
+		t.Fatalf("tunnel on a busy port: %v, want a conflict naming port %s", err, port)
+	}
+	if _, err := cl.Tunnel(ctx, "box", 0, client.TunnelOptions{}); !errors.Is(err, rh.ErrInvalid) {
+		t.Fatalf("remote port 0: %v, want invalid", err)
+	}
+
+	// Nothing listens on the node's port: the connection is closed and
+	// reported, the tunnel stays.
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, fp, _ := net.SplitHostPort(free.Addr().String())
+	free.Close()
+	remote, _ := strconv.Atoi(fp)
+	var events eventLog
+	tun, err := cl.Tunnel(ctx, "box", remote, client.TunnelOptions{LocalAddr: "127.0.0.1:0", OnEvent: events.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(tun.URL()); err == nil {
+		t.Fatal("GET to a port nothing listens on succeeded")
+	}
+	testkit.Eventually(t, 30*time.Second, "a refused event", func() bool { return events.has("refused") })
+	select {
+	case <-tun.Done():
+		t.Fatalf("the tunnel ended: %v", tun.Err())
+	default:
+	}
+	if err := tun.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
