@@ -129,6 +129,7 @@ func (a *app) root() *cobra.Command {
 		a.putCmd(),
 		a.getFilesCmd(),
 		a.sshCmd(),
+		a.tunnelCmd(),
 		a.userCmd(),
 		a.checkCmd(),
 		a.serveCmd(),

@@ -41,6 +41,7 @@ func TestCommandTreeIsComplete(t *testing.T) {
 		"sim nodes",
 		"sim ssm-proxy",
 		"ssh",
+		"tunnel",
 		"user",
 		"user add",
 		"user list",

@@ -1,0 +1,153 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/cli"
+	"github.com/rhq/rh/internal/natstest"
+	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/internal/worker"
+	"github.com/rhq/rh/services/registry"
+	"github.com/rhq/rh/services/sshgateway"
+)
+
+// background runs rhcli until ctx ends; the returned channel gives its
+// exit code.
+func (e *registryEnv) background(ctx context.Context, out, errb io.Writer, args ...string) <-chan int {
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(ctx, args, cli.IO{In: strings.NewReader(""), Out: out, Err: errb, Getenv: func(k string) string { return e.env[k] }})
+	}()
+	return done
+}
+
+var tunnelURL = regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
+
+func TestTunnelThroughRhcli(t *testing.T) {
+	e := startRegistry(t)
+	startGateway(t, e)
+	// The node is this machine's sshd: a server on loopback is on the node.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hello from the node") }))
+	defer srv.Close()
+	_, remotePort, _ := net.SplitHostPort(srv.Listener.Addr().String())
+
+	// Bad ports exit 2 naming the part, before connecting.
+	for _, arg := range []string{"http", "0", "70000", "80:x", "80:-1"} {
+		if code, _, stderr := e.rhcli(t, "tunnel", "box", arg); code != cli.ExitInvalid || !strings.Contains(stderr, "PORT") {
+			t.Errorf("tunnel box %s: exit %d, %q; want 2 naming the port", arg, code, stderr)
+		}
+	}
+	if code, _, stderr := e.rhcli(t, "tunnel", "box", "80", "--bind", "not an address"); code != cli.ExitInvalid || !strings.Contains(stderr, "--bind") {
+		t.Errorf("tunnel --bind junk: exit %d, %q", code, stderr)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb testkit.SyncBuffer
+	done := e.background(ctx, &out, &errb, "tunnel", "box", remotePort+":0")
+	testkit.Eventually(t, time.Minute, "the tunnel's URL", func() bool { return tunnelURL.MatchString(out.String()) })
+	url := tunnelURL.FindString(out.String())
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v (stderr %q)", url, err, errb.String())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello from the node" {
+		t.Fatalf("GET through the tunnel = %q", body)
+	}
+
+	// The local port is taken now: a second tunnel on it is refused, naming it.
+	_, localPort, _ := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
+	code, _, stderr := e.rhcli(t, "tunnel", "box", remotePort+":"+localPort)
+	if code != cli.ExitConflict || !strings.Contains(stderr, "local port "+localPort+" is in use") {
+		t.Fatalf("tunnel on a busy port: exit %d, %q", code, stderr)
+	}
+
+	// Ctrl-C ends it cleanly and frees the port.
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("tunnel after Ctrl-C: exit %d, stderr %q", code, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the tunnel did not end on Ctrl-C")
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+localPort, 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the local port still listens after Ctrl-C")
+	}
+}
+
+// Tunnelling gives network reach into the node, as ssh does: it needs
+// write access. A member without access and a viewer are refused (exit 5).
+func TestTunnelNeedsWriteAccess(t *testing.T) {
+	ns := natstest.StartSecure(t)
+	reg, err := registry.Start(context.Background(), ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: ns.Authenticator()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	gw, err := sshgateway.Start(context.Background(), ns.ServiceConn(t, auth.SvcSSHGateway), sshgateway.Config{
+		HomeDir: t.TempDir(), Auth: ns.Authenticator(), Worker: worker.Config{RetryBase: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Stop)
+	key, err := sshnode.GenerateUserKey(sshnode.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}})
+	aliceCreds := ns.AddUser(t, "alice", rh.RoleMember)
+	alice, err := client.New(ns.UserConn(t, aliceCreds), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := rh.Spec{Kind: rh.KindBYO, BYO: &rh.BYOSpec{IPs: []string{n.Addr()}, SSHUser: n.User(), SSHPort: n.Port()}}
+	if _, err := alice.Create(ctx, "box", spec, &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WaitPhase(ctx, "box", rh.PhaseUp); err != nil {
+		t.Fatal(err)
+	}
+	e := &registryEnv{ns: ns, env: map[string]string{"RH_NATS_URL": ns.URL, "USER": "tester", "HOME": t.TempDir()}}
+	for _, u := range []struct {
+		name string
+		role rh.Role
+	}{{"bob", rh.RoleMember}, {"vic", rh.RoleViewer}} {
+		creds := ns.AddUser(t, u.name, u.role)
+		code, out, stderr := e.as(t, creds, "tunnel", "box", "8080:0")
+		if code != cli.ExitForbidden || !strings.Contains(stderr, u.name) || out != "" {
+			t.Errorf("%s (%s) tunnels to alice's cluster: exit %d, out %q, stderr %q; want 5", u.name, u.role, code, out, stderr)
+		}
+	}
+	// The owner may.
+	tctx, tcancel := context.WithCancel(context.Background())
+	var out, errb testkit.SyncBuffer
+	aliceEnv := *e
+	aliceEnv.env = map[string]string{"RH_NATS_URL": ns.URL, "RH_NATS_CREDS": aliceCreds, "HOME": t.TempDir()}
+	done := aliceEnv.background(tctx, &out, &errb, "tunnel", "box", "8080:0", "-o", "json")
+	testkit.Eventually(t, time.Minute, "alice's tunnel", func() bool { return strings.Contains(out.String(), `"url"`) })
+	tcancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("alice's tunnel: exit %d: %s", code, errb.String())
+	}
+}
