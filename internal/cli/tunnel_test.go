@@ -151,3 +151,55 @@ func TestTunnelNeedsWriteAccess(t *testing.T) {
 		t.Fatalf("alice's tunnel: exit %d: %s", code, errb.String())
 	}
 }
+
+// rhcli ssh passes -L (and -N) to OpenSSH: a real ssh forwards a port to a
+// server on the node; a busy local port fails ssh at once.
+func TestSSHPassesForwardsToOpenSSH(t *testing.T) {
+	e := startRegistry(t)
+	startGateway(t, e)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "through openssh") }))
+	defer srv.Close()
+	_, remotePort, _ := net.SplitHostPort(srv.Listener.Addr().String())
+
+	if code, _, stderr := e.rhcli(t, "ssh", "box", "-L", "-oProxyCommand=evil"); code != cli.ExitInvalid || !strings.Contains(stderr, "-L") {
+		t.Fatalf("ssh -L with an option: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := e.rhcli(t, "ssh", "box", "-N", "--", "true"); code != cli.ExitInvalid || !strings.Contains(stderr, "-N") {
+		t.Fatalf("ssh -N with a command: exit %d, %q", code, stderr)
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, localPort, _ := net.SplitHostPort(busy.Addr().String())
+	fwd := "127.0.0.1:" + localPort + ":localhost:" + remotePort
+	code, _, stderr := e.rhcli(t, "ssh", "box", "-N", "-L", fwd)
+	if code != 255 || !strings.Contains(stderr, localPort) {
+		t.Fatalf("ssh -L on a busy port: exit %d, %q; want ssh's 255 naming the port", code, stderr)
+	}
+	busy.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb testkit.SyncBuffer
+	done := e.background(ctx, &out, &errb, "ssh", "box", "-N", "-L", fwd)
+	testkit.WaitErr(t, time.Minute, "a request through ssh -L", func() error {
+		resp, err := http.Get("http://127.0.0.1:" + localPort)
+		if err != nil {
+			return fmt.Errorf("%w (ssh said %q)", err, errb.String())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != "through openssh" {
+			return fmt.Errorf("body %q", b)
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ssh did not end on Ctrl-C")
+	}
+}
