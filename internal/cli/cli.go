@@ -130,6 +130,7 @@ func (a *app) root() *cobra.Command {
 		a.getFilesCmd(),
 		a.sshCmd(),
 		a.tunnelCmd(),
+		a.notebookCmd(),
 		a.userCmd(),
 		a.checkCmd(),
 		a.serveCmd(),

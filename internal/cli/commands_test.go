@@ -33,6 +33,7 @@ func TestCommandTreeIsComplete(t *testing.T) {
 		"health", // hidden
 		"install",
 		"nats-config",
+		"notebook",
 		"put",
 		"run",
 		"run-python",

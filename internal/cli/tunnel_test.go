@@ -2,12 +2,14 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +204,74 @@ func TestSSHPassesForwardsToOpenSSH(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("ssh did not end on Ctrl-C")
 	}
+}
+
+// rhcli notebook starts Debian's jupyter-notebook on the node, prints a
+// URL with a token that works, refuses a busy local port before starting
+// anything, and Ctrl-C stops Jupyter on the node.
+func TestNotebookThroughRhcli(t *testing.T) {
+	e := startRegistry(t)
+	startGateway(t, e)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, busyPort, _ := net.SplitHostPort(busy.Addr().String())
+	code, out, stderr := e.rhcli(t, "notebook", "box", "--port", busyPort)
+	if code != cli.ExitConflict || !strings.Contains(stderr, "local port "+busyPort+" is in use") || out != "" {
+		t.Fatalf("notebook on a busy port: exit %d, %q %q", code, out, stderr)
+	}
+	busy.Close()
+	if code, _, stderr := e.rhcli(t, "notebook", "box", "--port", "-1"); code != cli.ExitInvalid || !strings.Contains(stderr, "--port") {
+		t.Fatalf("notebook --port -1: exit %d, %q", code, stderr)
+	}
+
+	// The freed port: local and (very likely free too) on the node.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var outb, errb testkit.SyncBuffer
+	done := e.background(ctx, &outb, &errb, "notebook", "box", "--port", busyPort, "-o", "json")
+	var nb struct {
+		URL        string `json:"url"`
+		Token      string `json:"token"`
+		RemotePort int    `json:"remote_port"`
+	}
+	testkit.WaitErr(t, 5*time.Minute, "the notebook's URL", func() error {
+		select {
+		case code := <-done:
+			t.Fatalf("notebook ended: exit %d: %s", code, errb.String())
+		default:
+		}
+		return json.Unmarshal([]byte(outb.String()), &nb)
+	})
+	if !strings.HasPrefix(nb.URL, "http://127.0.0.1:"+busyPort+"/") || nb.Token == "" {
+		t.Fatalf("notebook printed %+v", nb)
+	}
+	resp, err := http.Get("http://127.0.0.1:" + busyPort + "/api/status?token=" + nb.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Jupyter's status through the tunnel: %s", resp.Status)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("notebook after Ctrl-C: exit %d: %s", code, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("notebook did not end on Ctrl-C")
+	}
+	// The node is this machine: Jupyter's port there is closed now.
+	testkit.WaitErr(t, time.Minute, "Jupyter to stop on the node", func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(nb.RemotePort)), time.Second)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("port %d on the node still answers", nb.RemotePort)
+		}
+		return nil
+	})
 }
