@@ -109,9 +109,10 @@ func PinnedHostKeys(lines []string) (HostKeyStore, error) {
 			if err != nil {
 				return nil, fmt.Errorf("sshx: known_hosts line %q: %w", line, err)
 			}
+			// The line's hosts are in known_hosts form already (normalizing
+			// again would split "sagemaker-training-job:<job>_algo-1").
 			for _, h := range hosts {
-				n := knownhosts.Normalize(h)
-				p[n] = append(p[n], key)
+				p[h] = append(p[h], key)
 			}
 			rest = next
 		}
