@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +31,17 @@ import (
 // with opts, and brings up the BYO cluster "box" on it.
 func byoCluster(t *testing.T, opts sshnode.Options) (*client.Client, *sshnode.Node) {
 	t.Helper()
+	cl, key := startRh(t)
+	opts.AuthorizedKeys = []string{key.AuthorizedKey}
+	n := sshnode.StartT(t, opts)
+	createBYO(t, cl, "box", &rh.BYOSpec{IPs: []string{n.Addr()}, SSHUser: n.User(), SSHPort: n.Port()}, key)
+	return cl, n
+}
+
+// startRh starts NATS, the registry and the gateway, and makes a key for
+// nodes to accept.
+func startRh(t *testing.T) (*client.Client, *sshnode.UserKey) {
+	t.Helper()
 	ns := natstest.Start(t)
 	reg, err := registry.Start(context.Background(), ns.NC, registry.Config{})
 	if err != nil {
@@ -47,22 +59,24 @@ func byoCluster(t *testing.T, opts sshnode.Options) (*client.Client, *sshnode.No
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.AuthorizedKeys = []string{key.AuthorizedKey}
-	n := sshnode.StartT(t, opts)
 	cl, err := client.New(ns.NC, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cl, key
+}
+
+// createBYO creates a BYO cluster logging in with key and waits for Up.
+func createBYO(t *testing.T, cl *client.Client, name string, spec *rh.BYOSpec, key *sshnode.UserKey) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	spec := rh.Spec{Kind: rh.KindBYO, BYO: &rh.BYOSpec{IPs: []string{n.Addr()}, SSHUser: n.User(), SSHPort: n.Port()}}
-	if _, err := cl.Create(ctx, "box", spec, &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}); err != nil {
+	if _, err := cl.Create(ctx, name, rh.Spec{Kind: rh.KindBYO, BYO: spec}, &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)}); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := cl.WaitPhase(ctx, "box", rh.PhaseUp); err != nil {
-		t.Fatalf("cluster up: %v (%+v)", err, c)
+	if c, err := cl.WaitPhase(ctx, name, rh.PhaseUp); err != nil {
+		t.Fatalf("cluster %s up: %v (%+v)", name, err, c)
 	}
-	return cl, n
 }
 
 // httpOnNode starts Python's HTTP server on the node's own loopback (inside
@@ -230,5 +244,49 @@ func TestTunnelRefusesALocalPortInUse(t *testing.T) {
 	}
 	if err := tun.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BYO clusters reached through a jump host or a proxy command: the tunnel
+// takes the same route as the gateway, with the host keys rh pinned.
+func TestTunnelThroughJumpHostAndProxyCommand(t *testing.T) {
+	cl, key := startRh(t)
+	jump := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}})
+	target := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{key.AuthorizedKey}})
+	createBYO(t, cl, "jumped", &rh.BYOSpec{
+		IPs: []string{target.Addr()}, SSHUser: target.User(), SSHPort: target.Port(),
+		JumpHost: jump.User() + "@" + jump.HostPort(),
+	}, key)
+	// A proxy command as a bastion's would be: a byte pipe to %h:%p.
+	createBYO(t, cl, "proxied", &rh.BYOSpec{
+		IPs: []string{target.Addr()}, SSHUser: target.User(), SSHPort: target.Port(),
+		ProxyCommand: `exec bash -c 'exec 3<>/dev/tcp/$0/$1; cat <&3 & exec cat >&3' %h %p`,
+	}, key)
+	// The node is this machine's sshd: a server on loopback is on the node.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "behind a bastion") }))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	for _, name := range []string{"jumped", "proxied"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		tun, err := cl.Tunnel(ctx, name, port, client.TunnelOptions{LocalAddr: "127.0.0.1:0"})
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: %v", name, err)
+		}
+		hc := &http.Client{Timeout: 20 * time.Second}
+		resp, err := hc.Get(tun.URL())
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: GET: %v", name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "behind a bastion" {
+			t.Errorf("%s: GET through the tunnel = %q", name, b)
+		}
+		cancel()
+		if err := tun.Wait(); err != nil {
+			t.Errorf("%s: Wait = %v", name, err)
+		}
 	}
 }
