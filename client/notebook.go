@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
 )
 
 // DefaultNotebookPort is the local port a notebook listens on, and the
@@ -115,6 +116,9 @@ var (
 // the local URL and token. The local port is taken first, so a busy one is
 // refused before anything starts on the node.
 func (c *Client) Notebook(ctx context.Context, name string, o NotebookOptions) (*Notebook, error) {
+	if o.Node == api.NodeAll {
+		return nil, rh.Invalid("node", "Jupyter runs on one node: pick head, an index or an address, not all")
+	}
 	ln, err := ListenLocal(o.LocalAddr, DefaultNotebookPort)
 	if err != nil {
 		return nil, err

@@ -112,6 +112,9 @@ func (c *Client) Tunnel(ctx context.Context, name string, remotePort int, o Tunn
 	if remotePort < 1 || remotePort > 65535 {
 		return nil, rh.Invalid("remote port", "%d is not a port (1-65535)", remotePort)
 	}
+	if o.Node == api.NodeAll {
+		return nil, rh.Invalid("node", "a tunnel reaches one node: pick head, an index or an address, not all")
+	}
 	ln := o.Listener
 	if ln == nil {
 		var err error

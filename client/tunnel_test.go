@@ -221,6 +221,12 @@ func TestTunnelRefusesALocalPortInUse(t *testing.T) {
 	if _, err := cl.Tunnel(ctx, "box", 0, client.TunnelOptions{}); !errors.Is(err, rh.ErrInvalid) {
 		t.Fatalf("remote port 0: %v, want invalid", err)
 	}
+	if _, err := cl.Tunnel(ctx, "box", 80, client.TunnelOptions{Node: "all", LocalAddr: "127.0.0.1:0"}); !errors.Is(err, rh.ErrInvalid) {
+		t.Fatalf("tunnel to all nodes: %v, want invalid", err)
+	}
+	if _, err := cl.Notebook(ctx, "box", client.NotebookOptions{Node: "all", LocalAddr: "127.0.0.1:0"}); !errors.Is(err, rh.ErrInvalid) {
+		t.Fatalf("notebook on all nodes: %v, want invalid", err)
+	}
 
 	// Nothing listens on the node's port: the connection is closed and
 	// reported, the tunnel stays.
