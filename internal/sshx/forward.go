@@ -282,17 +282,15 @@ func (f *Forwarding) client() *Client {
 		if c != nil && c.alive() {
 			return c
 		}
+		wait, again := ready, (<-chan time.Time)(nil)
+		if c != nil {
+			// Dead, and the supervisor is about to replace it: look again
+			// shortly (ready is the closed channel of the dead one).
+			wait, again = nil, time.After(10*time.Millisecond)
+		}
 		select {
-		case <-ready:
-			if c != nil {
-				// Dead but the supervisor has not seen it yet: give it a moment.
-				select {
-				case <-c.Done():
-				case <-f.ctx.Done():
-					return nil
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+		case <-wait:
+		case <-again:
 		case <-f.ctx.Done():
 			return nil
 		case <-timer.C:
@@ -318,9 +316,12 @@ func (f *Forwarding) carry(lc net.Conn) {
 		if f.ctx.Err() != nil {
 			return
 		}
-		if c.alive() || attempt > 0 {
+		if c.alive() {
 			// The node answered: it cannot reach the remote address.
 			f.event(ForwardEvent{Kind: ForwardRefused, Err: &Error{Op: "forward to " + f.remote + " through", Target: c.Target(), Detail: err.Error(), Err: err}})
+			return
+		}
+		if attempt == 2 {
 			return
 		}
 		// The connection died under us: wait for the redial and try again.
