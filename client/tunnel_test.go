@@ -296,3 +296,26 @@ func TestTunnelThroughJumpHostAndProxyCommand(t *testing.T) {
 		}
 	}
 }
+
+// rh never hands out passwords, so a cluster that logs in only with one
+// cannot be tunnelled in-process: the error says what to use instead.
+func TestTunnelToAPasswordClusterSaysToUseSSH(t *testing.T) {
+	cl, _ := startRh(t)
+	n := sshnode.StartT(t, sshnode.Options{Password: sshnode.TestPassword})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := rh.Spec{Kind: rh.KindBYO, BYO: &rh.BYOSpec{IPs: []string{n.Addr()}, SSHUser: n.User(), SSHPort: n.Port()}}
+	if _, err := cl.Create(ctx, "pw", spec, &rh.Secrets{Password: n.Password()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.WaitPhase(ctx, "pw", rh.PhaseUp); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cl.Tunnel(ctx, "pw", 8080, client.TunnelOptions{LocalAddr: "127.0.0.1:0"})
+	if !errors.Is(err, rh.ErrConflict) || !strings.Contains(err.Error(), "password") || !strings.Contains(err.Error(), "rhcli ssh pw -N -L") {
+		t.Fatalf("tunnel to a password cluster: %v", err)
+	}
+	if strings.Contains(err.Error(), n.Password()) {
+		t.Fatal("the password is in the error")
+	}
+}

@@ -40,7 +40,7 @@ var tunnelURL = regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
 
 func TestTunnelThroughRhcli(t *testing.T) {
 	e := startRegistry(t)
-	startGateway(t, e)
+	node := startGateway(t, e)
 	// The node is this machine's sshd: a server on loopback is on the node.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "hello from the node") }))
 	defer srv.Close()
@@ -78,6 +78,31 @@ func TestTunnelThroughRhcli(t *testing.T) {
 	if code != cli.ExitConflict || !strings.Contains(stderr, "local port "+localPort+" is in use") {
 		t.Fatalf("tunnel on a busy port: exit %d, %q", code, stderr)
 	}
+
+	// The node's sshd restarts: the tunnel says so, reconnects, and carries
+	// requests again on the same local port.
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	if err := node.Restart(rctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitErr(t, 2*time.Minute, "a request through the tunnel after the restart", func() error {
+		hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := hc.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if b, _ := io.ReadAll(resp.Body); string(b) != "hello from the node" {
+			return fmt.Errorf("body %q", b)
+		}
+		return nil
+	})
+	// The reconnection is told right after the new connection serves.
+	testkit.Eventually(t, 30*time.Second, "stderr telling the drop and the reconnection", func() bool {
+		s := errb.String()
+		return strings.Contains(s, "lost") && strings.Contains(s, "reconnecting") && strings.Contains(s, "reconnected")
+	})
 
 	// Ctrl-C ends it cleanly and frees the port.
 	cancel()
