@@ -119,7 +119,7 @@ func (c *Client) Notebook(ctx context.Context, name string, o NotebookOptions) (
 	if o.Node == api.NodeAll {
 		return nil, rh.Invalid("node", "Jupyter runs on one node: pick head, an index or an address, not all")
 	}
-	ln, err := ListenLocal(o.LocalAddr, DefaultNotebookPort)
+	ln, err := listenLocal(o.LocalAddr, DefaultNotebookPort)
 	if err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func (c *Client) Tunnel(ctx context.Context, name string, remotePort int, o Tunn
 	ln := o.Listener
 	if ln == nil {
 		var err error
-		if ln, err = ListenLocal(o.LocalAddr, remotePort); err != nil {
+		if ln, err = listenLocal(o.LocalAddr, remotePort); err != nil {
 			return nil, err
 		}
 	}
@@ -169,10 +169,10 @@ func (c *Client) tunnel(ctx context.Context, name string, remotePort int, ln net
 	return &Tunnel{Addr: fw.Addr(), Node: info.Node, Remote: remote, fw: fw}, nil
 }
 
-// ListenLocal listens on addr ("" means 127.0.0.1:defaultPort; a bare port
+// listenLocal listens on addr ("" means 127.0.0.1:defaultPort; a bare port
 // or a host without a port are completed the same way). A port another
 // process holds is a conflict that names it.
-func ListenLocal(addr string, defaultPort int) (net.Listener, error) {
+func listenLocal(addr string, defaultPort int) (net.Listener, error) {
 	host, port := "127.0.0.1", strconv.Itoa(defaultPort)
 	switch {
 	case addr == "":

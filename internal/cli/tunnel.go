@@ -49,6 +49,9 @@ func (a *app) tunnelCmd() *cobra.Command {
 					return err
 				}
 				defer t.Close()
+				if ip := net.ParseIP(bind); ip != nil && !ip.IsLoopback() {
+					fmt.Fprintf(a.io.Err, "rhcli: listening on %s: anyone who can reach this machine can use the tunnel\n", t.Addr)
+				}
 				if err := a.printTunnel(args[0], t); err != nil {
 					return err
 				}
@@ -57,7 +60,7 @@ func (a *app) tunnelCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", api.NodeHead, "which node: head, a 0-based index or an address")
-	cmd.Flags().StringVar(&bind, "bind", "127.0.0.1", "local address to listen on (another than loopback lets other machines in)")
+	cmd.Flags().StringVar(&bind, "bind", "127.0.0.1", "local address to listen on (an address other than loopback lets other machines in)")
 	cmd.Flags().BoolVar(&trustProxy, "trust-proxy-command", false, proxyConsentFlagHelp)
 	return cmd
 }
