@@ -131,6 +131,14 @@ func (c *Client) Notebook(ctx context.Context, name string, o NotebookOptions) (
 		ln.Close()
 		return nil, rh.Invalid("remote port", "%d is not a port (1-65535)", remote)
 	}
+	// Whether the node can be tunnelled to from here (access, consent to a
+	// proxy command, a way to log in) is known before Jupyter starts.
+	to := TunnelOptions{Node: o.Node, TrustProxyCommand: o.TrustProxyCommand, OnEvent: o.OnEvent}
+	info, err := c.tunnelInfo(ctx, name, to)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	nb := &Notebook{runDone: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	out := &jupyterOutput{found: make(chan struct{}), log: o.Log}
@@ -174,7 +182,7 @@ func (c *Client) Notebook(ctx context.Context, name string, o NotebookOptions) (
 	}
 	port, path := out.url()
 	nb.RemotePort = port
-	t, err := c.tunnel(rctx, name, port, ln, TunnelOptions{Node: o.Node, TrustProxyCommand: o.TrustProxyCommand, OnEvent: o.OnEvent})
+	t, err := c.tunnel(rctx, name, port, ln, info, to)
 	if err != nil {
 		return fail(err)
 	}

@@ -122,7 +122,12 @@ func (c *Client) Tunnel(ctx context.Context, name string, remotePort int, o Tunn
 			return nil, err
 		}
 	}
-	t, err := c.tunnel(ctx, name, remotePort, ln, o)
+	info, err := c.tunnelInfo(ctx, name, o)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	t, err := c.tunnel(ctx, name, remotePort, ln, info, o)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -130,7 +135,9 @@ func (c *Client) Tunnel(ctx context.Context, name string, remotePort int, o Tunn
 	return t, nil
 }
 
-func (c *Client) tunnel(ctx context.Context, name string, remotePort int, ln net.Listener, o TunnelOptions) (*Tunnel, error) {
+// tunnelInfo asks the gateway how to reach the node (write access) and
+// checks the route may run here.
+func (c *Client) tunnelInfo(ctx context.Context, name string, o TunnelOptions) (*api.ConnectReply, error) {
 	info, err := c.SSHInfo(ctx, name, o.Node)
 	if err != nil {
 		return nil, err
@@ -138,6 +145,13 @@ func (c *Client) tunnel(ctx context.Context, name string, remotePort int, ln net
 	if err := CheckProxyConsent(name, info, o.TrustProxyCommand); err != nil {
 		return nil, err
 	}
+	if _, err := tunnelTarget(name, info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+func (c *Client) tunnel(ctx context.Context, name string, remotePort int, ln net.Listener, info *api.ConnectReply, o TunnelOptions) (*Tunnel, error) {
 	target, err := tunnelTarget(name, info)
 	if err != nil {
 		return nil, err

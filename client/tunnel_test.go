@@ -317,4 +317,8 @@ func TestTunnelToAPasswordClusterSaysToUseSSH(t *testing.T) {
 	if strings.Contains(err.Error(), n.Password()) {
 		t.Fatal("the password is in the error")
 	}
+	// A notebook knows before it starts Jupyter that it could not reach it.
+	if _, err := cl.Notebook(ctx, "pw", client.NotebookOptions{LocalAddr: "127.0.0.1:0"}); !errors.Is(err, rh.ErrConflict) || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("notebook on a password cluster: %v", err)
+	}
 }
