@@ -2,8 +2,10 @@
 # Installs what the test suite needs from Debian's packages when it is missing:
 # real OpenSSH servers are the test bed (the harness starts sshd processes),
 # network namespaces need iproute2, the benchmarks compare with rsync and pdsh,
-# and promtool (Debian's prometheus package) checks the compose stack's
-# Prometheus configuration and tests its alerting rules.
+# promtool (Debian's prometheus package) checks the compose stack's
+# Prometheus configuration and tests its alerting rules, and `rhcli notebook`
+# is tested against Debian's Jupyter (nodes are local sshd processes, and pip
+# cannot reach an index offline to install it on demand).
 set -euo pipefail
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -15,6 +17,7 @@ command -v rsync >/dev/null || need+=(rsync)
 command -v pdsh >/dev/null || need+=(pdsh)
 command -v python3 >/dev/null || need+=(python3)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v jupyter-notebook >/dev/null || python3 -m jupyter notebook --version >/dev/null 2>&1 || need+=(jupyter-notebook)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -129,6 +129,8 @@ func (a *app) root() *cobra.Command {
 		a.putCmd(),
 		a.getFilesCmd(),
 		a.sshCmd(),
+		a.tunnelCmd(),
+		a.notebookCmd(),
 		a.userCmd(),
 		a.checkCmd(),
 		a.serveCmd(),

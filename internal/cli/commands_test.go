@@ -33,6 +33,7 @@ func TestCommandTreeIsComplete(t *testing.T) {
 		"health", // hidden
 		"install",
 		"nats-config",
+		"notebook",
 		"put",
 		"run",
 		"run-python",
@@ -41,6 +42,7 @@ func TestCommandTreeIsComplete(t *testing.T) {
 		"sim nodes",
 		"sim ssm-proxy",
 		"ssh",
+		"tunnel",
 		"user",
 		"user add",
 		"user list",

@@ -357,11 +357,19 @@ func (a *app) trustCmd() *cobra.Command {
 func (a *app) sshCmd() *cobra.Command {
 	var node string
 	var trustProxy bool
+	var fw sshForwards
 	cmd := &cobra.Command{
-		Use:   "ssh NAME [--node N] [-- COMMAND...]",
+		Use:   "ssh NAME [--node N] [-L|-R|-D SPEC]... [-N] [-- COMMAND...]",
 		Short: "Open an interactive ssh session on a node (runs the local OpenSSH client)",
-		Args:  minArgs(1, "NAME"),
+		Long: "Open an ssh session on a node with the local OpenSSH client. -L, -R and -D forward ports as\n" +
+			"ssh's own do (with -N and no command: only forward); `rhcli tunnel` forwards one port without\n" +
+			"OpenSSH and reconnects when the connection drops.",
+		Args: minArgs(1, "NAME"),
 		RunE: a.withClient(func(ctx context.Context, cl *client.Client, args []string) error {
+			opts, err := fw.args(args[1:])
+			if err != nil {
+				return err
+			}
 			info, err := cl.SSHInfo(ctx, args[0], node)
 			if err != nil {
 				return err
@@ -369,7 +377,7 @@ func (a *app) sshCmd() *cobra.Command {
 			if err := checkProxyConsent(args[0], info, trustProxy); err != nil {
 				return err
 			}
-			code, err := a.execSSH(ctx, info, args[1:])
+			code, err := a.execSSH(ctx, info, opts, args[1:])
 			if err != nil {
 				return err
 			}
@@ -381,12 +389,14 @@ func (a *app) sshCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&node, "node", api.NodeHead, "which node: head, a 0-based index or an address")
 	cmd.Flags().BoolVar(&trustProxy, "trust-proxy-command", false, proxyConsentFlagHelp)
+	fw.add(cmd)
 	return cmd
 }
 
-// sshArgs builds the OpenSSH command line for info. Files (the key and the
-// pinned known_hosts) are written to dir, which the caller removes.
-func sshArgs(info *api.ConnectReply, dir string, command []string) ([]string, error) {
+// sshArgs builds the OpenSSH command line for info, with opts (forwards)
+// before the destination. Files (the key and the pinned known_hosts) are
+// written to dir, which the caller removes.
+func sshArgs(info *api.ConnectReply, dir string, opts, command []string) ([]string, error) {
 	args := []string{"-p", strconv.Itoa(info.Port), "-o", "GlobalKnownHostsFile=/dev/null"}
 	if info.InsecureIgnoreHostKey {
 		args = append(args, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null")
@@ -412,6 +422,7 @@ func sshArgs(info *api.ConnectReply, dir string, command []string) ([]string, er
 	} else if info.JumpHost != "" {
 		args = append(args, "-J", info.JumpHost)
 	}
+	args = append(args, opts...)
 	args = append(args, info.User+"@"+info.Host)
 	if len(command) > 0 {
 		// OpenSSH would join the words with spaces for the remote shell
@@ -421,14 +432,14 @@ func sshArgs(info *api.ConnectReply, dir string, command []string) ([]string, er
 	return args, nil
 }
 
-func (a *app) execSSH(ctx context.Context, info *api.ConnectReply, command []string) (int, error) {
+func (a *app) execSSH(ctx context.Context, info *api.ConnectReply, opts, command []string) (int, error) {
 	dir, err := os.MkdirTemp("", "rhcli-ssh-")
 	if err != nil {
 		return 0, fmt.Errorf("ssh: %w", err)
 	}
 	// The key file exists only while ssh runs.
 	defer os.RemoveAll(dir)
-	args, err := sshArgs(info, dir, command)
+	args, err := sshArgs(info, dir, opts, command)
 	if err != nil {
 		return 0, fmt.Errorf("ssh: %w", err)
 	}

@@ -36,7 +36,7 @@ func TestSSHKeyFileRemovedOnHangup(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				code, err := a.execSSH(context.Background(), info, nil)
+				code, err := a.execSSH(context.Background(), info, nil, nil)
 				done <- result{code, err}
 			}()
 			var key string

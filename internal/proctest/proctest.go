@@ -110,6 +110,23 @@ func (c *Child) Term() (exit error, ok bool) {
 	}
 }
 
+// Wait waits up to d for the process to end on its own; ok is false when
+// it is still running.
+func (c *Child) Wait(d time.Duration) (exit error, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over {
+		return c.err, true
+	}
+	select {
+	case c.err = <-c.done:
+		c.over = true
+		return c.err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
 // Kill ends the process at once (SIGKILL, as kill -9) and waits for it.
 func (c *Child) Kill() {
 	c.mu.Lock()

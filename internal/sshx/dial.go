@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,12 +121,15 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 	sc, chans, reqs, err := ssh.NewClientConn(conn, t.Addr(), cfg)
 	stop()
 	if err != nil {
-		conn.Close()
-		if pc, isProxy := conn.(*procConn); isProxy && ctx.Err() == nil {
+		// A proxy that exits explains a handshake that broke off; it is
+		// asked before the proxy is closed, since closing kills it and its
+		// "killed" would hide a refused login or a changed host key.
+		if pc, isProxy := conn.(*procConn); isProxy && ctx.Err() == nil && proxyMayBeAtFault(err) {
 			if pe := pc.failure(time.Second); pe != nil {
 				err = pe
 			}
 		}
+		conn.Close()
 		return nil, classify(ctx, "dial", name, err)
 	}
 	c.ssh = ssh.NewClient(sc, chans, reqs)
@@ -150,6 +154,15 @@ func (d *Dialer) Dial(ctx context.Context, t Target) (*Client, error) {
 	}
 	log.Debug("ssh: connected", "duration", time.Since(start))
 	return c, nil
+}
+
+// proxyMayBeAtFault tells a handshake failure the proxy may have caused
+// (the stream ended) from the node's own answers: a host key that does not
+// match, or a refused login.
+func proxyMayBeAtFault(err error) bool {
+	var hk *HostKeyMismatchError
+	var ce *Error
+	return !errors.As(err, &hk) && !errors.As(err, &ce) && !strings.Contains(err.Error(), "unable to authenticate")
 }
 
 // authMethods builds the methods from t, in OpenSSH's order: public keys,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
 
@@ -174,11 +175,38 @@ func TestProxyCommand(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 
+	// Through a working proxy, the node's own answers keep their class:
+	// closing the proxy after the failed handshake must not turn them
+	// into "proxy command failed: killed".
+	other, _ := sshnode.GenerateUserKey(sshnode.KeyEd25519)
+	wrongKey := tg
+	wrongKey.PrivateKey = other.PrivatePEM
+	if _, err := newDialer().Dial(context.Background(), wrongKey); !errors.Is(err, sshx.ErrAuthFailed) {
+		t.Fatalf("wrong key through a proxy: err = %v, want ErrAuthFailed", err)
+	}
+	stranger, _ := sshnode.GenerateUserKey(sshnode.KeyEd25519)
+	pinned := &sshx.MemoryHostKeys{}
+	if err := pinned.Record(context.Background(), tg.Addr(), mustPublicKey(t, stranger.AuthorizedKey)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&sshx.Dialer{HostKeys: pinned}).Dial(context.Background(), tg); !errors.Is(err, sshx.ErrHostKeyChanged) {
+		t.Fatalf("another host key through a proxy: err = %v, want ErrHostKeyChanged", err)
+	}
+
 	tg.ProxyCommand = "echo 'proxy: cannot reach %h' >&2; exit 3"
 	_, err := newDialer().Dial(context.Background(), tg)
 	if !errors.Is(err, sshx.ErrProxyFailed) || !strings.Contains(err.Error(), "cannot reach "+tg.Host) {
 		t.Fatalf("err = %v, want ErrProxyFailed with its stderr", err)
 	}
+}
+
+func mustPublicKey(t *testing.T, authorizedKey string) ssh.PublicKey {
+	t.Helper()
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(authorizedKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func TestJumpHost(t *testing.T) {

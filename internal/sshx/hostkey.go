@@ -3,10 +3,12 @@ package sshx
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // HostKeyStore remembers each node's host key for trust on first use. The
@@ -89,4 +91,45 @@ func tofu(ctx context.Context, store HostKeyStore, hostport string, want ssh.Pub
 		}
 		return nil
 	}
+}
+
+// pinnedHostKeys trusts only keys given up front; see PinnedHostKeys.
+type pinnedHostKeys map[string][]ssh.PublicKey
+
+// PinnedHostKeys is a HostKeyStore of the keys in known_hosts lines (as
+// rh's gateway hands them out) that trusts nothing on first use: a host
+// without a line is refused, so a client connects only to the machines
+// whose keys rh recorded.
+func PinnedHostKeys(lines []string) (HostKeyStore, error) {
+	p := pinnedHostKeys{}
+	for _, line := range lines {
+		rest := []byte(line)
+		for len(bytes.TrimSpace(rest)) > 0 {
+			_, hosts, key, _, next, err := ssh.ParseKnownHosts(rest)
+			if err != nil {
+				return nil, fmt.Errorf("sshx: known_hosts line %q: %w", line, err)
+			}
+			// The line's hosts are in known_hosts form already (normalizing
+			// again would split "sagemaker-training-job:<job>_algo-1").
+			for _, h := range hosts {
+				p[h] = append(p[h], key)
+			}
+			rest = next
+		}
+	}
+	return p, nil
+}
+
+func (p pinnedHostKeys) Lookup(_ context.Context, hostport string) (ssh.PublicKey, bool, error) {
+	keys := p[knownhosts.Normalize(hostport)]
+	if len(keys) == 0 {
+		return nil, false, nil
+	}
+	return keys[0], true, nil
+}
+
+// Record refuses: first use is trusted only where the key is recorded for
+// everyone (the gateway), never silently on a client.
+func (p pinnedHostKeys) Record(_ context.Context, hostport string, _ ssh.PublicKey) error {
+	return fmt.Errorf("no host key was recorded for %s, and keys are trusted only as rh recorded them: bring the cluster up first (`rhcli cluster up`)", hostport)
 }

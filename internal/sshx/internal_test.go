@@ -1,7 +1,13 @@
 package sshx
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 func TestParseFacts(t *testing.T) {
@@ -23,5 +29,38 @@ func TestExpandProxyCommand(t *testing.T) {
 	}
 	if _, err := expandProxyCommand("x %z", Target{}); err == nil {
 		t.Fatal("unknown token accepted")
+	}
+}
+
+func TestPinnedHostKeysMatchAddrsAsDialed(t *testing.T) {
+	key := func(b byte) ssh.PublicKey {
+		k, err := ssh.NewPublicKey(ed25519.PublicKey(bytes.Repeat([]byte{b}, ed25519.PublicKeySize)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	lines := []string{
+		knownhosts.Line([]string{"10.0.0.1:22"}, key(1)),
+		knownhosts.Line([]string{"127.0.0.5:2222"}, key(2)),
+		knownhosts.Line([]string{"[sagemaker-training-job:rh-sm-1_algo-1]:22"}, key(3)),
+	}
+	store, err := PinnedHostKeys(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, tg := range []Target{{Host: "10.0.0.1", Port: 22}, {Host: "127.0.0.5", Port: 2222}, {Host: "sagemaker-training-job:rh-sm-1_algo-1", Port: 22}} {
+		k, ok, err := store.Lookup(ctx, tg.Addr())
+		if err != nil || !ok || !bytes.Equal(k.Marshal(), key(byte(i+1)).Marshal()) {
+			t.Errorf("Lookup(%s) = %v, %v, %v; want key %d", tg.Addr(), k, ok, err, i+1)
+		}
+	}
+	if _, ok, _ := store.Lookup(ctx, "10.0.0.2:22"); ok {
+		t.Error("a host without a line was found")
+	}
+	// Nothing is trusted on first use.
+	if err := store.Record(ctx, "10.0.0.2:22", key(4)); err == nil {
+		t.Error("Record of an unknown host succeeded")
 	}
 }

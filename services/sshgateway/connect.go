@@ -224,7 +224,9 @@ func (s *Service) Connect(ctx context.Context, req api.ConnectRequest) (*api.Con
 }
 
 // knownhostsLine is the known_hosts line for hostport ("[host]:port" unless
-// the port is 22, as OpenSSH writes it).
+// the port is 22, as OpenSSH writes it). Line normalizes the address itself:
+// normalizing twice would split a host with a colon at port 22 (SageMaker's
+// SSM target "sagemaker-training-job:<job>_algo-1") into a bogus host and port.
 func knownhostsLine(hostport string, k ssh.PublicKey) string {
-	return knownhosts.Line([]string{knownhosts.Normalize(hostport)}, k)
+	return knownhosts.Line([]string{hostport}, k)
 }
