@@ -40,14 +40,14 @@ func TestNotebookServesJupyterAndStopsIt(t *testing.T) {
 			t.Fatal("Jupyter is missing: run scripts/install-test-deps.sh (Debian: apt-get install jupyter-notebook)")
 		}
 	}
-	cl, _ := byoCluster(t, sshnode.Options{})
+	cl, node := byoCluster(t, sshnode.Options{})
 	remote := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sctx, scancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer scancel()
 	var log testkit.SyncBuffer
-	nb, err := cl.Notebook(sctx, "box", client.NotebookOptions{LocalAddr: "127.0.0.1:0", RemotePort: remote, Dir: t.TempDir(), Log: &log})
+	nb, err := cl.Notebook(sctx, "box", client.NotebookOptions{LocalAddr: "127.0.0.1:0", RemotePort: remote, Dir: node.TempDir(t), Log: &log})
 	if err != nil {
 		t.Fatalf("notebook: %v", err)
 	}

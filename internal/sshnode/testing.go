@@ -3,6 +3,8 @@ package sshnode
 import (
 	"context"
 	"os"
+	"os/user"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -35,12 +37,30 @@ func StartT(t testing.TB, opts Options) *Node {
 // private to the user running the test).
 func (n *Node) TempDir(t testing.TB) string {
 	t.Helper()
+	return tempDirOwnedBy(t, n.uid, n.gid)
+}
+
+// UserTempDir is Node.TempDir for nodes logging in as name that the test
+// did not start itself (a simulator's nodes).
+func UserTempDir(t testing.TB, name string) string {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("node temp dir: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return tempDirOwnedBy(t, uid, gid)
+}
+
+func tempDirOwnedBy(t testing.TB, uid, gid int) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "rhtest-node-")
 	if err != nil {
 		t.Fatalf("node temp dir: %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chown(dir, n.uid, n.gid); err != nil {
+	if err := os.Chown(dir, uid, gid); err != nil {
 		t.Fatalf("node temp dir: %v", err)
 	}
 	return dir

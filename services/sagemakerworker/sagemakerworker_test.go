@@ -528,7 +528,13 @@ func TestAutostopChangeReachesTheRunningJob(t *testing.T) {
 	nodes := simnodes.New(simnodes.Options{})
 	t.Cleanup(func() { _ = nodes.Close() })
 	e := setup(t, sagemakersim.Options{Nodes: nodes.SageMaker()})
-	keepAlive := t.TempDir() // the sim's nodes are this user's sshd processes: no /opt/rh
+	// The sim's nodes are sshd processes on this machine (no /opt/rh),
+	// logging in as the harness's node user.
+	nodeUser, err := sshnode.EnsureDefaultUser(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepAlive := sshnode.UserTempDir(t, nodeUser)
 	gw, err := sshgateway.Start(context.Background(), e.NS.NC, sshgateway.Config{KeepAliveDir: keepAlive, DisableAgent: true})
 	if err != nil {
 		t.Fatal(err)
