@@ -124,8 +124,14 @@ func RunAckSubject(runID string) string { return "rh.ssh.ack." + runID }
 type RunRequest struct {
 	Name string `json:"name"`
 	// Node is head (default), all, a 0-based index or a node's address.
-	Node    string            `json:"node,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Command is a shell command line, run by the user's shell on the
+	// node as `ssh node Command` would. Argv instead is one command's
+	// words, each reaching it unchanged: the node agent execs them (inside
+	// the same login environment), a plain session quotes each for the
+	// shell. Exactly one of the two is set.
 	Command string            `json:"command"`
+	Argv    []string          `json:"argv,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 	Dir     string            `json:"dir,omitempty"`
 	// TimeoutSeconds kills the command after this long; 0 means no limit.

@@ -88,7 +88,7 @@ func (a *app) runCmd() *cobra.Command {
 			"non-zero exit code in node order (255 where the command could not run). Ctrl-C kills the command on every node.",
 		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], client.CommandLine(args[1:]), &f)
+			return a.runCommand(cmd, args[0], args[1:], &f)
 		},
 	}
 	f.add(cmd, api.NodeHead)
@@ -105,7 +105,7 @@ func (a *app) runPythonCmd() *cobra.Command {
 			"    rhcli run-python c -- 'import sys; print(sys.argv[1:])' 'a b' '$HOME'   prints: ['a b', '$HOME']",
 		Args: minArgs(2, "NAME -- CODE [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], client.PythonCommand(args[1], args[2:]), &f)
+			return a.runCommand(cmd, args[0], client.PythonArgv(args[1], args[2:]), &f)
 		},
 	}
 	f.add(cmd, api.NodeHead)
@@ -119,15 +119,17 @@ func (a *app) installCmd() *cobra.Command {
 		Short: "pip install packages on every node of a cluster",
 		Args:  minArgs(2, "NAME PACKAGE..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], client.InstallCommand(args[1:]), &f)
+			return a.runCommand(cmd, args[0], client.InstallArgv(args[1:]), &f)
 		},
 	}
 	f.add(cmd, api.NodeAll)
 	return cmd
 }
 
-// runCommand runs command and turns the results into output and an exit code.
-func (a *app) runCommand(cmd *cobra.Command, name, command string, f *runFlags) error {
+// runCommand runs words (client.RunWords: one word is a command line,
+// several one command's exact words) and turns the results into output and
+// an exit code.
+func (a *app) runCommand(cmd *cobra.Command, name string, words []string, f *runFlags) error {
 	if err := a.checkOutput(); err != nil {
 		return err
 	}
@@ -158,7 +160,7 @@ func (a *app) runCommand(cmd *cobra.Command, name, command string, f *runFlags) 
 			o.OnOutput = pw.write
 		}
 	}
-	results, err := cl.Run(ctx, name, command, o)
+	results, err := cl.RunWords(ctx, name, words, o)
 	if pw != nil {
 		pw.flush()
 	}
