@@ -71,7 +71,8 @@ func (c *Client) RunPython(ctx context.Context, name, code string, args []string
 }
 
 // Install pip-installs packages on the cluster's nodes (as rhcli install,
-// which picks every node unless o.Node says otherwise).
+// which picks every node unless o.Node says otherwise). InstallWith adds a
+// requirements file and a conda environment.
 func (c *Client) Install(ctx context.Context, name string, packages []string, o RunOptions) ([]RunResult, error) {
-	return c.RunArgv(ctx, name, InstallArgv(packages), o)
+	return c.InstallWith(ctx, name, packages, InstallOptions{RunOptions: o})
 }
