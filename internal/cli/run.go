@@ -70,8 +70,9 @@ func minArgs(n int, names string) cobra.PositionalArgs {
 
 // runCommandHelp is `rhcli run --help`'s rule for the words after "--".
 const runCommandHelp = `The words after -- mean exactly what was typed:
-  - several words are one command and its arguments, each passed as typed (quoted for the
-    remote shell, as kubectl exec and docker exec do):
+  - several words are one command and its arguments, each passed as typed (exec'd word for
+    word by the node agent in the login environment, or quoted for the remote shell over a
+    plain session), as kubectl exec and docker exec do:
         rhcli run c -- sh -c 'echo "a b"'                 prints: a b
         rhcli run c -- printf '%s|' 'a b' '$HOME' '*'    prints: a b|$HOME|*|
   - a single word is a shell command line, so pipes, &&, $VARIABLES and globs work on the node:
