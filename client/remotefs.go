@@ -166,19 +166,37 @@ func (r *remoteFS) Chtimes(ctx context.Context, p string, mtime time.Time) error
 // BatchMaxBytes implements filesync.Batcher: a batch is one NATS message,
 // its content base64-encoded in JSON (4/3 of its size) plus the file list.
 func (r *remoteFS) BatchMaxBytes() int {
-	room := int(r.c.nc.MaxPayload()) - 64<<10
+	room := int(r.c.nc.MaxPayload()) - 256<<10
 	return max(filesync.SmallFileMax, min(filesync.BatchMaxBytes, room*3/4))
 }
 
 // WriteFiles implements filesync.Batcher: one request writes the batch (see
-// api.FSWriteFiles); the gateway checks every entry on the node's side.
+// api.FSWriteFiles); the gateway checks every entry on the node's side. A
+// batch whose message would exceed the server's payload limit (long paths)
+// goes in two halves, one after the other.
 func (r *remoteFS) WriteFiles(ctx context.Context, root string, files []filesync.SmallFile) (int, error) {
 	req := api.FSWriteFilesRequest{Name: r.name, Node: r.node, Path: root, Files: make([]api.FSFile, len(files))}
 	for i, f := range files {
 		req.Files[i] = api.FSFile{Path: f.Path, Perm: uint32(f.Perm), MTime: f.ModTime, Data: f.Data}
 	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, fmt.Errorf("client: writefiles: %w", err)
+	}
+	if h := len(files) / 2; len(body) > int(r.c.nc.MaxPayload())-4<<10 && h > 0 {
+		n, err := r.WriteFiles(ctx, root, files[:h])
+		if err != nil {
+			return n, err
+		}
+		m, err := r.WriteFiles(ctx, root, files[h:])
+		var be *filesync.BatchError
+		if errors.As(err, &be) {
+			be.Index += h
+		}
+		return n + m, err
+	}
 	var rep api.FSWriteFilesReply
-	if err := r.call(ctx, api.FSWriteFiles, req, &rep); err != nil {
+	if err := r.call(ctx, api.FSWriteFiles, json.RawMessage(body), &rep); err != nil {
 		return 0, err
 	}
 	if f := rep.Failed; f != nil {

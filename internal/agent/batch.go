@@ -59,6 +59,9 @@ func (srv *server) fsWriteFiles(s *stream, payload []byte) (any, error) {
 		}
 		total += f.Size
 	}
+	if total > filesync.BatchMaxBytes {
+		return nil, &codedError{code: codeBadRequest, msg: fmt.Sprintf("writefiles: %d bytes of content exceed the %d a batch may hold", total, filesync.BatchMaxBytes)}
+	}
 	body := &streamReader{ctx: s.ctx, s: s, op: "fs.writefiles"}
 	data := make([]byte, total)
 	if _, err := io.ReadFull(body, data); err != nil {
