@@ -3,6 +3,8 @@ package sshgateway_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,7 +39,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
 }
 
 // The pool's idle close does not kill a node's agent while its cluster is
-// Up: beside it, a node without the agent (read-only home) has its idle
+// Up: beside it, a node without the agent (a read-only home) has its idle
 // connection closed, which proves the idle time passed; the agent is the
 // same process after, with no restart.
 func TestIdleCloseKeepsAgentsWarm(t *testing.T) {
@@ -46,7 +48,9 @@ func TestIdleCloseKeepsAgentsWarm(t *testing.T) {
 		c.AgentVersion = testAgentVersion + "-warm"
 	})
 	e.oneNode(t, "warm", sshnode.Options{})
-	e.oneNode(t, "cold", sshnode.Options{ReadOnlyHome: true})
+	// Another user than the warm node's, so its read-only home cannot hold
+	// the agent the warm node placed in the shared one.
+	e.oneNode(t, "cold", sshnode.Options{Password: "cold-" + strconv.Itoa(os.Getpid()), ReadOnlyHome: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, name := range []string{"warm", "cold"} {
