@@ -124,8 +124,14 @@ func RunAckSubject(runID string) string { return "rh.ssh.ack." + runID }
 type RunRequest struct {
 	Name string `json:"name"`
 	// Node is head (default), all, a 0-based index or a node's address.
-	Node    string            `json:"node,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Command is a shell command line, run by the user's shell on the
+	// node as `ssh node Command` would. Argv instead is one command's
+	// words, each reaching it unchanged: the node agent execs them (inside
+	// the same login environment), a plain session quotes each for the
+	// shell. Exactly one of the two is set.
 	Command string            `json:"command"`
+	Argv    []string          `json:"argv,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 	Dir     string            `json:"dir,omitempty"`
 	// TimeoutSeconds kills the command after this long; 0 means no limit.
@@ -277,7 +283,48 @@ const (
 	// patch as JSON (filesync.Patch), then the literal blocks. Commit applies
 	// it. Agent nodes only.
 	FSPatch = "patch"
+	// FSWriteFiles writes a batch of small files, each whole with its mode
+	// and mtime, in one request (FSWriteFilesRequest): a first copy of
+	// many small files costs a request per batch instead of several per
+	// file. Agent nodes write the batch in one round trip; others over SFTP.
+	FSWriteFiles = "writefiles"
 )
+
+// FSWriteFilesRequest is the body of fs.writefiles. Every file's Path is
+// relative to Path (an existing directory): clean, without "..", and its
+// parents real directories, not symlinks. The node checks every entry before
+// writing any: a batch with a bad entry is refused whole (Failed names it).
+type FSWriteFilesRequest struct {
+	Name  string   `json:"name"`
+	Node  string   `json:"node,omitempty"`
+	Path  string   `json:"path"`
+	Files []FSFile `json:"files"`
+}
+
+// FSFile is one file of a batch. Data travels base64-encoded in JSON; its
+// size is at most filesync.SmallFileMax.
+type FSFile struct {
+	Path  string    `json:"path"`
+	Perm  uint32    `json:"perm"`
+	MTime time.Time `json:"mtime"`
+	Data  []byte    `json:"data"`
+}
+
+// FSWriteFilesReply answers fs.writefiles: the files written, in order from
+// the first; Failed is the file that stopped the batch (an entry refused
+// before anything was written, or the first one that failed to write).
+type FSWriteFilesReply struct {
+	Written int          `json:"written"`
+	Failed  *FSFileError `json:"failed,omitempty"`
+}
+
+// FSFileError is the failure of one file of a batch.
+type FSFileError struct {
+	Index   int    `json:"index"`
+	Path    string `json:"path"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
 
 // Agent states of a node in NodeLive.
 const (

@@ -88,6 +88,8 @@ var goals = []goal{
 	{"fan-out 8, SDK", "BenchmarkFanOut8/rhcli-sdk", "BenchmarkFanOut8/pdsh", 0.25},
 	{"re-sync 5,000 unchanged files", "BenchmarkResyncTree5000/rhcli", "BenchmarkResyncTree5000/rsync", 1},
 	{"re-sync 1 GiB, 1 MiB changed", "BenchmarkResync1GBChanged1MB/rhcli", "BenchmarkResync1GBChanged1MB/rsync", 1},
+	// Issue 11: small files go in batches (filesync.Batcher).
+	{"first put of 5,000 small files", "BenchmarkPutTree5000/rhcli", "BenchmarkPutTree5000/rsync", 1},
 }
 
 // printSummary prints every measurement and the goals of issue 6 as

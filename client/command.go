@@ -48,29 +48,31 @@ func shellWord(w string) string {
 
 // PythonCommand is the command line that runs code with python3 -c, args
 // reaching it as sys.argv[1:] as given.
-func PythonCommand(code string, args []string) string {
-	return QuoteArgv(append([]string{"python3", "-c", code}, args...))
+func PythonCommand(code string, args []string) string { return QuoteArgv(PythonArgv(code, args)) }
+
+// PythonArgv is the argv that runs code with python3 -c, args reaching it as
+// sys.argv[1:].
+func PythonArgv(code string, args []string) []string {
+	return append([]string{"python3", "-c", code}, args...)
 }
 
 // InstallCommand is the command line that pip-installs packages.
-func InstallCommand(packages []string) string {
-	return QuoteArgv(append([]string{"python3", "-m", "pip", "install"}, packages...))
-}
+func InstallCommand(packages []string) string { return QuoteArgv(InstallArgv(packages)) }
 
-// RunArgv runs one command given as its argv (each word reaches it as is)
-// on the cluster's nodes.
-func (c *Client) RunArgv(ctx context.Context, name string, argv []string, o RunOptions) ([]RunResult, error) {
-	return c.Run(ctx, name, QuoteArgv(argv), o)
+// InstallArgv is the argv that pip-installs packages.
+func InstallArgv(packages []string) []string {
+	return append([]string{"python3", "-m", "pip", "install"}, packages...)
 }
 
 // RunPython runs Python code with python3 -c on the cluster's nodes (as
 // rhcli run-python); args become its sys.argv[1:].
 func (c *Client) RunPython(ctx context.Context, name, code string, args []string, o RunOptions) ([]RunResult, error) {
-	return c.Run(ctx, name, PythonCommand(code, args), o)
+	return c.RunArgv(ctx, name, PythonArgv(code, args), o)
 }
 
 // Install pip-installs packages on the cluster's nodes (as rhcli install,
-// which picks every node unless o.Node says otherwise).
+// which picks every node unless o.Node says otherwise). InstallWith adds a
+// requirements file and a conda environment.
 func (c *Client) Install(ctx context.Context, name string, packages []string, o RunOptions) ([]RunResult, error) {
-	return c.Run(ctx, name, InstallCommand(packages), o)
+	return c.InstallWith(ctx, name, packages, InstallOptions{RunOptions: o})
 }

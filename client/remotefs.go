@@ -27,6 +27,7 @@ type remoteFS struct {
 var (
 	_ filesync.FS            = (*remoteFS)(nil)
 	_ filesync.TimePrecision = (*remoteFS)(nil)
+	_ filesync.Batcher       = (*remoteFS)(nil)
 )
 
 // MtimePrecision implements filesync.TimePrecision: SFTP keeps whole seconds.
@@ -36,7 +37,7 @@ func (r *remoteFS) req(p string) api.FSRequest {
 	return api.FSRequest{Name: r.name, Node: r.node, Path: p}
 }
 
-func (r *remoteFS) call(ctx context.Context, op string, req api.FSRequest, resp any) error {
+func (r *remoteFS) call(ctx context.Context, op string, req, resp any) error {
 	return fsError(r.c.Call(ctx, api.FSSubject(op), req, resp))
 }
 
@@ -160,6 +161,49 @@ func (r *remoteFS) Chtimes(ctx context.Context, p string, mtime time.Time) error
 	req := r.req(p)
 	req.MTime = mtime
 	return r.call(ctx, api.FSChtimes, req, nil)
+}
+
+// BatchMaxBytes implements filesync.Batcher: a batch is one NATS message,
+// its content base64-encoded in JSON (4/3 of its size) plus the file list.
+func (r *remoteFS) BatchMaxBytes() int {
+	room := int(r.c.nc.MaxPayload()) - 256<<10
+	return max(filesync.SmallFileMax, min(filesync.BatchMaxBytes, room*3/4))
+}
+
+// WriteFiles implements filesync.Batcher: one request writes the batch (see
+// api.FSWriteFiles); the gateway checks every entry on the node's side. A
+// batch whose message would exceed the server's payload limit (long paths)
+// goes in two halves, one after the other.
+func (r *remoteFS) WriteFiles(ctx context.Context, root string, files []filesync.SmallFile) (int, error) {
+	req := api.FSWriteFilesRequest{Name: r.name, Node: r.node, Path: root, Files: make([]api.FSFile, len(files))}
+	for i, f := range files {
+		req.Files[i] = api.FSFile{Path: f.Path, Perm: uint32(f.Perm), MTime: f.ModTime, Data: f.Data}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, fmt.Errorf("client: writefiles: %w", err)
+	}
+	if h := len(files) / 2; len(body) > int(r.c.nc.MaxPayload())-4<<10 && h > 0 {
+		n, err := r.WriteFiles(ctx, root, files[:h])
+		if err != nil {
+			return n, err
+		}
+		m, err := r.WriteFiles(ctx, root, files[h:])
+		var be *filesync.BatchError
+		if errors.As(err, &be) {
+			be.Index += h
+		}
+		return n + m, err
+	}
+	var rep api.FSWriteFilesReply
+	if err := r.call(ctx, api.FSWriteFiles, json.RawMessage(body), &rep); err != nil {
+		return 0, err
+	}
+	if f := rep.Failed; f != nil {
+		return rep.Written, &filesync.BatchError{Index: f.Index, Path: f.Path,
+			Err: fsError(&rh.Error{Code: f.Code, Field: "path", Message: f.Message})}
+	}
+	return rep.Written, nil
 }
 
 // agentRemoteFS is remoteFS on a node that runs the agent: it also hashes

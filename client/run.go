@@ -55,6 +55,31 @@ const runIdle = 30 * time.Second
 // When ctx ends (Ctrl-C), Run asks the gateway to kill the command on every
 // node, waits briefly for the final results and returns them with ctx's error.
 func (c *Client) Run(ctx context.Context, name, command string, o RunOptions) ([]RunResult, error) {
+	return c.run(ctx, name, command, nil, o)
+}
+
+// RunArgv runs one command given as its words on the cluster's nodes: each
+// reaches the command exactly as given, with no shell expansion (the node
+// agent execs them inside the login environment; a plain session quotes
+// each for the shell). Otherwise as Run.
+func (c *Client) RunArgv(ctx context.Context, name string, argv []string, o RunOptions) ([]RunResult, error) {
+	if len(argv) == 0 {
+		return nil, rh.Invalid("argv", "must not be empty")
+	}
+	return c.run(ctx, name, "", argv, o)
+}
+
+// RunWords runs what a user typed after "--" (rhcli run's rule, see
+// CommandLine): a single word as a shell command line, several words as
+// one command's exact words (RunArgv).
+func (c *Client) RunWords(ctx context.Context, name string, words []string, o RunOptions) ([]RunResult, error) {
+	if len(words) == 1 {
+		return c.Run(ctx, name, words[0], o)
+	}
+	return c.RunArgv(ctx, name, words, o)
+}
+
+func (c *Client) run(ctx context.Context, name, command string, argv []string, o RunOptions) ([]RunResult, error) {
 	inbox := c.nc.NewInbox()
 	// A synchronous subscription queues up to 64 MiB, more than the gateway's
 	// window lets out before we acknowledge.
@@ -64,7 +89,7 @@ func (c *Client) Run(ctx context.Context, name, command string, o RunOptions) ([
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	req := api.RunRequest{
-		Name: name, Node: o.Node, Command: command, Env: o.Env, Dir: o.Dir,
+		Name: name, Node: o.Node, Command: command, Argv: argv, Env: o.Env, Dir: o.Dir,
 		TimeoutSeconds: int((o.Timeout + time.Second - 1) / time.Second), RunID: uuid.NewString(),
 	}
 	if err := ctx.Err(); err != nil {

@@ -27,7 +27,7 @@ type Client struct {
 // RoundTripOps are the agent's request-answer operations (runs and open
 // files are streams, not round trips).
 var RoundTripOps = []string{"ping", "facts", "status", "fs.stat", "fs.walk", "fs.readat", "fs.mkdirall",
-	"fs.remove", "fs.symlink", "fs.chmod", "fs.chtimes", "fs.hashblocks"}
+	"fs.remove", "fs.symlink", "fs.chmod", "fs.chtimes", "fs.hashblocks", "fs.writefiles"}
 
 // ClientOptions configure NewClientOptions.
 type ClientOptions struct {

@@ -12,9 +12,13 @@ import (
 // Protocol versions. A peer speaks every version in [MinProtocolVersion,
 // ProtocolVersion]; two peers are compatible when their ranges overlap and
 // then speak the highest common version.
+//
+// Version 2 added fs.writefiles (batches of small files) and run's "login"
+// form; the gateway always places the agent of its own build, so it no
+// longer speaks 1: a version-1 agent is refused as ErrUpgradeNeeded.
 const (
-	ProtocolVersion    = 1
-	MinProtocolVersion = 1
+	ProtocolVersion    = 2
+	MinProtocolVersion = 2
 )
 
 // MaxPayload caps the payload of one frame. Larger frames are refused: the

@@ -320,6 +320,7 @@ var (
 	_ filesync.FS      = (*RemoteFS)(nil)
 	_ filesync.Hasher  = (*RemoteFS)(nil)
 	_ filesync.Patcher = (*RemoteFS)(nil)
+	_ filesync.Batcher = (*RemoteFS)(nil)
 )
 
 // FS returns the node's file system.
@@ -504,6 +505,12 @@ func awaitResult(ctx context.Context, s *stream, op string, d time.Duration) err
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	return awaitResultValue(ctx, s, op, nil)
+}
+
+// awaitResultValue waits for the stream's RESULT, decoding its value into
+// out (when not nil), and returns its error.
+func awaitResultValue(ctx context.Context, s *stream, op string, out any) error {
 	for {
 		e, err := s.next(ctx)
 		if err != nil {
@@ -513,7 +520,7 @@ func awaitResult(ctx context.Context, s *stream, op string, d time.Duration) err
 		case frameData:
 			s.consumed(len(e.data))
 		case frameResult:
-			return decodeResult(op, e.data, nil)
+			return decodeResult(op, e.data, out)
 		case frameReset:
 			return fmt.Errorf("agent: %s: %w", op, &StreamError{Msg: string(e.data)})
 		}

@@ -20,8 +20,14 @@ type RunRequest struct {
 	// Argv runs a program directly (looked up in PATH). Exactly one of Argv
 	// and Shell must be set.
 	Argv []string
-	// Shell is a command line for /bin/sh -c.
+	// Shell is a command line for /bin/sh -c (with Login: the user's shell).
 	Shell string
+	// Login runs the command as `ssh node CMD` would: Shell by the user's
+	// login shell ($SHELL -c), Argv exec'd by it word for word ("$@"), in
+	// the environment the agent's own SSH session set up (its SSH_CLIENT,
+	// SSH_CONNECTION, PATH, locale, and what the shell's rc file exported).
+	// The rc file is not read again per command (see loginCommand).
+	Login bool
 	// Env is added to the agent's environment.
 	Env map[string]string
 	// Dir is the working directory; relative or "~/..." paths are taken
@@ -52,6 +58,7 @@ type runOpen struct {
 	Dir       string            `json:"dir,omitempty"`
 	Stdin     bool              `json:"stdin,omitempty"`
 	TimeoutMS int64             `json:"timeout_ms,omitempty"`
+	Login     bool              `json:"login,omitempty"`
 }
 
 type runResult struct {
@@ -80,9 +87,13 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 		env = append(env, k+"="+v)
 	}
 	var cmd *exec.Cmd
-	if req.Shell != "" {
+	switch {
+	case req.Login:
+		cmd = loginCommand(req.Shell, req.Argv)
+		env = setEnv(env, "SHLVL", "1")
+	case req.Shell != "":
 		cmd = exec.Command("/bin/sh", "-c", req.Shell)
-	} else {
+	default:
 		cmd = exec.Command(req.Argv[0], req.Argv[1:]...)
 	}
 	cmd.Env = env
@@ -200,6 +211,37 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 	return runResult{ExitCode: code, Signal: sig}, nil
 }
 
+// loginCommand runs a command line, or argv word for word, by the user's
+// shell ($SHELL, which sshd set for the agent's session), as sshd runs
+// `ssh node CMD`. The agent's environment is its session's, so the command
+// sees SSH_CLIENT and SSH_CONNECTION, PATH and locale as a plain session
+// would. bash reads ~/.bashrc for a command from sshd (SSH_CLIENT set, shell
+// level below 2); it did so when the agent started, exporting what it sets,
+// and the exec of the agent left SHLVL at 0. SHLVL=1 keeps it from reading
+// it again for every command, which would cost more than the agent saves
+// (pyenv, conda) and race when a hundred commands start at once.
+func loginCommand(shell string, argv []string) *exec.Cmd {
+	sh := os.Getenv("SHELL")
+	if sh == "" {
+		sh = "/bin/sh"
+	}
+	if len(argv) > 0 {
+		return exec.Command(sh, append([]string{"-c", `exec "$@"`, "rh"}, argv...)...)
+	}
+	return exec.Command(sh, "-c", shell)
+}
+
+// setEnv sets k=v in env, replacing any earlier value.
+func setEnv(env []string, k, v string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, k+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, k+"="+v)
+}
+
 func killGroup(pgid int) {
 	if pgid > 1 {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -308,7 +350,7 @@ func (c *Client) Run(ctx context.Context, req RunRequest) (int, error) {
 		return -1, errors.New("agent: run: exactly one of Argv and Shell must be set")
 	}
 	open := runOpen{Op: "run", Argv: req.Argv, Shell: req.Shell, Env: req.Env, Dir: req.Dir,
-		Stdin: req.Stdin != nil, TimeoutMS: req.Timeout.Milliseconds()}
+		Stdin: req.Stdin != nil, TimeoutMS: req.Timeout.Milliseconds(), Login: req.Login}
 	if req.Timeout > 0 && open.TimeoutMS == 0 {
 		open.TimeoutMS = 1
 	}

@@ -168,6 +168,7 @@ func init() {
 		"fs.chtimes":    (*server).fsChtimes,
 		"fs.hashblocks": (*server).fsHashBlocks,
 		"fs.patch":      (*server).fsPatch,
+		"fs.writefiles": (*server).fsWriteFiles,
 	}
 }
 
@@ -230,6 +231,7 @@ const (
 	codeCanceled    = "canceled"
 	codeUnsupported = "unsupported"
 	codeBadRequest  = "badrequest"
+	codeEscape      = "escape"
 )
 
 type codedError struct {
@@ -252,6 +254,8 @@ func codeOf(err error) string {
 		return codePermission
 	case errors.Is(err, filesync.ErrChanged):
 		return codeChanged
+	case errors.Is(err, filesync.ErrEscape):
+		return codeEscape
 	case errors.Is(err, context.DeadlineExceeded):
 		return codeTimeout
 	case errors.Is(err, context.Canceled):
@@ -268,7 +272,7 @@ var ErrUnsupported = errors.New("agent: operation not supported by this agent")
 
 // RemoteError is an operation that failed on the node. errors.Is matches
 // fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, filesync.ErrChanged,
-// ErrTimeout, context.Canceled and ErrUnsupported by its code.
+// filesync.ErrEscape, ErrTimeout, context.Canceled and ErrUnsupported by its code.
 type RemoteError struct {
 	Op   string
 	Code string
@@ -288,6 +292,8 @@ func (e *RemoteError) Is(target error) bool {
 		return target == fs.ErrPermission
 	case codeChanged:
 		return target == filesync.ErrChanged
+	case codeEscape:
+		return target == filesync.ErrEscape
 	case codeTimeout:
 		return target == ErrTimeout || target == context.DeadlineExceeded
 	case codeCanceled:

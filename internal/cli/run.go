@@ -70,8 +70,9 @@ func minArgs(n int, names string) cobra.PositionalArgs {
 
 // runCommandHelp is `rhcli run --help`'s rule for the words after "--".
 const runCommandHelp = `The words after -- mean exactly what was typed:
-  - several words are one command and its arguments, each passed as typed (quoted for the
-    remote shell, as kubectl exec and docker exec do):
+  - several words are one command and its arguments, each passed as typed (exec'd word for
+    word by the node agent in the login environment, or quoted for the remote shell over a
+    plain session), as kubectl exec and docker exec do:
         rhcli run c -- sh -c 'echo "a b"'                 prints: a b
         rhcli run c -- printf '%s|' 'a b' '$HOME' '*'    prints: a b|$HOME|*|
   - a single word is a shell command line, so pipes, &&, $VARIABLES and globs work on the node:
@@ -88,7 +89,9 @@ func (a *app) runCmd() *cobra.Command {
 			"non-zero exit code in node order (255 where the command could not run). Ctrl-C kills the command on every node.",
 		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], client.CommandLine(args[1:]), &f)
+			return a.runCommand(cmd, args[0], &f, func(ctx context.Context, cl *client.Client, o client.RunOptions) ([]client.RunResult, error) {
+				return cl.RunWords(ctx, args[0], args[1:], o)
+			})
 		},
 	}
 	f.add(cmd, api.NodeHead)
@@ -105,7 +108,9 @@ func (a *app) runPythonCmd() *cobra.Command {
 			"    rhcli run-python c -- 'import sys; print(sys.argv[1:])' 'a b' '$HOME'   prints: ['a b', '$HOME']",
 		Args: minArgs(2, "NAME -- CODE [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], client.PythonCommand(args[1], args[2:]), &f)
+			return a.runCommand(cmd, args[0], &f, func(ctx context.Context, cl *client.Client, o client.RunOptions) ([]client.RunResult, error) {
+				return cl.RunPython(ctx, args[0], args[1], args[2:], o)
+			})
 		},
 	}
 	f.add(cmd, api.NodeHead)
@@ -114,20 +119,33 @@ func (a *app) runPythonCmd() *cobra.Command {
 
 func (a *app) installCmd() *cobra.Command {
 	var f runFlags
+	var requirements, conda string
 	cmd := &cobra.Command{
-		Use:   "install NAME PACKAGE...",
+		Use:   "install NAME [PACKAGE...] [--requirements FILE] [--conda ENV]",
 		Short: "pip install packages on every node of a cluster",
-		Args:  minArgs(2, "NAME PACKAGE..."),
+		Long: "pip install PACKAGEs (python3 -m pip install) on the chosen nodes, every node by default.\n" +
+			"--requirements FILE uploads a local requirements file to each node and installs it (pip -r).\n" +
+			"--conda ENV installs into that conda environment (conda run -n ENV python -m pip install);\n" +
+			"a node without conda on its PATH fails with exit code 127 and says so.",
+		Args: minArgs(1, "NAME [PACKAGE...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runCommand(cmd, args[0], client.InstallCommand(args[1:]), &f)
+			if len(args) < 2 && requirements == "" {
+				return &flagError{errors.New("expects NAME PACKAGE... or --requirements FILE")}
+			}
+			return a.runCommand(cmd, args[0], &f, func(ctx context.Context, cl *client.Client, o client.RunOptions) ([]client.RunResult, error) {
+				return cl.InstallWith(ctx, args[0], args[1:], client.InstallOptions{RunOptions: o, Requirements: requirements, Conda: conda})
+			})
 		},
 	}
 	f.add(cmd, api.NodeAll)
+	cmd.Flags().StringVar(&requirements, "requirements", "", "a local requirements file to upload and install (pip -r)")
+	cmd.Flags().StringVar(&conda, "conda", "", "install into this conda environment (needs conda on the nodes)")
 	return cmd
 }
 
-// runCommand runs command and turns the results into output and an exit code.
-func (a *app) runCommand(cmd *cobra.Command, name, command string, f *runFlags) error {
+// runCommand runs a command with run (which calls the client) and turns
+// the results into output and an exit code.
+func (a *app) runCommand(cmd *cobra.Command, name string, f *runFlags, run func(context.Context, *client.Client, client.RunOptions) ([]client.RunResult, error)) error {
 	if err := a.checkOutput(); err != nil {
 		return err
 	}
@@ -158,7 +176,7 @@ func (a *app) runCommand(cmd *cobra.Command, name, command string, f *runFlags) 
 			o.OnOutput = pw.write
 		}
 	}
-	results, err := cl.Run(ctx, name, command, o)
+	results, err := run(ctx, cl, o)
 	if pw != nil {
 		pw.flush()
 	}

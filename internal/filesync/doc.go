@@ -31,6 +31,13 @@
 // trusted from the hashing moments before. Files with several hard links, or
 // that cannot be opened for writing, are always rebuilt.
 //
+// Where the destination is a Batcher (the node agent, the gateway), small files
+// (new, or changed by the quick check; at most SmallFileMax) travel in batches
+// of up to BatchMaxBytes, content, mode and mtime in one request, so a first
+// copy of thousands of small files costs a round trip per batch instead of
+// several per file. The receiving side checks a whole batch before writing
+// any of it (CheckBatch).
+//
 // See Sync for the source/destination path rules, and ParseFilter for the
 // filter rule syntax (rsync's common forms plus .gitignore files).
 package filesync

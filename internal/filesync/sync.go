@@ -269,7 +269,7 @@ func (s *syncer) syncTree(srcRoot string, root Entry, dstRoot string, rules []st
 		}
 	}
 
-	s.runFiles(files)
+	s.runFiles(files, dstRoot)
 
 	if s.opts.Delete && s.err() == nil {
 		for _, e := range slices.Backward(dstEntries) {
@@ -327,15 +327,32 @@ func (s *syncer) syncSingle(srcPath string, e Entry, dstPath string) error {
 		s.syncSymlink(it)
 		return nil
 	}
-	s.runFiles([]item{it})
+	s.runFiles([]item{it}, "")
 	return nil
 }
 
-// runFiles transfers files with at most opts.Parallel in flight.
-func (s *syncer) runFiles(files []item) {
+// runFiles transfers files with at most opts.Parallel transfers in flight.
+// Where the destination is a Batcher, small files below root (the tree's
+// destination; "" for none) go in batches, each one transfer.
+func (s *syncer) runFiles(files []item, root string) {
+	var jobs []func()
+	if b, ok := s.dst.(Batcher); ok && root != "" && !s.opts.DryRun {
+		var batches [][]item
+		batches, files = s.batches(files, b)
+		for _, batch := range batches {
+			jobs = append(jobs, func() { s.sendBatch(b, root, batch) })
+		}
+	}
+	for _, it := range files {
+		jobs = append(jobs, func() {
+			if err := s.syncFile(it); err != nil {
+				s.fail(err)
+			}
+		})
+	}
 	sem := make(chan struct{}, s.opts.Parallel)
 	var wg sync.WaitGroup
-	for _, it := range files {
+	for _, job := range jobs {
 		select {
 		case sem <- struct{}{}:
 		case <-s.ctx.Done():
@@ -344,9 +361,7 @@ func (s *syncer) runFiles(files []item) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.syncFile(it); err != nil {
-				s.fail(err)
-			}
+			job()
 		})
 	}
 	wg.Wait()

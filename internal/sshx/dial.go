@@ -292,6 +292,7 @@ type Client struct {
 	sessions chan struct{} // semaphore of open sessions
 	closers  []io.Closer   // jump host, agent connection
 	lastUsed atomic.Int64  // unix nanos of the last session start or end
+	held     atomic.Int32  // long-lived uses (Hold) not yet released
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -491,8 +492,23 @@ func (c *Client) lostErr() error {
 	return &Error{Op: "open session on", Target: c.target, Kind: ErrConnLost, Detail: "the connection has closed", Err: c.Err()}
 }
 
+// Hold marks c in use until release is called (once; later calls do
+// nothing). A session opened on SSH() directly is not counted as use, so a
+// long-lived one (the node agent's) holds the connection: the pool does not
+// close it as idle under the process it runs.
+func (c *Client) Hold() (release func()) {
+	c.held.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.lastUsed.Store(time.Now().UnixNano())
+			c.held.Add(-1)
+		})
+	}
+}
+
 func (c *Client) idleSince() (time.Time, bool) {
-	if len(c.sessions) > 0 {
+	if len(c.sessions) > 0 || c.held.Load() > 0 {
 		return time.Time{}, false
 	}
 	return time.Unix(0, c.lastUsed.Load()), true

@@ -20,7 +20,8 @@ var ErrPoolClosed = errors.New("sshx: pool closed")
 // Pool keeps one connection per target (Target.Key: user@host:port, route,
 // credentials and host-key policy) and
 // multiplexes sessions over it. A connection that failed is replaced on
-// the next use; one unused for IdleTimeout is closed. Safe for concurrent use.
+// the next use; one with no session and no Hold for IdleTimeout is closed.
+// Safe for concurrent use.
 type Pool struct {
 	// Dialer dials new connections; its KeepaliveInterval defaults to
 	// DefaultKeepaliveInterval here. Must be set before first use.

@@ -35,8 +35,9 @@ import (
 // before; the reason is re-checked after AgentRetry. An agent that dies is
 // restarted on the next use, and in the background (with backoff) while its
 // connection is still up, so a kill -9 on the node costs nothing visible.
-// An agent that dies with its connection (an idle connection the pool closed,
-// a node reboot) starts again on the next use.
+// A running agent holds its connection (sshx.Client.Hold), so the pool's
+// idle close leaves it alone; an agent that dies with its connection (a
+// teardown, a node reboot, a dropped network) starts again on the next use.
 
 // errAgentDisabled is the fallback reason when Config.DisableAgent is set.
 var errAgentDisabled = errors.New("the node agent is disabled in the gateway's configuration")
@@ -189,6 +190,18 @@ func (s *Service) placeAndStart(ctx context.Context, log *slog.Logger, cluster s
 	if err != nil {
 		return nil, nil, err
 	}
+	// Install's sessions and then the agent's are opened on the connection
+	// directly: hold it, so the pool's idle close does not cut them. The
+	// agent keeps the hold for as long as it runs: its connection must not
+	// be closed as idle while its cluster is Up (a teardown closes the
+	// cluster's connections, and the agent with them).
+	release := conn.Hold()
+	started := false
+	defer func() {
+		if !started {
+			release()
+		}
+	}()
 	arch := ""
 	if t.Node.Facts != nil {
 		arch = t.Node.Facts.Arch
@@ -241,6 +254,8 @@ func (s *Service) placeAndStart(ctx context.Context, log *slog.Logger, cluster s
 	if err != nil {
 		return nil, nil, err
 	}
+	started = true
+	go func() { <-c.Done(); release() }()
 	if v := c.Hello().AgentVersion; v != s.cfg.AgentVersion {
 		// Install placed rhcli-<AgentVersion>; a binary reporting another
 		// version was built with another version string. It works; say so.

@@ -261,6 +261,66 @@ func (s *Service) fsChtimes(ctx context.Context, req api.FSRequest) (*struct{}, 
 	return &struct{}{}, nil
 }
 
+// fsWriteFiles writes a batch of small files: through the agent in one
+// round trip, or file by file over SFTP. Either way every entry is checked
+// on the node's side of the gateway before anything is written.
+func (s *Service) fsWriteFiles(ctx context.Context, req api.FSWriteFilesRequest) (*api.FSWriteFilesReply, error) {
+	if len(req.Files) > filesync.BatchMaxFiles {
+		return nil, rh.Invalid("files", "%d files exceed the %d a batch may hold", len(req.Files), filesync.BatchMaxFiles)
+	}
+	files := make([]filesync.SmallFile, len(req.Files))
+	for i, f := range req.Files {
+		if len(f.Data) > filesync.SmallFileMax {
+			return nil, rh.Invalid("files", "%q holds %d bytes, more than the %d of a batched file", f.Path, len(f.Data), filesync.SmallFileMax)
+		}
+		files[i] = filesync.SmallFile{Path: f.Path, Perm: fs.FileMode(f.Perm), ModTime: f.MTime, Data: f.Data}
+	}
+	start := time.Now()
+	f, kind, err := s.openFS(ctx, req.Name, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	if b, ok := f.(filesync.Batcher); ok {
+		n, err = b.WriteFiles(ctx, req.Path, files)
+	} else {
+		n, err = filesync.WriteFilesFS(ctx, f, req.Path, files)
+	}
+	rep := &api.FSWriteFilesReply{Written: n}
+	var be *filesync.BatchError
+	switch {
+	case err == nil:
+	case errors.As(err, &be):
+		e := batchEntryErr(be.Path, be.Err)
+		rep.Failed = &api.FSFileError{Index: be.Index, Path: be.Path, Code: e.Code, Message: e.Message}
+	default:
+		return nil, fsErr("writefiles", req.Path, err)
+	}
+	// Each file written is one upload in the transfer timings, as through a
+	// handle; its transfer took at most the batch's time.
+	for _, f := range files[:n] {
+		s.m.bytes.WithLabelValues("upload").Add(float64(len(f.Data)))
+		s.m.commandTook(kind, opUpload, start)
+	}
+	return rep, nil
+}
+
+// batchEntryErr is fsErr for one entry of a batch; a refused path is invalid.
+func batchEntryErr(p string, err error) *rh.Error {
+	if errors.Is(err, filesync.ErrEscape) {
+		return &rh.Error{Code: rh.EINVALID, Field: "path", Message: fmt.Sprintf("%s: %v", p, err)}
+	}
+	var e *rh.Error
+	if errors.As(fsErr("write", p, err), &e) {
+		if e.Code == rh.EINTERNAL {
+			// A node's file error is the user's to read, not a gateway secret.
+			e = &rh.Error{Code: rh.EINVALID, Field: "path", Message: fmt.Sprintf("write %s: %v", p, err)}
+		}
+		return e
+	}
+	return &rh.Error{Code: rh.EINVALID, Field: "path", Message: err.Error()}
+}
+
 func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
 	f, kind, err := s.openFS(ctx, req.Name, req.Node)
 	if err != nil {

@@ -343,6 +343,7 @@ func (s *Service) startAPI() error {
 		{fsg, api.FSSymlink, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsSymlink)},
 		{fsg, api.FSChmod, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsChmod)},
 		{fsg, api.FSChtimes, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsChtimes)},
+		{fsg, api.FSWriteFiles, svc.Handle(ctx, s.log, s.cfg.Auth, s.fsWriteFiles)},
 	}
 	var errs []error
 	// Services only (a subject people cannot publish to), so not in a group.

@@ -113,7 +113,7 @@ func (s *Service) sessionRuns(cluster, label string) []api.RunLive {
 		}
 		for _, t := range r.nodes {
 			if t.Label == label {
-				out = append(out, api.RunLive{RunID: r.id, Command: r.req.Command, Started: r.started})
+				out = append(out, api.RunLive{RunID: r.id, Command: sessionCommand(r.req), Started: r.started})
 			}
 		}
 		return true

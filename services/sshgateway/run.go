@@ -109,7 +109,19 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 	if reply == "" {
 		return nil, nil, rh.Invalid("reply", "a run is a request: its answer and output go to the reply subject")
 	}
-	if strings.TrimSpace(req.Command) == "" {
+	switch {
+	case req.Command != "" && len(req.Argv) > 0:
+		return nil, nil, rh.Invalid("argv", "give a command line or argv, not both")
+	case len(req.Argv) > 0:
+		if req.Argv[0] == "" {
+			return nil, nil, rh.Invalid("argv", "the first word (the program) must not be empty")
+		}
+		for i, w := range req.Argv {
+			if strings.IndexByte(w, 0) >= 0 {
+				return nil, nil, rh.Invalid("argv", "word %d contains a NUL byte", i)
+			}
+		}
+	case strings.TrimSpace(req.Command) == "":
 		return nil, nil, rh.Invalid("command", "must not be empty")
 	}
 	if req.TimeoutSeconds < 0 {
@@ -183,15 +195,17 @@ var heartbeatBody = []byte("{}")
 
 var envNameRe = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// loginShell runs command the way `ssh host command` does, by the user's
-// login shell ($SHELL, which sshd set for the session the agent runs in), so
-// shell syntax means the same through the agent and over plain sessions. The
-// environment is the agent's: the one its session set up (bash read
-// ~/.bashrc once, then). Unsetting SSH_CLIENT keeps bash from reading it
-// again for every command, which costs more than the agent saves (pyenv,
-// conda) and races when a hundred commands start at once.
-func loginShell(command string) []string {
-	return []string{"/bin/sh", "-c", `unset SSH_CLIENT SSH2_CLIENT; exec "${SHELL:-/bin/sh}" -c "$1"`, "rh", command}
+// sessionCommand is the shell command line a plain session runs for req:
+// its Command, or its Argv with each word quoted for the shell.
+func sessionCommand(req api.RunRequest) string {
+	if len(req.Argv) > 0 {
+		q := make([]string, len(req.Argv))
+		for i, w := range req.Argv {
+			q[i] = sshx.ShellQuote(w)
+		}
+		return strings.Join(q, " ")
+	}
+	return req.Command
 }
 
 func (r *run) stop() {
@@ -292,8 +306,10 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		stdout := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"}
 		stderr := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"}
 		if ac, _ := r.s.agentFor(r.ctx, r.req.Name, t); ac != nil {
+			// Login: by the user's shell, in its session's environment, as a
+			// plain session would run it (see agent.RunRequest.Login).
 			code, err := ac.Run(r.ctx, agent.RunRequest{
-				Argv: loginShell(r.req.Command), Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
+				Shell: r.req.Command, Argv: r.req.Argv, Login: true, Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
 			})
 			// An agent that was gone before the command produced anything
 			// (it died a moment ago): run it over a plain session instead.
@@ -305,7 +321,7 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		m.sessions.WithLabelValues("command").Inc()
 		defer m.sessions.WithLabelValues("command").Dec()
 		return r.s.pool.Run(r.ctx, t.Target, sshx.RunRequest{
-			Command: r.req.Command, Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
+			Command: sessionCommand(r.req), Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
 		})
 	}()
 	outcome := "ok"

@@ -1,0 +1,78 @@
+package sshgateway_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rhq/rh/api"
+	"github.com/rhq/rh/client"
+	"github.com/rhq/rh/internal/sshnode"
+	"github.com/rhq/rh/services/sshgateway"
+)
+
+// gauge is a gauge's value with the label value lv, 0 when absent.
+func gauge(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == lv {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// The pool's idle close does not kill a node's agent while its cluster is
+// Up: beside it, a node without the agent (a read-only home) has its idle
+// connection closed, which proves the idle time passed; the agent is the
+// same process after, with no restart.
+func TestIdleCloseKeepsAgentsWarm(t *testing.T) {
+	e := startWith(t, func(c *sshgateway.Config) {
+		c.IdleTimeout = 300 * time.Millisecond
+		c.AgentVersion = testAgentVersion + "-warm"
+	})
+	e.oneNode(t, "warm", sshnode.Options{})
+	// Another user than the warm node's, so its read-only home cannot hold
+	// the agent the warm node placed in the shared one.
+	e.oneNode(t, "cold", sshnode.Options{Password: "cold-" + strconv.Itoa(os.Getpid()), ReadOnlyHome: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, name := range []string{"warm", "cold"} {
+		if res, err := e.cl.Run(ctx, name, "true", client.RunOptions{}); err != nil || res[0].ExitCode != 0 {
+			t.Fatalf("run on %s: %+v, %v", name, res, err)
+		}
+	}
+	before := e.live(t, "warm")
+	if before.Agent != api.AgentRunning || before.AgentPID == 0 {
+		t.Fatalf("warm node: %+v", before)
+	}
+	if cold := e.live(t, "cold"); cold.Agent != api.AgentUnavailable {
+		t.Fatalf("cold node: %+v", cold)
+	}
+	eventually(t, time.Minute, "the cold node's idle connection closed", func() error {
+		if n := gauge(t, e.prom, "rh_ssh_sessions", "conn"); n != 1 {
+			return fmt.Errorf("%v connections open, want the warm node's only", n)
+		}
+		return nil
+	})
+	after := e.live(t, "warm")
+	if after.Agent != api.AgentRunning || after.AgentPID != before.AgentPID || after.AgentRestarts != before.AgentRestarts {
+		t.Fatalf("the agent did not stay: before %+v, after %+v", before, after)
+	}
+}
