@@ -3,12 +3,9 @@ package sm
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
 )
 
@@ -106,11 +102,10 @@ type api struct {
 	creds    aws.CredentialsProvider
 	http     aws.HTTPClient
 	retryer  aws.Retryer
-	signer   *v4.Signer
 }
 
 func newAPI(cfg aws.Config, endpoint string) *api {
-	a := &api{region: cfg.Region, http: cfg.HTTPClient, signer: v4.NewSigner()}
+	a := &api{region: cfg.Region, http: cfg.HTTPClient}
 	if a.http == nil {
 		a.http = &http.Client{Transport: http.DefaultTransport}
 	}
@@ -221,8 +216,6 @@ func (a *api) retry(ctx context.Context, op string, in, out any) error {
 	if err != nil {
 		return fmt.Errorf("encoding request: %w", err)
 	}
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:])
 	maxAttempts := a.retryer.MaxAttempts()
 	releaseRetry := func(error) error { return nil }
 	for attempt := 1; ; attempt++ {
@@ -230,7 +223,7 @@ func (a *api) retry(ctx context.Context, op string, in, out any) error {
 		if err != nil {
 			return err
 		}
-		err = a.once(ctx, op, body, hash, out)
+		err = a.once(ctx, op, body, out)
 		_ = releaseRetry(err)
 		_ = releaseAttempt(err)
 		if err == nil || !a.retryer.IsErrorRetryable(err) {
@@ -266,34 +259,12 @@ func (a *api) attemptToken(ctx context.Context) (func(error) error, error) {
 }
 
 // once makes one signed attempt.
-func (a *api) once(ctx context.Context, op string, body []byte, hash string, out any) error {
-	if a.creds == nil {
-		return errors.New("no AWS credentials provider configured")
-	}
-	creds, err := a.creds.Retrieve(ctx)
+func (a *api) once(ctx context.Context, op string, body []byte, out any) error {
+	resp, b, err := signedRequest{service: "sagemaker", region: a.region, endpoint: a.endpoint + "/", body: body,
+		header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}, "X-Amz-Target": {"SageMaker." + op}},
+	}.post(ctx, a.http, a.creds)
 	if err != nil {
-		return fmt.Errorf("failed to retrieve credentials: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"/", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("building request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "SageMaker."+op)
-	if err := a.signer.SignHTTP(ctx, creds, req, hash, "sagemaker", a.region, time.Now().UTC()); err != nil {
-		return fmt.Errorf("signing request: %w", err)
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &aws.RequestCanceledError{Err: err}
-		}
-		return &SendError{Err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return &SendError{Err: fmt.Errorf("reading response: %w", err)}
+		return err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return decodeError(resp, b)

@@ -3,18 +3,14 @@ package sm
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // IAM's one call rh makes, GetRole, written by hand against the IAM Query
@@ -81,33 +77,14 @@ func (c *Client) GetRole(ctx context.Context, roleARN string) (string, error) {
 	case c.cfg.BaseEndpoint != nil && *c.cfg.BaseEndpoint != "":
 		endpoint = *c.cfg.BaseEndpoint
 	}
-	if c.cfg.Credentials == nil {
-		return "", errors.New("sm: IAM GetRole: no credentials")
-	}
-	creds, err := c.cfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return "", fmt.Errorf("sm: IAM GetRole: credentials: %w", err)
+	var hc aws.HTTPClient = http.DefaultClient
+	if c.cfg.HTTPClient != nil {
+		hc = c.cfg.HTTPClient
 	}
 	body := url.Values{"Action": {"GetRole"}, "RoleName": {name}, "Version": {"2010-05-08"}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
-	if err != nil {
-		return "", fmt.Errorf("sm: IAM GetRole: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	sum := sha256.Sum256([]byte(body))
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "iam", region, time.Now()); err != nil {
-		return "", fmt.Errorf("sm: IAM GetRole: signing: %w", err)
-	}
-	hc := http.DefaultClient
-	if d, ok := c.cfg.HTTPClient.(*http.Client); ok && d != nil {
-		hc = d
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("sm: IAM GetRole: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp, b, err := signedRequest{service: "iam", region: region, endpoint: endpoint, body: []byte(body),
+		header: http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}},
+	}.post(ctx, hc, c.cfg.Credentials)
 	if err != nil {
 		return "", fmt.Errorf("sm: IAM GetRole: %w", err)
 	}
