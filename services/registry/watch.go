@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -38,14 +37,11 @@ func (s *Service) handleWatch(ctx context.Context, r micro.Request) {
 		svc.RespondError(r, err)
 		return
 	}
-	var req api.NameRequest
-	dec := json.NewDecoder(bytes.NewReader(r.Data()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		svc.RespondError(r, rh.Invalid("request", "not a valid watch request: %v", err))
-		return
+	req, err := svc.Decode[api.NameRequest](r.Data())
+	if err == nil {
+		err = rh.ValidateName(req.Name)
 	}
-	if err := rh.ValidateName(req.Name); err != nil {
+	if err != nil {
 		svc.RespondError(r, err)
 		return
 	}
