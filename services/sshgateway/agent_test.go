@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
@@ -29,6 +30,16 @@ import (
 
 // counter is a counter's value with the label value lv, 0 when absent.
 func counter(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
+	return sample(t, reg, name, lv).GetCounter().GetValue()
+}
+
+// gauge is a gauge's value with the label value lv, 0 when absent.
+func gauge(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
+	return sample(t, reg, name, lv).GetGauge().GetValue()
+}
+
+// sample is metric name's sample with the label value lv, nil when absent.
+func sample(t *testing.T, reg *prometheus.Registry, name, lv string) *dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -41,12 +52,12 @@ func counter(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetValue() == lv {
-					return m.GetCounter().GetValue()
+					return m
 				}
 			}
 		}
 	}
-	return 0
+	return nil
 }
 
 // eventually polls cond until it returns nil or d passes, failing the test

@@ -8,35 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/services/sshgateway"
 )
-
-// gauge is a gauge's value with the label value lv, 0 when absent.
-func gauge(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == lv {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
 
 // The pool's idle close does not kill a node's agent while its cluster is
 // Up: beside it, a node without the agent (a read-only home) has its idle
