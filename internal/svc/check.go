@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -37,6 +38,11 @@ func ServeCheck(ctx context.Context, nc *nats.Conn, log *slog.Logger, authn *aut
 	if err := sv.AddEndpoint("check", h, micro.WithEndpointSubject(api.CheckSubject(kind))); err != nil {
 		_ = sv.Stop()
 		return nil, fmt.Errorf("%s worker: check endpoint: %w", kind, err)
+	}
+	// Subscriptions reach the server asynchronously: a check asked right
+	// after the worker started would find no responder without the flush.
+	if err := nc.FlushTimeout(30 * time.Second); err != nil {
+		log.Warn("check endpoint: flush", "err", err)
 	}
 	return sv, nil
 }

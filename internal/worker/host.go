@@ -11,10 +11,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/secrets"
+	"github.com/rhq/rh/internal/svc"
 )
 
 // Ops carries out one event on a cloud: the host calls the method of the
@@ -45,7 +49,14 @@ type HostConfig struct {
 	// (events.Setup) and only bound here.
 	Bucket    string
 	KeyPrefix string
+	// Auth says who asks the check endpoint; nil treats every caller NATS
+	// let in as the operator (check reveals no secrets).
+	Auth *auth.Authenticator
 }
+
+// Check reports what a worker sees from where it runs (its region and
+// credentials, its cloud's API server), for `rhcli check`.
+type Check func(ctx context.Context) []api.CheckItem
 
 // Host is what every cloud worker is besides its cloud calls: it binds the
 // streams, the kind's records bucket, the secret store and the cluster
@@ -56,6 +67,7 @@ type HostConfig struct {
 // the next process.
 type Host[T any] struct {
 	cfg HostConfig
+	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *slog.Logger
 	// Records are the kind's records of what it asked its cloud for.
@@ -69,6 +81,7 @@ type Host[T any] struct {
 	run        context.Context // cancelled by Stop: background tasks end
 	cancelRun  context.CancelFunc
 	stopLoop   func()
+	check      micro.Service
 	wg         sync.WaitGroup
 }
 
@@ -95,7 +108,7 @@ func Bind[T any](ctx context.Context, nc *nats.Conn, cfg HostConfig) (*Host[T], 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	h := &Host[T]{cfg: cfg, js: js, log: cfg.Logger.With("service", name),
+	h := &Host[T]{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", name),
 		Records: NewRecords[T](kv, cfg.KeyPrefix), Secrets: sec, clusters: clusters}
 	// Replicas share cfg.ID; the owner of a record must name this process.
 	h.Records.own(cfg.ID+"/"+uuid.NewString()[:8], cfg.StaleAfter, h.log)
@@ -105,17 +118,20 @@ func Bind[T any](ctx context.Context, nc *nats.Conn, cfg HostConfig) (*Host[T], 
 }
 
 // Start begins consuming and returns once the consumer exists. Each event
-// goes to begin, then to the Ops method of its op.
-func (h *Host[T]) Start(ctx context.Context, begin Begin) error {
+// goes to begin, then to the Ops method of its op. check answers the kind's
+// check endpoint (rh.api.check.<kind>), served until Stop; nil serves none.
+func (h *Host[T]) Start(ctx context.Context, begin Begin, check Check) error {
 	w, err := New(ctx, h.js, h.cfg.Config, func(ctx context.Context, op string, in *events.ClusterIntent, r *Reporter) error {
 		return h.handle(ctx, op, in, r, begin)
 	})
 	if err == nil {
 		h.stopLoop, err = w.Start(h.run)
 	}
+	if err == nil && check != nil {
+		h.check, err = svc.ServeCheck(ctx, h.nc, h.log, h.cfg.Auth, h.cfg.Kind, h.cfg.ID, check)
+	}
 	if err != nil {
-		h.cancelHard(nil)
-		h.cancelRun()
+		h.Stop()
 		return fmt.Errorf("%s: %w", h.cfg.Durable, err)
 	}
 	return nil
@@ -129,6 +145,9 @@ func (h *Host[T]) Go(f func(ctx context.Context)) {
 // Stop ends the loop and the background tasks. Running handlers are
 // interrupted; their events are redelivered. Calling it again does nothing.
 func (h *Host[T]) Stop() {
+	if h.check != nil {
+		_ = h.check.Stop()
+	}
 	h.cancelHard(fmt.Errorf("%s %w", h.cfg.Durable, ErrStopping))
 	if h.stopLoop != nil {
 		h.stopLoop()

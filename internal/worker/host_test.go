@@ -97,7 +97,7 @@ func startHost(t *testing.T, ns *natstest.Server) *fakeCloud {
 		t.Fatal(err)
 	}
 	f := &fakeCloud{host: h, interrupted: make(chan error, 1), started: make(chan struct{}), reg: reg}
-	if err := h.Start(ctx, f.begin); err != nil {
+	if err := h.Start(ctx, f.begin, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Stop)

@@ -26,13 +26,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
-	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
 )
@@ -100,8 +98,6 @@ type Service struct {
 	log  *slog.Logger
 	m    *worker.CloudMetrics
 
-	check micro.Service
-
 	clientsMu sync.Mutex
 	clients   map[string]*sm.Client // by profile and region, when Config.Client is nil
 }
@@ -122,21 +118,13 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	loop := cfg.Worker
 	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindSageMaker, Durable, cfg.ID, cfg.Logger, cfg.Registry
 	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{Config: loop,
-		Bucket: BucketJobs, KeyPrefix: "job."})
+		Bucket: BucketJobs, KeyPrefix: "job.", Auth: cfg.Auth})
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{nc: nc, cfg: cfg, sm: client, host: host, jobs: host.Records, log: host.Log(),
 		m: newMetrics(cfg.Registry), clients: map[string]*sm.Client{}}
-	if err := host.Start(ctx, s.begin); err != nil {
-		return nil, err
-	}
-	id := cfg.ID
-	if id == "" {
-		id = Durable
-	}
-	if s.check, err = svc.ServeCheck(ctx, nc, s.log, cfg.Auth, rh.KindSageMaker, id, s.checkItems); err != nil {
-		host.Stop()
+	if err := host.Start(ctx, s.begin, s.checkItems); err != nil {
 		return nil, err
 	}
 	s.log.Info("SageMaker worker started", "region", client.Region())
@@ -170,7 +158,6 @@ func (cfg *Config) defaults() {
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and adopt the job already created.
 func (s *Service) Stop() {
-	_ = s.check.Stop()
 	s.host.Stop()
 }
 

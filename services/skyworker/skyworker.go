@@ -17,13 +17,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
-	"github.com/rhq/rh/internal/svc"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
@@ -60,7 +58,6 @@ type Service struct {
 	launches *worker.Records[launchRecord]
 	log      *slog.Logger
 	m        *worker.CloudMetrics
-	check    micro.Service
 }
 
 // Start prepares streams and buckets and starts consuming. It does not need
@@ -79,20 +76,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	loop := cfg.Worker
 	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindOnDemand, Durable, cfg.ID, cfg.Logger, cfg.Registry
 	host, err := worker.Bind[launchRecord](ctx, nc, worker.HostConfig{Config: loop,
-		Bucket: BucketRequests, KeyPrefix: "launch."})
+		Bucket: BucketRequests, KeyPrefix: "launch.", Auth: cfg.Auth})
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{sky: sky, host: host, launches: host.Records, log: host.Log(), m: newMetrics(cfg.Registry)}
-	if err := host.Start(ctx, s.begin); err != nil {
-		return nil, err
-	}
-	id := cfg.ID
-	if id == "" {
-		id = Durable
-	}
-	if s.check, err = svc.ServeCheck(ctx, nc, s.log, cfg.Auth, rh.KindOnDemand, id, s.checkItems); err != nil {
-		host.Stop()
+	if err := host.Start(ctx, s.begin, s.checkItems); err != nil {
 		return nil, err
 	}
 	host.Go(s.probe)
@@ -120,7 +109,6 @@ func (cfg *Config) skyPilot() (*skypilot.Client, error) {
 // Stop ends the loop. Running handlers are interrupted; their events are
 // redelivered and resume from the recorded launch.
 func (s *Service) Stop() {
-	_ = s.check.Stop()
 	s.host.Stop()
 }
 
