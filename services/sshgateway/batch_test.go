@@ -74,12 +74,12 @@ func TestPutOfSmallFilesGoesInBatches(t *testing.T) {
 	for _, agent := range []bool{true, false} {
 		t.Run(fmt.Sprintf("agent=%v", agent), func(t *testing.T) {
 			e := startWith(t, func(c *sshgateway.Config) { c.DisableAgent = !agent })
-			e.oneNode(t, "small", sshnode.Options{})
+			node := e.oneNode(t, "small", sshnode.Options{})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			src := t.TempDir()
 			smallTree(t, src, 600)
-			remote := filepath.Join(t.TempDir(), "r")
+			remote := filepath.Join(node.TempDir(t), "r")
 			r, err := e.cl.Upload(ctx, "small", src, remote, client.SyncOptions{})
 			if err != nil || len(r) != 1 || r[0].FilesSent != 600 {
 				t.Fatalf("put = %+v, %v", r, err)
@@ -111,10 +111,10 @@ func TestWriteFilesBatchWithABadEntryWritesNothing(t *testing.T) {
 	for _, agent := range []bool{true, false} {
 		t.Run(fmt.Sprintf("agent=%v", agent), func(t *testing.T) {
 			e := startWith(t, func(c *sshgateway.Config) { c.DisableAgent = !agent })
-			e.oneNode(t, "hostile", sshnode.Options{})
+			node := e.oneNode(t, "hostile", sshnode.Options{})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			base := t.TempDir()
+			base := node.TempDir(t)
 			root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
 			for _, d := range []string{root, outside} {
 				if err := os.MkdirAll(d, 0o755); err != nil {

@@ -17,7 +17,8 @@ import (
 // they were called and the requirements file they were given.
 func fakeTools(t *testing.T, conda bool) string {
 	t.Helper()
-	dir := t.TempDir()
+	// Where the node's user can run them (t.TempDir is private to root).
+	dir := sshnode.UserTempDir(t, sshnode.DefaultUser())
 	_ = os.Chmod(dir, 0o755)
 	body := `#!/bin/sh
 echo "$(basename "$0") $*"

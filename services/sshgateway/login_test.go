@@ -29,7 +29,7 @@ func ensureLoginUser(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := sshnode.EnsureUser(ctx, loginUser, "unused-"+strconv.Itoa(os.Getpid())); err != nil {
-		t.Skipf("cannot create the test user: %v", err)
+		t.Fatalf("cannot create the test user: %v", err)
 	}
 	if out, err := exec.CommandContext(ctx, "usermod", "-s", "/bin/bash", loginUser).CombinedOutput(); err != nil {
 		t.Fatalf("usermod: %v: %s", err, out)

@@ -14,6 +14,10 @@ import (
 	"github.com/rhq/rh/services/sshgateway"
 )
 
+// coldUser logs in to a node whose home is read-only, so no agent can be
+// placed there.
+const coldUser = "rhcoldtest"
+
 // The pool's idle close does not kill a node's agent while its cluster is
 // Up: beside it, a node without the agent (a read-only home) has its idle
 // connection closed, which proves the idle time passed; the agent is the
@@ -25,8 +29,14 @@ func TestIdleCloseKeepsAgentsWarm(t *testing.T) {
 	})
 	e.oneNode(t, "warm", sshnode.Options{})
 	// Another user than the warm node's, so its read-only home cannot hold
-	// the agent the warm node placed in the shared one.
-	e.oneNode(t, "cold", sshnode.Options{Password: "cold-" + strconv.Itoa(os.Getpid()), ReadOnlyHome: true})
+	// the agent the warm node placed in the shared one. (Its password is
+	// never used: the node takes the key.)
+	ctx0, cancel0 := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel0()
+	if err := sshnode.EnsureUser(ctx0, coldUser, "unused-"+strconv.Itoa(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	e.oneNode(t, "cold", sshnode.Options{User: coldUser, ReadOnlyHome: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, name := range []string{"warm", "cold"} {
