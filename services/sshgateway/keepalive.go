@@ -38,11 +38,14 @@ func (s *Service) KeepAliveAutostop(ctx context.Context, req api.KeepAliveAutost
 	if len(ts) == 0 || ts[0].Kind != rh.KindSageMaker {
 		return nil, rh.Invalid("name", "cluster %q is not a SageMaker cluster: only its keep-alive reads autostop_mins", req.Name)
 	}
-	// Written beside and renamed, so the loop never reads half a number.
+	// Written beside and renamed, so the loop never reads half a number;
+	// the side file is the writing shell's own ($$), so writers sharing a
+	// directory (simulated nodes, one home) never rename each other's.
 	dir := s.cfg.KeepAliveDir
 	file := path.Join(dir, "autostop_mins")
-	cmd := fmt.Sprintf("mkdir -p %s && printf '%%s\\n' %s > %s.rh-new && mv -f %s.rh-new %s",
-		sshx.ShellQuote(dir), strconv.Itoa(req.Minutes), sshx.ShellQuote(file), sshx.ShellQuote(file), sshx.ShellQuote(file))
+	q := sshx.ShellQuote(file)
+	cmd := fmt.Sprintf("mkdir -p %s && printf '%%s\\n' %s > %s.rh-new.$$ && mv -f %s.rh-new.$$ %s",
+		sshx.ShellQuote(dir), strconv.Itoa(req.Minutes), q, q, q)
 	errs := make([]error, len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
