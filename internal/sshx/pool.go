@@ -3,6 +3,8 @@ package sshx
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,10 @@ import (
 const (
 	DefaultKeepaliveInterval = 15 * time.Second
 	DefaultIdleTimeout       = 5 * time.Minute
+	// DefaultMaxDialsPerHost stays under OpenSSH's MaxStartups default
+	// (10:30:100): beyond 10 unauthenticated connections sshd drops new
+	// ones at random, which would read as a node refusing us.
+	DefaultMaxDialsPerHost = 8
 )
 
 // ErrPoolClosed is returned by a closed Pool.
@@ -32,8 +38,14 @@ type Pool struct {
 	// OnDial, when set, is told of every dial the pool made: how long it
 	// took and its error (nil: connected). Set before first use.
 	OnDial func(took time.Duration, err error)
+	// MaxDialsPerHost bounds the connections being set up to one host:port
+	// at once (many clusters on the same node each dial it); the others
+	// wait their turn, which does not count against ConnectTimeout.
+	// Default DefaultMaxDialsPerHost.
+	MaxDialsPerHost int
 
 	dials atomic.Int64
+	slots sync.Map // host:port -> chan struct{}, its dials under way
 
 	mu      sync.Mutex
 	conns   map[string]*poolEntry
@@ -104,8 +116,14 @@ func (p *Pool) dial(ctx context.Context, key string, t Target, e *poolEntry) {
 	if d.KeepaliveInterval == 0 {
 		d.KeepaliveInterval = DefaultKeepaliveInterval
 	}
+	release, ok := p.dialSlot(t)
 	start := time.Now()
-	e.client, e.err = d.Dial(ctx, t)
+	if ok {
+		e.client, e.err = d.Dial(ctx, t)
+		release()
+	} else {
+		e.err = ErrPoolClosed
+	}
 	if p.OnDial != nil {
 		p.OnDial(time.Since(start), e.err)
 	}
@@ -119,6 +137,26 @@ func (p *Pool) dial(ctx context.Context, key string, t Target, e *poolEntry) {
 		e.client, e.err = nil, ErrPoolClosed
 	}
 	close(e.ready)
+}
+
+// dialSlot waits for a turn to dial t's host (see MaxDialsPerHost); ok is
+// false when the pool closed first.
+func (p *Pool) dialSlot(t Target) (release func(), ok bool) {
+	n := p.MaxDialsPerHost
+	if n <= 0 {
+		n = DefaultMaxDialsPerHost
+	}
+	v, _ := p.slots.LoadOrStore(net.JoinHostPort(t.Host, strconv.Itoa(t.Port)), make(chan struct{}, n))
+	slots := v.(chan struct{})
+	p.mu.Lock()
+	closed := p.janitor
+	p.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, true
+	case <-closed:
+		return nil, false
+	}
 }
 
 // Run runs req on t's pooled connection. If the connection turns out to

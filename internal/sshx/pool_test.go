@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+
 	"strings"
 	"sync"
 	"testing"
@@ -153,4 +155,65 @@ func TestNetnsCutTimesOutAndRestoreRecovers(t *testing.T) {
 		_, err := poolEcho(ctxT(t, 2*time.Second), p, tg)
 		return err
 	})
+}
+
+// Many clusters on one node each have their own connection, and each is
+// dialed at once. sshd drops new connections beyond MaxStartups while
+// others are still unauthenticated, which would read as a node refusing
+// us: the pool has at most MaxDialsPerHost dials to one host under way,
+// and the rest wait their turn. The "node" here accepts, never answers,
+// and drops each connection after a while.
+func TestPoolBoundsDialsPerHost(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	open, most, total := 0, 0, 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open, total = open+1, total+1
+			most = max(most, open)
+			mu.Unlock()
+			go func() {
+				// A slow node: it holds the connection a while, unanswered,
+				// then drops it (counted first, so a dial that follows the
+				// drop never overlaps it).
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				open--
+				mu.Unlock()
+				c.Close()
+			}()
+		}
+	}()
+	p := newPool(t)
+	const bound, dials = 2, 6
+	p.MaxDialsPerHost = bound
+	addr := ln.Addr().(*net.TCPAddr)
+	var wg sync.WaitGroup
+	for i := range dials {
+		wg.Go(func() {
+			// Different users: different pooled connections to one host.
+			tg := sshx.Target{Host: addr.IP.String(), Port: addr.Port, User: fmt.Sprintf("u%d", i),
+				Password: "x", ConnectTimeout: time.Minute}
+			if _, err := p.Get(ctxT(t, time.Minute), tg); err == nil {
+				t.Errorf("dial %d to a node that never answers succeeded", i)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if total != dials || most > bound {
+		t.Fatalf("%d dials reached the node, at most %d at once; want all %d, at most %d at once",
+			total, most, dials, bound)
+	}
 }
