@@ -31,6 +31,7 @@ import (
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/natsutil"
+	"github.com/rhq/rh/internal/svc"
 )
 
 // Options configure a serve process.
@@ -247,11 +248,40 @@ func setupStreams(ctx context.Context, nc *nats.Conn, o Options, log *slog.Logge
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := events.Setup(sctx, js, l); err != nil {
-		return fmt.Errorf("serve: set up streams and buckets: %w", err)
+	// A NATS cluster started together with rh (compose, a restart of
+	// everything) may not have all its peers yet: placement fails until
+	// they join, which is a matter of seconds, not a fault.
+	for pause := 250 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		err := events.Setup(sctx, js, l)
+		if err == nil {
+			break
+		}
+		if !clusterForming(err) || sctx.Err() != nil {
+			return fmt.Errorf("serve: set up streams and buckets: %w", err)
+		}
+		log.Warn("JetStream not ready for the streams yet; trying again", "err", err, "in", pause)
+		select {
+		case <-sctx.Done():
+			return fmt.Errorf("serve: set up streams and buckets: %w", err)
+		case <-time.After(pause):
+		}
 	}
 	log.Info("streams and buckets set up", "replicas", l.Replicas, "keep_higher", l.KeepHigherReplicas)
 	return nil
+}
+
+// jsNoSuitablePeers is the server's JSClusterNoPeersErr: "no suitable peers
+// for placement" (nats.go names no constant for it).
+const jsNoSuitablePeers jetstream.ErrorCode = 10005
+
+// clusterForming reports whether err is JetStream not ready to place a
+// stream yet (a peer still joining, no leader) rather than a refusal.
+func clusterForming(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && (api.Code == 503 || api.ErrorCode == jsNoSuitablePeers) {
+		return true
+	}
+	return svc.StoreUnavailable(err)
 }
 
 // ServiceNames lists the services this build can run, in start order.
