@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
@@ -528,11 +529,12 @@ func publishReport(t *testing.T, e *env, kind rh.Kind, rep events.StateReport) {
 	}
 }
 
-// dlqReasons returns the reasons of the state reports dead-lettered so far.
-func dlqReasons(t *testing.T, e *env) []string {
+// dlqReasons returns the reasons of the messages dead-lettered so far from
+// stream (every stream when "").
+func dlqReasons(t *testing.T, js jetstream.JetStream, stream string) []string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := e.ns.JS.Stream(ctx, events.StreamDLQ)
+	st, err := js.Stream(ctx, events.StreamDLQ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +545,7 @@ func dlqReasons(t *testing.T, e *env) []string {
 	var out []string
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := st.GetMsg(ctx, seq)
-		if err == nil {
+		if err == nil && (stream == "" || m.Header.Get(events.HeaderDLQStream) == stream) {
 			out = append(out, m.Header.Get(events.HeaderDLQReason))
 		}
 	}
@@ -577,10 +579,10 @@ func TestReportProxyCommandsOnlyFromTheWorkerOfTheirKind(t *testing.T) {
 		publishReport(t, e, r.kind, r.rep)
 	}
 	testkit.Eventually(t, 10*time.Second, "every bad report to be dead-lettered", func() bool {
-		return len(dlqReasons(t, e)) == len(refused)
+		return len(dlqReasons(t, e.ns.JS, "")) == len(refused)
 	})
 	// Reports about different clusters are applied in parallel: any order.
-	reasons := strings.Join(dlqReasons(t, e), "\n")
+	reasons := strings.Join(dlqReasons(t, e.ns.JS, ""), "\n")
 	for i, r := range refused {
 		if !strings.Contains(reasons, r.why) {
 			t.Errorf("report %d: no dead-letter reason says %q in:\n%s", i, r.why, reasons)

@@ -230,9 +230,9 @@ func TestIntakeRefusesWhatTheAPIWouldAndDeadLettersMalformedEvents(t *testing.T)
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 60*time.Second, "three intake dead letters", func() bool {
-		return len(intakeDeadLetters(t, e)) >= 3
+		return len(dlqReasons(t, e.ns.JS, events.StreamIntake)) >= 3
 	})
-	reasons := strings.Join(intakeDeadLetters(t, e), "\n")
+	reasons := strings.Join(dlqReasons(t, e.ns.JS, events.StreamIntake), "\n")
 	for _, want := range []string{"malformed intake request from ci: events: envelope", `unknown field "ssh_private_key"`, "unknown or removed user (key UREMOVEDUSER…) on rh.intake.UREMOVEDUSERKEY"} {
 		if !strings.Contains(reasons, want) {
 			t.Errorf("dead-letter reasons %q lack %q", reasons, want)
@@ -248,28 +248,6 @@ func TestIntakeRefusesWhatTheAPIWouldAndDeadLettersMalformedEvents(t *testing.T)
 			t.Errorf("%s: %v, want not found", name, err)
 		}
 	}
-}
-
-// intakeDeadLetters returns the reasons of the dead letters from RH_INTAKE.
-func intakeDeadLetters(t *testing.T, e *secureEnv) []string {
-	t.Helper()
-	ctx := context.Background()
-	st, err := e.ns.JS.Stream(ctx, events.StreamDLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err == nil && m.Header.Get(events.HeaderDLQStream) == events.StreamIntake {
-			out = append(out, m.Header.Get(events.HeaderDLQReason))
-		}
-	}
-	return out
 }
 
 func TestIntakeRequestWaitsForARegistryThatIsDown(t *testing.T) {
