@@ -223,12 +223,14 @@ func TestNATSLeaderKilled(t *testing.T) {
 		}
 		answered = append(answered, name)
 	}
-	waitPhases(t, c.URL, 2*time.Minute, rh.PhaseUp, answered...)
+	// Generous: after a failover the clusters' intents may wait for the
+	// registry's next reconcile (serve's default 30 s) on a busy machine.
+	waitPhases(t, c.URL, 4*time.Minute, rh.PhaseUp, answered...)
 
 	// The node returns on its store: it catches up, and nothing is lost.
 	c.start(idx)
 	c.waitHealthy()
-	testkit.WaitErr(t, 2*time.Minute, "every stream with 3 replicas, none behind", func() error {
+	testkit.WaitErr(t, 4*time.Minute, "every stream with 3 replicas, none behind", func() error {
 		code, out, stderr := bin.Run(t, c.URL, "serve", "--check", "--nats", c.URL, "--creds", c.creds("registry"), "-o", "json")
 		var hs []serve.StreamHealth
 		if err := json.Unmarshal([]byte(out), &hs); code != 0 || err != nil {
