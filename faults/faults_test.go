@@ -290,8 +290,10 @@ func TestWholeNATSRestarted(t *testing.T) {
 		c.start(i)
 	}
 	c.waitHealthy()
+	restarted := time.Now()
 
-	waitPhases(t, c.URL, 2*time.Minute, rh.PhaseUp, names...)
+	waitPhases(t, c.URL, 4*time.Minute, rh.PhaseUp, names...)
+	t.Logf("records readable and Up %s after the cluster was healthy again", time.Since(restarted).Round(time.Millisecond))
 	for _, name := range names {
 		// The registry may answer "internal error" for a moment after the
 		// servers say they are healthy; the history must come back whole.
@@ -326,7 +328,10 @@ func TestWholeNATSRestarted(t *testing.T) {
 			t.Fatalf("create %s after the restart: exit %d: %s", name, code, stderr)
 		}
 	}
-	waitPhases(t, c.URL, 2*time.Minute, rh.PhaseUp, "od-after", "byo-after")
+	created := time.Now()
+	waitPhases(t, c.URL, 4*time.Minute, rh.PhaseUp, "od-after", "byo-after")
+	t.Logf("clusters created after the restart Up in %s (%s after the cluster was healthy again)",
+		time.Since(created).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 	if code, out, stderr := bin.Run(t, c.URL, "run", "byo-after", "--", "echo", "after-restart"); code != 0 || out != "after-restart\n" {
 		t.Fatalf("run after the restart: exit %d %q %s", code, out, stderr)
 	}
