@@ -96,7 +96,7 @@ elif command -v jupyter-notebook >/dev/null 2>&1; then set -- jupyter-notebook
 else
   echo "rh: Jupyter is not installed on this node; installing it: python3 -m pip install --user notebook" >&2
   if ! python3 -m pip install --user --disable-pip-version-check --retries 1 notebook >&2; then
-    echo "rh: could not install Jupyter on this node: pip install notebook failed (see above; pip needs a package index it can reach, PyPI or a mirror set with PIP_INDEX_URL or pip.conf). Install it on the node yourself (Debian: apt-get install jupyter-notebook; or pip install notebook) and try again" >&2
+    echo "rh: could not install Jupyter on this node: pip install --user notebook failed; pip says why above (often: no package index it can reach, PyPI or a mirror set with PIP_INDEX_URL or pip.conf; or a Python the system manages, PEP 668). Install it on the node yourself (Debian: apt-get install jupyter-notebook; or pip install notebook in a virtual environment) and try again" >&2
     exit 127
   fi
   set -- python3 -m jupyter notebook

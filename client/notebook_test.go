@@ -117,20 +117,26 @@ func TestNotebookServesJupyterAndStopsIt(t *testing.T) {
 // Where Jupyter is missing, rh installs it with pip; where pip cannot reach
 // a package index, the error says so and how to install it instead.
 func TestNotebookSaysWhenJupyterCannotBeInstalled(t *testing.T) {
-	// A python3 without Jupyter, and no jupyter-notebook on the PATH.
-	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
-	if err != nil {
-		t.Fatalf("python3: %v", err)
+	// A python3 without Jupyter (the real one, whose Jupyter module is
+	// hidden, so pip still runs), and no jupyter-notebook on the PATH.
+	// The python3 the node's user finds (not this process's, which may be
+	// a pyenv under root's home).
+	python := ""
+	for _, dir := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, "python3")); err == nil {
+			python = filepath.Join(dir, "python3")
+			break
+		}
 	}
-	python := strings.TrimSpace(string(out))
-	if exec.Command(python, "-m", "jupyter", "notebook", "--version").Run() == nil {
-		t.Skipf("%s has Jupyter: the install path cannot be reached here", python)
+	if python == "" {
+		t.Fatal("no python3 for the node's user: run scripts/install-test-deps.sh")
 	}
-	bin := t.TempDir()
-	if err := os.WriteFile(filepath.Join(bin, "python3"), []byte("#!/bin/sh\nexec "+python+" \"$@\"\n"), 0o755); err != nil {
+	cl, node := byoCluster(t, sshnode.Options{})
+	bin := node.TempDir(t)
+	wrapper := "#!/bin/sh\nif [ \"$1\" = -m ] && [ \"$2\" = jupyter ]; then echo \"No module named jupyter\" >&2; exit 1; fi\nexec " + python + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "python3"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cl, _ := byoCluster(t, sshnode.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var log testkit.SyncBuffer
@@ -138,8 +144,11 @@ func TestNotebookSaysWhenJupyterCannotBeInstalled(t *testing.T) {
 		LocalAddr: "127.0.0.1:0", RemotePort: freePort(t), Log: &log,
 		Env: map[string]string{
 			"PATH": bin,
-			// An index nothing answers at, as offline: pip fails at once.
-			"PIP_INDEX_URL": "http://127.0.0.1:1/simple", "PIP_FIND_LINKS": t.TempDir(), "PIP_DEFAULT_TIMEOUT": "5",
+			// A Python pip may install into (Debian's refuses, PEP 668) and
+			// that has no notebook package (Debian's Jupyter is hidden),
+			// and an index nothing answers at, as offline: pip fails at once.
+			"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_IGNORE_INSTALLED": "1",
+			"PIP_INDEX_URL": "http://127.0.0.1:1/simple", "PIP_FIND_LINKS": node.TempDir(t), "PIP_DEFAULT_TIMEOUT": "5",
 		},
 	})
 	if !errors.Is(err, client.ErrNotebookNotStarted) {
