@@ -140,3 +140,34 @@ func ownerPid(name, prefix string) (int, bool) {
 	pid, err := strconv.Atoi(s)
 	return pid, err == nil && pid > 0
 }
+
+// pipeHolders returns the pids, other than this process, that hold an open
+// descriptor on the pipe with inode ino. sshd's connection children inherit
+// its stderr, so this finds a child forked after a descendants snapshot and
+// already reparented to init when its parent died.
+func pipeHolders(ino uint64) []int {
+	want := "pipe:[" + strconv.FormatUint(ino, 10) + "]"
+	self := os.Getpid()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		fds, err := os.ReadDir("/proc/" + e.Name() + "/fd")
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if link, err := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); err == nil && link == want {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -108,6 +108,7 @@ type process struct {
 	exited chan struct{}
 	ready  chan struct{}
 	reader chan struct{} // closed when the log pipe hits EOF
+	pipe   uint64        // the log pipe's inode, to find every holder
 }
 
 var (
@@ -344,8 +345,10 @@ func (n *Node) launch(ctx context.Context) error {
 		pw.Close()
 		return fmt.Errorf("sshnode: start sshd: %w", err)
 	}
+	var st syscall.Stat_t
+	_ = syscall.Fstat(int(pw.Fd()), &st)
 	pw.Close()
-	p := &process{cmd: cmd, exited: make(chan struct{}), ready: make(chan struct{}), reader: make(chan struct{})}
+	p := &process{cmd: cmd, exited: make(chan struct{}), ready: make(chan struct{}), reader: make(chan struct{}), pipe: st.Ino}
 	listening := fmt.Sprintf("Server listening on %s port %d", n.addr, n.port)
 	go func() {
 		defer close(p.reader)
@@ -415,11 +418,25 @@ func (n *Node) stopProc(sig syscall.Signal) {
 		signalTree(q, syscall.SIGKILL)
 	}
 	<-p.exited
-	// Wait for every holder of the log pipe (connection children) to go,
-	// so nothing of the old sshd outlives Stop.
-	select {
-	case <-p.reader:
-	case <-time.After(5 * time.Second):
+	// A connection child forked between the snapshot and sshd's exit is in
+	// no tree any more but still serves the old host key; every holder of
+	// the log pipe is one of sshd's, so kill those until the pipe closes.
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		if p.pipe != 0 {
+			for _, q := range pipeHolders(p.pipe) {
+				signalTree(q, syscall.SIGKILL)
+			}
+		}
+		select {
+		case <-p.reader:
+			return
+		case <-deadline:
+			return
+		case <-tick.C:
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,6 +125,65 @@ func TestRestartKeepsIdentityAndRotateChangesKey(t *testing.T) {
 		HostKeyCallback: ssh.FixedHostKey(key), Timeout: 5 * time.Second})
 	if err == nil {
 		t.Fatal("old host key still accepted after rotation")
+	}
+}
+
+// A connection sshd accepts while it is being stopped is ended with it: a
+// pooled client must never keep talking to a server that holds the old
+// host key after RotateHostKey returns.
+func TestNoConnectionOutlivesARotation(t *testing.T) {
+	t.Parallel()
+	k, _ := sshnode.GenerateUserKey(sshnode.KeyEd25519)
+	n := sshnode.StartT(t, sshnode.Options{AuthorizedKeys: []string{k.AuthorizedKey}})
+	ctx := context.Background()
+	for round := 0; round < 3; round++ {
+		old := n.HostPublicKey()
+		cfg := &ssh.ClientConfig{User: n.User(), Auth: []ssh.AuthMethod{ssh.PublicKeys(k.Signer)},
+			HostKeyCallback: ssh.FixedHostKey(old), Timeout: 5 * time.Second}
+		stop := make(chan struct{})
+		var mu sync.Mutex
+		var clients []*ssh.Client
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if c, err := ssh.Dial("tcp", n.HostPort(), cfg); err == nil {
+						mu.Lock()
+						clients = append(clients, c)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		// Let the dialers get going so some connect during the stop.
+		testkit.WaitErr(t, 10*time.Second, "a first connection", func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(clients) == 0 {
+				return errors.New("none yet")
+			}
+			return nil
+		})
+		if err := n.RotateHostKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		for i, c := range clients {
+			done := make(chan struct{})
+			go func() { _ = c.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("round %d: connection %d of %d under the old host key is still served after the rotation", round, i, len(clients))
+			}
+			c.Close()
+		}
 	}
 }
 
