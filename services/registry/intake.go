@@ -205,10 +205,17 @@ func (s *Service) onIntake(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	if rec.State == intakeAnswered && rec.Outcome != nil {
-		// Seen before: repeat the answer, change nothing.
+		// Seen before (a republication, or a redelivery after the answer
+		// but before the ack): repeat the answer, change nothing. It is
+		// done unless a follow still reports the cluster's changes.
 		s.im.requests.WithLabelValues(req.Op, "duplicate").Inc()
 		o := *rec.Outcome
-		o.Duplicate, o.Done = true, true
+		o.Duplicate = true
+		if !o.Done {
+			if _, err := s.intake.Get(ctx, followKey(publisher, env.ID)); err != nil {
+				o.Done = true
+			}
+		}
 		s.sendOutcome(publisher, 1, o)
 		_ = m.DoubleAck(ctx)
 		return
