@@ -23,8 +23,10 @@ test: test-deps lint promtool unit fuzz
 test-deps:
 	@scripts/install-test-deps.sh
 
+# Four packages at once on two cores: most tests wait on sshd, NATS and the
+# simulators rather than compute, so this is the shortest wall clock.
 unit:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -p 4 -timeout 15m $(PKGS)
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
