@@ -24,7 +24,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
-	"github.com/rhq/rh/internal/natsutil"
+	"github.com/rhq/rh/internal/natsembed"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/services/registry"
 	"github.com/rhq/rh/services/sshgateway"
@@ -343,7 +343,7 @@ func (e *env) writeSSHConfigs() error {
 // eight clusters and waits until both are Up.
 func (e *env) startStack(ctx context.Context, s *stack, agentOn bool) error {
 	name := "nats" + s.suffix
-	ns, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{
+	ns, err := natsembed.Start(natsembed.Options{
 		StoreDir: filepath.Join(e.dir, name), Listen: "127.0.0.1:0", MaxStore: 1 << 30, MaxMemory: 64 << 20,
 	})
 	if err != nil {

@@ -15,13 +15,14 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/natsembed"
 	"github.com/rhq/rh/internal/natsutil"
 	"github.com/rhq/rh/internal/testkit"
 )
 
 // Server is a running test server and a connection to it.
 type Server struct {
-	NS  *natsutil.Embedded
+	NS  *natsembed.Server
 	URL string
 	// NC is a connection of the services account (the "serve" user on a
 	// secure server), and JS its JetStream.
@@ -60,7 +61,7 @@ func StartSecure(t testing.TB) *Server {
 
 func start(t testing.TB, dir string, secure bool) *Server {
 	t.Helper()
-	o := natsutil.EmbeddedOptions{StoreDir: dir, Listen: "127.0.0.1:0", MaxStore: 1 << 30, MaxMemory: 64 << 20}
+	o := natsembed.Options{StoreDir: dir, Listen: "127.0.0.1:0", MaxStore: 1 << 30, MaxMemory: 64 << 20}
 	s := &Server{Dir: dir}
 	if secure {
 		m, err := auth.EnsureMaterial(filepath.Join(dir, "auth"), "")
@@ -72,7 +73,7 @@ func start(t testing.TB, dir string, secure bool) *Server {
 		o.Auth = &auth.ServerConfig{ServiceKeys: m.ServiceKeys(), Users: s.users}
 		o.StoreKey = m.StoreKey
 	}
-	ns, err := natsutil.StartEmbedded(o)
+	ns, err := natsembed.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
-	"github.com/rhq/rh/internal/natsutil"
+	"github.com/rhq/rh/internal/natsembed"
 )
 
 // ErrNoAccounts refuses a NATS that lets anyone in: rh would hand every
@@ -32,7 +32,7 @@ var ErrNoAccounts = errors.New("serve: this NATS does not require authentication
 // the operator and says so loudly. For the embedded server, every change to
 // the directory also reloads the server's users, so a removed user is
 // disconnected at once.
-func authenticate(ctx context.Context, nc *nats.Conn, ns *natsutil.Embedded, m *auth.Material, services []string, o Options, log *slog.Logger) (*auth.Authenticator, error) {
+func authenticate(ctx context.Context, nc *nats.Conn, ns *natsembed.Server, m *auth.Material, services []string, o Options, log *slog.Logger) (*auth.Authenticator, error) {
 	if ns == nil && !nc.AuthRequired() {
 		if !o.InsecureNATS {
 			return nil, fmt.Errorf("%w: set it up with `rhcli nats-config --dir DIR` and give serve --creds, or pass --insecure-nats to run without authentication (every caller is then the operator)", ErrNoAccounts)

@@ -31,6 +31,7 @@ import (
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/natsembed"
 	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/natsutil"
 	"github.com/rhq/rh/internal/serve"
@@ -108,7 +109,7 @@ func TestJetStreamIsEncryptedAtRest(t *testing.T) {
 func TestListeningBeyondLoopbackNeedsTLS(t *testing.T) {
 	err := serve.Run(context.Background(), serve.Options{DataDir: t.TempDir(), Listen: "0.0.0.0:0", Services: []string{"registry"},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if !errors.Is(err, natsutil.ErrPlaintextBeyondLoopback) || !strings.Contains(err.Error(), "--tls-cert") {
+	if !errors.Is(err, natsembed.ErrPlaintextBeyondLoopback) || !strings.Contains(err.Error(), "--tls-cert") {
 		t.Fatalf("serve on 0.0.0.0 without TLS: %v", err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
 	"github.com/rhq/rh/internal/auth"
+	"github.com/rhq/rh/internal/natsembed"
 	"github.com/rhq/rh/internal/natsutil"
 	"github.com/rhq/rh/internal/svc"
 )
@@ -117,7 +118,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	var ns *natsutil.Embedded
+	var ns *natsembed.Server
 	var material *auth.Material
 	url, creds := o.NATSURL, o.Creds
 	if url == "" {
@@ -135,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		ns, err = natsutil.StartEmbedded(natsutil.EmbeddedOptions{
+		ns, err = natsembed.Start(natsembed.Options{
 			StoreDir: o.DataDir, Listen: o.Listen, StoreKey: material.StoreKey,
 			Auth:       &auth.ServerConfig{ServiceKeys: material.ServiceKeys(), Users: []rh.User{material.Operator}},
 			ConfigPath: filepath.Join(material.Dir, "nats.conf"),

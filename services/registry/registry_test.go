@@ -16,8 +16,8 @@ import (
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/client"
 	"github.com/rhq/rh/events"
+	"github.com/rhq/rh/internal/natsembed"
 	"github.com/rhq/rh/internal/natstest"
-	"github.com/rhq/rh/internal/natsutil"
 	"github.com/rhq/rh/internal/testkit"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
@@ -426,7 +426,7 @@ func TestRegistryOnlyBindsStreams(t *testing.T) {
 		t.Fatalf("starting the registry changed RH_EVENTS' MaxAge to %s", got)
 	}
 
-	bare, err := natsutil.StartEmbedded(natsutil.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	bare, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
