@@ -108,6 +108,10 @@ type Service struct {
 	intake jetstream.KeyValue // rh_intake: requests from event publishers (intake.go)
 	im     *intakeMetrics
 
+	// unpublished holds the clusters whose intent publish failed, which the
+	// reconcile loop retries within seconds (reconcile.go).
+	unpublished unpublishedIntents
+
 	svc    micro.Service
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -137,7 +141,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets.New(secretsKV), users: users, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache()}
+	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets.New(secretsKV), users: users, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache(),
+		unpublished: unpublishedIntents{names: map[string]struct{}{}, kick: make(chan struct{}, 1)}}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.watchRecords(runCtx); err != nil {
@@ -548,8 +553,9 @@ func (s *Service) publishIntent(ctx context.Context, c *rh.Cluster) {
 		return // a Defined cluster asked nothing of its worker yet
 	}
 	if err := s.publish(ctx, c.Intent.Op, c, 0); err != nil {
-		// The record holds the intent; the reconciler publishes it again.
-		s.log.Warn("intent not published yet; the reconciler will retry", "cluster", c.Name, "op", c.Intent.Op, "err", err)
+		// The record holds the intent; the reconcile loop publishes it again.
+		s.log.Warn("intent not published yet; retrying", "cluster", c.Name, "op", c.Intent.Op, "err", err)
+		s.unpublished.add(c.Name)
 	}
 }
 

@@ -352,6 +352,33 @@ func TestReconcileRepublishesUnobservedIntentsAndRefreshesLiveClusters(t *testin
 	}
 }
 
+// A create whose intent could not be published (the events stream did not
+// answer) is published within seconds once the stream is back, not at the
+// next reconcile pass: the cluster does not sit Pending for its period.
+func TestAnIntentThatFailedToPublishIsRetriedPromptly(t *testing.T) {
+	e := start(t, registry.Config{ReconcileEvery: time.Hour})
+	ctx := context.Background()
+	if err := e.ns.JS.DeleteStream(ctx, events.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.cl.Create(ctx, "retried", byo("10.0.0.1"), nil)
+	if err != nil {
+		t.Fatalf("create while the events stream is gone: %v", err)
+	}
+	if c.Status.Phase != rh.PhasePending {
+		t.Fatalf("phase = %s, want Pending", c.Status.Phase)
+	}
+	if err := events.Setup(ctx, e.ns.JS, events.DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitErr(t, 30*time.Second, "the create intent in the stream", func() error {
+		if got := streamMsgs(t, e.ns.JS, events.StreamEvents, "rh.cluster.create.byo"); got != 1 {
+			return fmt.Errorf("%d create events", got)
+		}
+		return nil
+	})
+}
+
 func TestMalformedReportIsDeadLetteredAndServiceKeepsRunning(t *testing.T) {
 	e := start(t, registry.Config{})
 	ctx := context.Background()
