@@ -226,6 +226,7 @@ func TestNATSLeaderKilled(t *testing.T) {
 	// Generous: after a failover the clusters' intents may wait for the
 	// registry's next reconcile (serve's default 30 s) on a busy machine.
 	waitPhases(t, c.URL, 4*time.Minute, rh.PhaseUp, answered...)
+	t.Logf("the creates answered after the kill Up %s after it", time.Since(killed).Round(time.Millisecond))
 
 	// The node returns on its store: it catches up, and nothing is lost.
 	c.start(idx)
