@@ -32,12 +32,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if bin.Path, err = proctest.GoBuild(dir, "rhcli", "github.com/rhq/rh/cmd/rhcli"); err != nil {
+	var version string
+	if bin.Path, version, err = proctest.BuildRhcli(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "building rhcli:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
+	proctest.RemoveAgents(version)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -55,7 +55,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin.Path, err = proctest.GoBuild(dir, "rhcli", "github.com/rhq/rh/cmd/rhcli")
+	var version string
+	bin.Path, version, err = proctest.BuildRhcli(dir)
 	if err == nil {
 		// The nats-server of the version rh embeds (go.mod).
 		natsServer, err = proctest.GoBuild(dir, "nats-server", "github.com/nats-io/nats-server/v2")
@@ -66,6 +67,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	proctest.RemoveAgents(version)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

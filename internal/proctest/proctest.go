@@ -8,18 +8,23 @@ package proctest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rhq/rh/internal/agent"
+	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/testkit"
 )
 
@@ -162,6 +167,39 @@ func GoBuild(dir, name, pkg string) (string, error) {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
+}
+
+// BuildRhcli builds rhcli into dir with a version of its own (e2e-<random>),
+// so that the agent the gateway places from it on the test nodes
+// (~/.rh/bin/rhcli-<version>) belongs to this test process alone and
+// RemoveAgents can take it away afterwards.
+func BuildRhcli(dir string) (path, version string, err error) {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	version = "e2e-" + hex.EncodeToString(b[:])
+	path = filepath.Join(dir, "rhcli")
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/rhq/rh/internal/cli.Version="+version, "-o", path, "github.com/rhq/rh/cmd/rhcli")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("go build rhcli: %w\n%s", err, out)
+	}
+	return path, version, nil
+}
+
+// RemoveAgents removes what agents of version the tests' gateways placed in
+// the test nodes' user's home (the nodes run on this machine), an upload
+// cut short included.
+func RemoveAgents(version string) {
+	u, err := user.Lookup(sshnode.DefaultUser())
+	if err != nil {
+		return
+	}
+	dir := filepath.Join(u.HomeDir, agent.InstallDir)
+	for _, pattern := range []string{"rhcli-" + version + "*", ".rhcli-" + version + "*"} {
+		left, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, p := range left {
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // Rhcli is a built rhcli binary and the credentials to use with each NATS
