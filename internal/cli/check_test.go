@@ -19,6 +19,7 @@ import (
 	"github.com/rhq/rh/internal/natstest"
 	"github.com/rhq/rh/internal/sagemakersim"
 	"github.com/rhq/rh/internal/skysim"
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/sagemakerworker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
@@ -66,7 +67,7 @@ func startSageMakerWorker(t *testing.T, ns *natstest.Server, sim *sagemakersim.S
 		sm.Options{SageMakerEndpoint: url, STSEndpoint: url, IAMEndpoint: url, SageMakerConfigPaths: []string{},
 			Getenv: func(k string) string { return workerEnv[k] }})
 	w, err := sagemakerworker.Start(context.Background(), ns.ServiceConn(t, auth.SvcSageMakerWorker),
-		sagemakerworker.Config{Client: client, Auth: ns.Authenticator(), Worker: workertest.FastLoop})
+		sagemakerworker.Config{Client: client, ServiceConfig: worker.ServiceConfig{Auth: ns.Authenticator(), Worker: workertest.FastLoop}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestCheckReportsWhatTheWorkersSee(t *testing.T) {
 		t.Fatal(err)
 	}
 	sw, err := skyworker.Start(context.Background(), ns.ServiceConn(t, auth.SvcSkyWorker),
-		skyworker.Config{SkyPilot: skyClient, Auth: ns.Authenticator(), Worker: workertest.FastLoop})
+		skyworker.Config{SkyPilot: skyClient, ServiceConfig: worker.ServiceConfig{Auth: ns.Authenticator(), Worker: workertest.FastLoop}})
 	if err != nil {
 		t.Fatal(err)
 	}

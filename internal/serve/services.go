@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/registry"
 	"github.com/rhq/rh/services/sshgateway"
 )
@@ -41,4 +42,9 @@ func startSSHGateway(ctx context.Context, d Deps) (Service, error) {
 		cfg.KeepAliveDir = ".rh/sim-keepalive"
 	}
 	return sshgateway.Start(ctx, d.NC, cfg)
+}
+
+// workerConfig is what every cloud worker takes from serve.
+func (d Deps) workerConfig() worker.ServiceConfig {
+	return worker.ServiceConfig{Logger: d.Logger, Registry: d.Registry, Auth: d.Auth}
 }

@@ -24,7 +24,7 @@ const simRole = "arn:aws:iam::123456789012:role/rh-sim"
 // or with --sim against an in-process SageMaker simulator, stopped after the
 // worker. Missing credentials do not stop rh from starting: creates say why.
 func startSageMakerWorker(ctx context.Context, d Deps) (Service, error) {
-	cfg := sagemakerworker.Config{Logger: d.Logger, Registry: d.Registry, Getenv: d.Opts.Getenv, Auth: d.Auth}
+	cfg := sagemakerworker.Config{Getenv: d.Opts.Getenv, ServiceConfig: d.workerConfig()}
 	if !d.Opts.Sim {
 		w, err := sagemakerworker.Start(ctx, d.NC, cfg)
 		if err != nil {

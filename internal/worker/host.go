@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
@@ -257,4 +258,39 @@ func (h *Host[T]) RecordedPhase(ctx context.Context, name string) (rh.Phase, err
 		return "", fmt.Errorf("%s: %w", h.cfg.Durable, err)
 	}
 	return c.Status.Phase, nil
+}
+
+// ServiceConfig is the part of every cloud worker's Config that is not about
+// its cloud; the worker's Config embeds it.
+type ServiceConfig struct {
+	// ID names this process in reports (default: the loop's).
+	ID string
+	// Auth says who asks the check endpoint; nil treats every caller NATS
+	// let in as the operator (check reveals no secrets).
+	Auth     *auth.Authenticator
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
+	// are set from the kind and the fields above); zero values are its
+	// defaults.
+	Worker Config
+}
+
+// Defaults fills in the logger and the metrics registry.
+func (c *ServiceConfig) Defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Host returns the Host configuration of kind's worker, consuming as
+// durable, with its records in bucket under keyPrefix.
+func (c *ServiceConfig) Host(kind rh.Kind, durable, bucket, keyPrefix string) HostConfig {
+	c.Defaults()
+	loop := c.Worker
+	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = kind, durable, c.ID, c.Logger, c.Registry
+	return HostConfig{Config: loop, Bucket: bucket, KeyPrefix: keyPrefix, Auth: c.Auth}
 }

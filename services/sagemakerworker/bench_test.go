@@ -34,8 +34,9 @@ func BenchmarkCreateToUp(b *testing.B) {
 func (e *env) startBenchWorker(log *slog.Logger) {
 	e.t.Helper()
 	w, err := sagemakerworker.Start(context.Background(), e.NS.NC, sagemakerworker.Config{
-		Client: e.quietClient(log), ProxyCommand: e.proxyCommand, Logger: log,
-		PollMin: time.Millisecond, PollMax: 10 * time.Millisecond, Worker: worker.Config{RetryBase: 20 * time.Millisecond},
+		Client: e.quietClient(log), ProxyCommand: e.proxyCommand,
+		PollMin: time.Millisecond, PollMax: 10 * time.Millisecond,
+		ServiceConfig: worker.ServiceConfig{Logger: log, Worker: worker.Config{RetryBase: 20 * time.Millisecond}},
 	})
 	if err != nil {
 		e.t.Fatal(err)

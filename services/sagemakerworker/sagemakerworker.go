@@ -26,11 +26,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
-	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
 )
@@ -75,17 +73,8 @@ type Config struct {
 	// and doubles up to PollMax while nothing changes (default 2 s, 30 s).
 	PollMin time.Duration
 	PollMax time.Duration
-	// ID names this process in reports (default "sagemakerworker").
-	ID string
-	// Auth says who asks the check endpoint; nil treats every caller NATS
-	// let in as the operator (check reveals no secrets).
-	Auth     *auth.Authenticator
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
 
-	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
-	// are set here); zero values are its defaults.
-	Worker worker.Config
+	worker.ServiceConfig
 }
 
 // Service is a running sagemakerworker.
@@ -106,6 +95,7 @@ type Service struct {
 // answer to start: credentials are resolved lazily, and a create that cannot
 // reach AWS is retried.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	hc := cfg.Host(rh.KindSageMaker, Durable, BucketJobs, "job.")
 	cfg.defaults()
 	client := cfg.Client
 	if client == nil {
@@ -115,10 +105,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		}
 		client = sm.NewClient(awsCfg, cfg.ClientOptions)
 	}
-	loop := cfg.Worker
-	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindSageMaker, Durable, cfg.ID, cfg.Logger, cfg.Registry
-	host, err := worker.Bind[jobRecord](ctx, nc, worker.HostConfig{Config: loop,
-		Bucket: BucketJobs, KeyPrefix: "job.", Auth: cfg.Auth})
+	host, err := worker.Bind[jobRecord](ctx, nc, hc)
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +119,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 }
 
 func (cfg *Config) defaults() {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-	}
+	cfg.Defaults()
 	if cfg.SSHUser == "" {
 		cfg.SSHUser = DefaultSSHUser
 	}

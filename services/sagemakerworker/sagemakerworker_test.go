@@ -25,6 +25,7 @@ import (
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/sshx"
 	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/sagemakerworker"
 	"github.com/rhq/rh/services/sagemakerworker/sm"
@@ -104,10 +105,10 @@ func (e *env) startWorkerOn(nc *nats.Conn) func() {
 	e.t.Helper()
 	e.reg = prometheus.NewRegistry()
 	w, err := sagemakerworker.Start(context.Background(), nc, sagemakerworker.Config{
-		Client: e.smc, ProxyCommand: e.proxyCommand, Registry: e.reg,
+		Client: e.smc, ProxyCommand: e.proxyCommand,
 		SSHUser: sshnode.DefaultUser(), // the account simnodes' nodes accept
 		PollMin: 2 * time.Millisecond, PollMax: 40 * time.Millisecond,
-		Worker: workertest.FastLoop,
+		ServiceConfig: worker.ServiceConfig{Registry: e.reg, Worker: workertest.FastLoop},
 	})
 	if err != nil {
 		e.t.Fatal(err)

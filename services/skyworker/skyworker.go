@@ -17,11 +17,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/events"
-	"github.com/rhq/rh/internal/auth"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/skyworker/skypilot"
 )
@@ -38,17 +36,8 @@ type Config struct {
 	// SkyPilot is the API client; when nil one is made from SkyPilotConfig.
 	SkyPilot       *skypilot.Client
 	SkyPilotConfig skypilot.Config
-	// ID names this process in reports (default "skyworker").
-	ID string
-	// Auth says who asks the check endpoint; nil treats every caller NATS
-	// let in as the operator (check reveals no secrets).
-	Auth     *auth.Authenticator
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
 
-	// Worker tunes the event loop (Kind, Durable, ID, Logger and Registry
-	// are set here); zero values are its defaults.
-	Worker worker.Config
+	worker.ServiceConfig
 }
 
 // Service is a running skyworker.
@@ -63,20 +52,12 @@ type Service struct {
 // Start prepares streams and buckets and starts consuming. It does not need
 // the SkyPilot API server: if that is down, creates report why and retry.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	hc := cfg.Host(rh.KindOnDemand, Durable, BucketRequests, "launch.")
 	sky, err := cfg.skyPilot()
 	if err != nil {
 		return nil, fmt.Errorf("skyworker: %w", err)
 	}
-	loop := cfg.Worker
-	loop.Kind, loop.Durable, loop.ID, loop.Logger, loop.Registry = rh.KindOnDemand, Durable, cfg.ID, cfg.Logger, cfg.Registry
-	host, err := worker.Bind[launchRecord](ctx, nc, worker.HostConfig{Config: loop,
-		Bucket: BucketRequests, KeyPrefix: "launch.", Auth: cfg.Auth})
+	host, err := worker.Bind[launchRecord](ctx, nc, hc)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rhq/rh/internal/simnodes"
 	"github.com/rhq/rh/internal/skysim"
 	"github.com/rhq/rh/internal/testkit"
+	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/internal/workertest"
 	"github.com/rhq/rh/services/skyworker"
 	"github.com/rhq/rh/services/skyworker/skypilot"
@@ -95,7 +96,7 @@ func (e *env) startWorker() func() {
 
 func (e *env) startWorkerOn(nc *nats.Conn) func() {
 	e.t.Helper()
-	w, err := skyworker.Start(context.Background(), nc, skyworker.Config{SkyPilot: e.sky, Worker: workertest.FastLoop})
+	w, err := skyworker.Start(context.Background(), nc, skyworker.Config{SkyPilot: e.sky, ServiceConfig: worker.ServiceConfig{Worker: workertest.FastLoop}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
