@@ -56,6 +56,17 @@ type intakeRecord struct {
 	State     string          `json:"state"`
 	ClaimedAt time.Time       `json:"claimed_at"`
 	Outcome   *events.Outcome `json:"outcome,omitempty"`
+	// Digest is a hash of the whole request (spec and flags included): the
+	// same id with another request is refused, not taken for a repeat.
+	Digest string `json:"digest,omitempty"`
+}
+
+// requestDigest hashes a decoded request; encoding/json writes struct
+// fields in order and map keys sorted, so equal requests hash alike.
+func requestDigest(req *events.ClusterRequest) string {
+	b, _ := json.Marshal(req)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
 }
 
 // intakeKey is a request's key: the publisher's token and a hash of the
@@ -190,17 +201,22 @@ func (s *Service) onIntake(ctx context.Context, m jetstream.Msg) {
 	}
 	log := s.log.With("request_id", env.ID, "user", caller.User, "op", req.Op, "cluster", req.Cluster)
 	key := intakeKey(publisher, env.ID)
+	digest := requestDigest(req)
 	rec, rev, fresh, err := s.claimIntake(ctx, key, intakeRecord{ID: env.ID, User: caller.User, Op: req.Op, Cluster: req.Cluster,
-		State: intakeApplying, ClaimedAt: s.now().UTC()})
+		State: intakeApplying, ClaimedAt: s.now().UTC(), Digest: digest})
 	if err != nil {
 		s.retryIntake(ctx, m, md, req.Op, log, err)
 		return
 	}
-	if rec.Op != req.Op || rec.Cluster != req.Cluster {
+	if rec.Op != req.Op || rec.Cluster != req.Cluster || (rec.Digest != "" && rec.Digest != digest) {
 		// The same id for a different request: the first one stands.
+		reason := fmt.Sprintf("id %q was already used for %s of %s; use a new id for a new request", env.ID, rec.Op, rec.Cluster)
+		if rec.Op == req.Op && rec.Cluster == req.Cluster {
+			reason = fmt.Sprintf("id %q was already used for another %s of %s (the spec or options differ); use a new id for a new request", env.ID, rec.Op, rec.Cluster)
+		}
 		s.im.requests.WithLabelValues(req.Op, events.OutcomeRefused).Inc()
 		s.sendOutcome(publisher, 1, events.Outcome{RequestID: env.ID, Op: req.Op, Cluster: req.Cluster, Result: events.OutcomeRefused,
-			Code: rh.ECONFLICT, Reason: fmt.Sprintf("id %q was already used for %s of %s; use a new id for a new request", env.ID, rec.Op, rec.Cluster), Done: true, Duplicate: true})
+			Code: rh.ECONFLICT, Reason: reason, Done: true, Duplicate: true})
 		_ = m.DoubleAck(ctx)
 		return
 	}

@@ -148,6 +148,12 @@ func TestIntakeAppliesARequestOnceAsItsPublisherAndFollowsIt(t *testing.T) {
 	if o := ci.next(t, "req-1"); o.Result != events.OutcomeRefused || o.Code != rh.ECONFLICT || !strings.Contains(o.Reason, "already used") {
 		t.Fatalf("id reused for a teardown: %+v, want refused (conflict)", o)
 	}
+	// The same id, op and cluster with another spec is not a repeat either.
+	other := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.10"}, "ssh_user": "ml"}}}
+	ci.publish(t, request("req-1", "create", "from-ci", other), "")
+	if o := ci.next(t, "req-1"); o.Result != events.OutcomeRefused || o.Code != rh.ECONFLICT || !strings.Contains(o.Reason, "spec or options differ") {
+		t.Fatalf("id reused for another spec: %+v, want refused (conflict)", o)
+	}
 	after, _ := e.op.Get(ctx, "from-ci")
 	if after.Generation != before.Generation || len(after.History) != len(before.History) || after.Status.Phase != rh.PhaseUp {
 		t.Fatalf("a repeated id changed the record: generation %d→%d, history %d→%d, phase %s",
