@@ -131,6 +131,13 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		c.start(i)
 	}
 	c.waitHealthy()
+	for _, nd := range c.nodes {
+		// waitHealthy passes over stopped nodes (a scenario kills some);
+		// at the start every one must run.
+		if nd.proc.Exited() {
+			t.Fatalf("nats-server %s exited while the cluster formed:\n%s", nd.name, nd.proc.Log.String())
+		}
+	}
 	return c
 }
 

@@ -147,15 +147,28 @@ func (c *Child) killLocked() {
 	c.err, c.over = <-c.done, true
 }
 
-// FreeAddr returns a loopback address with a port free at the time of asking.
+// handedOut are the addresses FreeAddr returned in this process.
+var handedOut sync.Map
+
+// FreeAddr returns a loopback address with a port free at the time of asking
+// and never returned before in this process: once a probe's listener is
+// closed the kernel may give the same port to the next probe, and a server
+// given one port for two of its listeners (client and monitor, say) dies.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, seen := handedOut.LoadOrStore(addr, true); !seen {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no fresh free loopback port in 100 tries")
+	return ""
 }
 
 // GoBuild builds the main package pkg into dir/name (for a TestMain, before
