@@ -20,17 +20,6 @@ import (
 	"github.com/rhq/rh/internal/testkit"
 )
 
-// freePort is a port nothing on this machine listens on just now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // Jupyter (Debian's jupyter-notebook package, a test prerequisite) starts
 // on the node, the URL with its token works through the tunnel, and
 // ending the context stops the Jupyter process on the node.
@@ -41,7 +30,7 @@ func TestNotebookServesJupyterAndStopsIt(t *testing.T) {
 		}
 	}
 	cl, node := byoCluster(t, sshnode.Options{})
-	remote := freePort(t)
+	remote := testkit.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sctx, scancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -141,7 +130,7 @@ func TestNotebookSaysWhenJupyterCannotBeInstalled(t *testing.T) {
 	defer cancel()
 	var log testkit.SyncBuffer
 	nb, err := cl.Notebook(ctx, "box", client.NotebookOptions{
-		LocalAddr: "127.0.0.1:0", RemotePort: freePort(t), Log: &log,
+		LocalAddr: "127.0.0.1:0", RemotePort: testkit.FreePort(t), Log: &log,
 		Env: map[string]string{
 			"PATH": bin,
 			// A Python pip may install into (Debian's refuses, PEP 668) and

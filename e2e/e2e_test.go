@@ -68,7 +68,7 @@ func (n *secureNATS) reload(t *testing.T) {
 func startSecureNATS(t *testing.T) *secureNATS {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rh-nats")
-	bin.NATSConfig(t, dir, proctest.FreeAddr(t), t.TempDir())
+	bin.NATSConfig(t, dir, testkit.FreeAddr(t), t.TempDir())
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
 	if err != nil {
 		t.Fatalf("the configuration nats-config wrote does not load: %v", err)

@@ -52,7 +52,7 @@ func TestPrometheusOverServe(t *testing.T) {
 	alerts := alertExprs(t)
 
 	dataDir := t.TempDir()
-	metricsAddr := proctest.FreeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
 	natsURL := startSimServeIn(t, dataDir, "--http-addr", metricsAddr)
 	prom := startPrometheus(t, promBin, metricsAddr)
 
@@ -597,7 +597,7 @@ func startPrometheus(t *testing.T, bin, target string) *prometheus {
 		t.Fatal(err)
 	}
 
-	addr := proctest.FreeAddr(t)
+	addr := testkit.FreeAddr(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("prometheus configuration:\n%s", out)

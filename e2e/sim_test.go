@@ -26,7 +26,7 @@ func startSimServe(t *testing.T) string {
 // the services' credentials) and extra serve flags (e.g. --http-addr).
 func startSimServeIn(t *testing.T, dataDir string, extra ...string) string {
 	t.Helper()
-	addr := proctest.FreeAddr(t)
+	addr := testkit.FreeAddr(t)
 	args := append([]string{"serve", "--sim", "--data-dir", dataDir, "--listen", addr, "--reconcile-every", "1s"}, extra...)
 	cmd := exec.Command(bin.Path, args...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())

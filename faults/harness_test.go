@@ -94,8 +94,8 @@ func startNATSCluster(t *testing.T) *natsCluster {
 	const n = 3
 	routeAddrs := make([]string, n)
 	for i := range n {
-		c.nodes = append(c.nodes, &natsNode{name: fmt.Sprintf("n%d", i+1), client: proctest.FreeAddr(t), monitor: proctest.FreeAddr(t)})
-		routeAddrs[i] = "nats://" + proctest.FreeAddr(t)
+		c.nodes = append(c.nodes, &natsNode{name: fmt.Sprintf("n%d", i+1), client: testkit.FreeAddr(t), monitor: testkit.FreeAddr(t)})
+		routeAddrs[i] = "nats://" + testkit.FreeAddr(t)
 	}
 	var urls []string
 	for i, nd := range c.nodes {

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -145,30 +144,6 @@ func (c *Child) killLocked() {
 	}
 	_ = c.Cmd.Process.Kill()
 	c.err, c.over = <-c.done, true
-}
-
-// handedOut are the addresses FreeAddr returned in this process.
-var handedOut sync.Map
-
-// FreeAddr returns a loopback address with a port free at the time of asking
-// and never returned before in this process: once a probe's listener is
-// closed the kernel may give the same port to the next probe, and a server
-// given one port for two of its listeners (client and monitor, say) dies.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if _, seen := handedOut.LoadOrStore(addr, true); !seen {
-			return addr
-		}
-	}
-	t.Fatal("no fresh free loopback port in 100 tries")
-	return ""
 }
 
 // GoBuild builds the main package pkg into dir/name (for a TestMain, before
@@ -312,7 +287,7 @@ type ServiceOptions struct {
 // natsURL and waits until its /readyz answers 200.
 func (r *Rhcli) StartService(t testing.TB, natsURL, name string, o ServiceOptions) *Service {
 	t.Helper()
-	s := &Service{HTTP: FreeAddr(t)}
+	s := &Service{HTTP: testkit.FreeAddr(t)}
 	if o.ReconcileEvery == 0 {
 		o.ReconcileEvery = 500 * time.Millisecond
 	}

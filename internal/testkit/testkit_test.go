@@ -36,3 +36,16 @@ func TestWaitErr(t *testing.T) {
 		t.Fatalf("timeout message %q names neither what was awaited nor the last error", r.fatal)
 	}
 }
+
+// Servers given ports one after another (client, monitor, routes) must
+// never get the same one twice.
+func TestFreeAddrNeverRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for range 200 {
+		a := testkit.FreeAddr(t)
+		if seen[a] {
+			t.Fatalf("FreeAddr returned %s twice", a)
+		}
+		seen[a] = true
+	}
+}
