@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rhq/rh/internal/sshx"
 )
 
 // RunRequest is one command to run on the node.
@@ -182,8 +184,7 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 	case werr = <-waited:
 	case <-tctx.Done():
 		killed = true
-		killGroup(pid)
-		werr = <-waited
+		werr = stopGroup(pid, waited)
 	}
 	exited.Store(true)
 	if killed {
@@ -200,9 +201,9 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 	}
 	if killed {
 		if ctx.Err() == nil {
-			return nil, &codedError{code: codeTimeout, msg: fmt.Sprintf("run: timed out after %s; process group killed", time.Duration(req.TimeoutMS)*time.Millisecond)}
+			return nil, &codedError{code: codeTimeout, msg: fmt.Sprintf("run: timed out after %s; process group stopped (SIGTERM, SIGKILL after %s)", time.Duration(req.TimeoutMS)*time.Millisecond, sshx.StopGrace)}
 		}
-		return nil, &codedError{code: codeCanceled, msg: fmt.Sprintf("run: cancelled (%v); process group killed", context.Cause(ctx))}
+		return nil, &codedError{code: codeCanceled, msg: fmt.Sprintf("run: cancelled (%v); process group stopped (SIGTERM, SIGKILL after %s)", context.Cause(ctx), sshx.StopGrace)}
 	}
 	code, sig := exitStatus(werr)
 	if code < 0 {
@@ -240,6 +241,36 @@ func setEnv(env []string, k, v string) []string {
 		}
 	}
 	return append(out, k+"="+v)
+}
+
+// stopGroup ends a cancelled command: SIGTERM to its process group, then
+// SIGKILL to whatever of the group is left after sshx.StopGrace, or nothing
+// once the group is gone (a child may outlive the leader while it saves its
+// work). It returns the leader's Wait error.
+func stopGroup(pgid int, waited <-chan error) error {
+	grace := time.NewTimer(sshx.StopGrace)
+	defer grace.Stop()
+	if pgid > 1 {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	}
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-grace.C:
+		killGroup(pgid)
+		return <-waited
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for pgid > 1 && syscall.Kill(-pgid, 0) == nil {
+		select {
+		case <-grace.C:
+			killGroup(pgid)
+			return werr
+		case <-tick.C:
+		}
+	}
+	return werr
 }
 
 func killGroup(pgid int) {

@@ -120,6 +120,55 @@ func (l *lineWaiter) pids(t *testing.T) []int {
 	return pids
 }
 
+// A cancelled command gets SIGTERM first, so it can save its work (a
+// checkpoint, Jupyter's runtime files); one that ignores SIGTERM is killed
+// after the grace period.
+func TestRunCancelTermsFirstThenKills(t *testing.T) {
+	t.Run("cleans up", func(t *testing.T) {
+		t.Parallel()
+		c, _ := pipeAgent(t, ServeOptions{})
+		saved := filepath.Join(t.TempDir(), "saved")
+		ctx, cancel := context.WithCancel(ctxT(t, 30*time.Second))
+		lw := &lineWaiter{n: 1, ready: make(chan struct{})}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Run(ctx, RunRequest{Shell: `trap 'echo checkpoint > "$F"; exit 0' TERM; echo $$; while :; do sleep 0.05; done`,
+				Env: map[string]string{"F": saved}, Stdout: lw})
+			errc <- err
+		}()
+		<-lw.ready
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+		testkit.WaitErr(t, 10*time.Second, "the command's clean-up", func() error {
+			b, err := os.ReadFile(saved)
+			if err != nil || string(b) != "checkpoint\n" {
+				return fmt.Errorf("%q, %v", b, err)
+			}
+			return nil
+		})
+	})
+	t.Run("ignores TERM", func(t *testing.T) {
+		t.Parallel()
+		c, _ := pipeAgent(t, ServeOptions{})
+		ctx, cancel := context.WithCancel(ctxT(t, 30*time.Second))
+		lw := &lineWaiter{n: 1, ready: make(chan struct{})}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Run(ctx, RunRequest{Shell: `trap '' TERM; echo $$; while :; do sleep 0.05; done`, Stdout: lw})
+			errc <- err
+		}()
+		<-lw.ready
+		pid := lw.pids(t)[0]
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+		testkit.WaitErr(t, 20*time.Second, "the process that ignored SIGTERM killed", func() error { return processGone(pid) })
+	})
+}
+
 func TestRunCancelKillsProcessGroup(t *testing.T) {
 	c, _ := pipeAgent(t, ServeOptions{})
 	ctx, cancel := context.WithCancel(ctxT(t, 20*time.Second))

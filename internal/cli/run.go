@@ -86,7 +86,7 @@ func (a *app) runCmd() *cobra.Command {
 		Short: "Run a command on a cluster's nodes, streaming its output",
 		Long: "Run COMMAND on the chosen nodes in parallel, in the login shell as ssh would.\n\n" + runCommandHelp + "\n\n" +
 			"Output streams live, each line prefixed by [node] when several nodes run. rhcli exits with the first\n" +
-			"non-zero exit code in node order (255 where the command could not run). Ctrl-C kills the command on every node.",
+			"non-zero exit code in node order (255 where the command could not run). Ctrl-C stops the command on every node: SIGTERM to its process group, SIGKILL to what is left after 5 s.",
 		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runCommand(cmd, args[0], &f, func(ctx context.Context, cl *client.Client, o client.RunOptions) ([]client.RunResult, error) {

@@ -184,8 +184,9 @@ func Run(ctx context.Context, c *Client, req RunRequest) (int, error) {
 	return -1, classify(ctx, "run on", c.target, ctx.Err())
 }
 
-// killRemote kills the process group of a cancelled command: first with
-// an SSH "signal" request (OpenSSH 8.1+ sends it to the group), then, as
+// killRemote stops the process group of a cancelled command as the agent
+// does: SIGTERM, and SIGKILL to what is left after StopGrace. First with
+// SSH "signal" requests (OpenSSH 8.1+ sends them to the group), then, as
 // that is not universal, with kill from a second session, waiting there
 // until the group is gone.
 func (c *Client) killRemote(s *session, mw *markerWriter) {
@@ -194,24 +195,35 @@ func (c *Client) killRemote(s *session, mw *markerWriter) {
 	case pgid = <-mw.pgid:
 	case <-time.After(2 * time.Second):
 	}
-	_ = s.Signal(ssh.SIGKILL)
+	_ = s.Signal(ssh.SIGTERM)
 	if pgid <= 1 || !c.alive() {
+		_ = s.Signal(ssh.SIGKILL)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), StopGrace+10*time.Second)
 	defer cancel()
 	// Outside the slot count: this must not wait behind other runs.
 	ks, err := c.openSession(ctx, false)
 	if err != nil {
+		_ = s.Signal(ssh.SIGKILL)
 		return
 	}
 	defer ks.Close()
 	// If $$ were not a group leader these ids would name no group or
 	// session and the kills would do nothing, never hit anything else.
 	p := strconv.Itoa(pgid)
-	_ = ks.Run("kill -KILL -- -" + p + " 2>/dev/null; pkill -KILL -s " + p + " 2>/dev/null; " +
+	graceTicks := strconv.Itoa(int(StopGrace / (100 * time.Millisecond)))
+	_ = ks.Run("kill -TERM -- -" + p + " 2>/dev/null; pkill -TERM -s " + p + " 2>/dev/null; " +
+		"i=0; while kill -0 -- -" + p + " 2>/dev/null && [ $i -lt " + graceTicks + " ]; do sleep 0.1; i=$((i+1)); done; " +
+		"kill -KILL -- -" + p + " 2>/dev/null; pkill -KILL -s " + p + " 2>/dev/null; " +
 		"i=0; while kill -0 -- -" + p + " 2>/dev/null && [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; true")
 }
+
+// StopGrace is how long a cancelled or timed-out command's process group
+// has between SIGTERM and SIGKILL, here and in the agent: time to save a
+// checkpoint or remove its runtime files, as `docker stop` gives (10 s
+// there).
+const StopGrace = 5 * time.Second
 
 var signals = map[ssh.Signal]int{
 	ssh.SIGHUP: 1, ssh.SIGINT: 2, ssh.SIGQUIT: 3, ssh.SIGILL: 4, "TRAP": 5, ssh.SIGABRT: 6,

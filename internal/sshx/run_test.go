@@ -196,6 +196,39 @@ func TestRunCancelKillsRemoteProcessGroup(t *testing.T) {
 	}
 }
 
+// Without the agent too, a cancelled command gets SIGTERM first and may
+// save its work before it ends.
+func TestRunCancelTermsFirst(t *testing.T) {
+	t.Parallel()
+	n, tg := keyNode(t, sshnode.KeyEd25519, sshnode.Options{})
+	c := dial(t, newDialer(), tg)
+	saved := filepath.Join(n.TempDir(t), "saved")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &pidWriter{lines: 1, ready: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := sshx.Run(ctx, c, sshx.RunRequest{Command: `trap 'echo checkpoint > ` + saved + `; exit 0' TERM; echo $$; while :; do sleep 0.05; done`, Stdout: out})
+		done <- err
+	}()
+	select {
+	case <-out.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("command did not start")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	testkit.WaitErr(t, 10*time.Second, "the command's clean-up", func() error {
+		b, err := os.ReadFile(saved)
+		if err != nil || string(b) != "checkpoint\n" {
+			return fmt.Errorf("%q, %v", b, err)
+		}
+		return nil
+	})
+}
+
 func TestRunDeadlineIsTimeout(t *testing.T) {
 	t.Parallel()
 	n, tg := keyNode(t, sshnode.KeyEd25519, sshnode.Options{})
