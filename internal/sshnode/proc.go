@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rhq/rh/internal/lazyre"
 )
 
 const pollInterval = 20 * time.Millisecond
@@ -126,6 +129,37 @@ func CleanupLeftovers(ctx context.Context) {
 	for _, ns := range listNetns(ctx) {
 		if owner, ok := ownerPid(ns, NetnsPrefix); ok && !pidAlive(owner) {
 			_ = runIP(ctx, "netns", "del", ns)
+		}
+	}
+	if DefaultUser() == TestUser {
+		sweepTestAgents(TestUser, 2*time.Hour)
+	}
+}
+
+// testAgent matches the agents test gateways place in the node user's
+// ~/.rh/bin (agent.InstallDir) under their per-process versions (t<hex> in
+// the gateway's tests, test-<hex> in the agent's, e2e-<hex> in e2e and the
+// fault suite), and their unfinished uploads.
+var testAgent = lazyre.New(`^\.?rhcli-(t[0-9a-f]{10}|test-[0-9a-f]{12}|e2e-[0-9a-f]{10})([.-]|$)`)
+
+// sweepTestAgents removes, from the test user's home only, test agents older
+// than age: a test process that was killed never removed its own.
+func sweepTestAgents(name string, age time.Duration) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return
+	}
+	sweepAgentDir(filepath.Join(u.HomeDir, ".rh", "bin"), age)
+}
+
+func sweepAgentDir(dir string, age time.Duration) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !testAgent.MatchString(e.Name()) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }
