@@ -141,13 +141,7 @@ func TestRunCancelTermsFirstThenKills(t *testing.T) {
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run after cancel: %v", err)
 		}
-		testkit.WaitErr(t, 10*time.Second, "the command's clean-up", func() error {
-			b, err := os.ReadFile(saved)
-			if err != nil || string(b) != "checkpoint\n" {
-				return fmt.Errorf("%q, %v", b, err)
-			}
-			return nil
-		})
+		testkit.WaitFile(t, 10*time.Second, "the command's clean-up", saved, "checkpoint\n")
 	})
 	t.Run("ignores TERM", func(t *testing.T) {
 		t.Parallel()

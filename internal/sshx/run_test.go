@@ -220,13 +220,7 @@ func TestRunCancelTermsFirst(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	testkit.WaitErr(t, 10*time.Second, "the command's clean-up", func() error {
-		b, err := os.ReadFile(saved)
-		if err != nil || string(b) != "checkpoint\n" {
-			return fmt.Errorf("%q, %v", b, err)
-		}
-		return nil
-	})
+	testkit.WaitFile(t, 10*time.Second, "the command's clean-up", saved, "checkpoint\n")
 }
 
 func TestRunDeadlineIsTimeout(t *testing.T) {

@@ -4,6 +4,8 @@ package testkit
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -65,4 +67,16 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitFile waits until the file at path holds exactly want.
+func WaitFile(t testing.TB, timeout time.Duration, what, path, want string) {
+	t.Helper()
+	WaitErr(t, timeout, what, func() error {
+		b, err := os.ReadFile(path)
+		if err != nil || string(b) != want {
+			return fmt.Errorf("%s holds %q (%v), want %q", path, b, err, want)
+		}
+		return nil
+	})
 }
