@@ -90,7 +90,20 @@ type intakeFollow struct {
 	Seq         int            `json:"seq"`  // its sequence number
 	Incarnation int64          `json:"incarnation"`
 	Until       time.Time      `json:"until"`
+	// Owner is the registry process reporting the request's changes, and
+	// Beat when it last said it still does (every followBeat). A follow
+	// whose owner stopped beating, or released it on stopping, is taken
+	// over by another registry's next reconcile pass (adoptFollows).
+	Owner string    `json:"owner,omitempty"`
+	Beat  time.Time `json:"beat,omitempty"`
 }
+
+// followBeat is how often a follow's owner says it is alive; after
+// followStale without a beat another registry takes the follow over.
+const (
+	followBeat  = 5 * time.Second
+	followStale = 3 * followBeat
+)
 
 // Intake outcomes counted by rh_registry_intake_total.
 var intakeOutcomes = []string{events.OutcomeAccepted, events.OutcomeRefused, "duplicate", "dead_lettered", "retried"}
@@ -143,20 +156,25 @@ func (s *Service) startIntake(ctx context.Context) error {
 		cc.Drain()
 		<-cc.Closed()
 	})
-	return s.resumeFollows(ctx)
+	return s.adoptFollows(ctx)
 }
 
-// resumeFollows takes over the reporting of requests whose cluster was
-// still changing when a registry stopped. Each running registry does (the
-// keys are not claimed), so with replicas a publisher may hear a change
-// twice; outcomes carry the request id and the phase, which make repeats
-// harmless.
-func (s *Service) resumeFollows(ctx context.Context) error {
+// adoptFollows takes over the reporting of requests whose cluster was
+// still changing when their registry stopped (it released them) or died (it
+// stopped beating): at start, and at every reconcile pass, so a replica
+// that dies does not leave its publishers unanswered. Taking one over is a
+// compare-and-set on its key, which one registry wins; a follow whose
+// owner is alive is left to it.
+func (s *Service) adoptFollows(ctx context.Context) error {
 	keys, err := s.intake.ListKeysFiltered(ctx, "follow.>")
 	if err != nil {
 		return fmt.Errorf("registry: intake follows: %w", err)
 	}
+	now := s.now()
 	for key := range keys.Keys() {
+		if s.isFollowing(key) {
+			continue
+		}
 		e, err := s.intake.Get(ctx, key)
 		if err != nil {
 			continue // done meanwhile
@@ -167,9 +185,45 @@ func (s *Service) resumeFollows(ctx context.Context) error {
 			_ = s.intake.Delete(ctx, key)
 			continue
 		}
-		s.wg.Go(func() { s.followIntake(ctx, f) })
+		if f.Owner != "" && f.Owner != s.instance && now.Sub(f.Beat) < followStale {
+			continue // its registry is alive and reporting
+		}
+		f.Owner, f.Beat = s.instance, now
+		b, _ := json.Marshal(f)
+		rev, err := s.intake.Update(ctx, key, b, e.Revision())
+		if err != nil {
+			continue // another registry took it first, or it ended
+		}
+		s.log.Info("reporting an intake request's changes again", "request_id", f.Last.RequestID, "cluster", f.Last.Cluster)
+		s.startFollow(key, f, rev)
 	}
 	return nil
+}
+
+// startFollow reports a follow's changes under the service's own context
+// (adoptFollows may run under a caller's).
+func (s *Service) startFollow(key string, f intakeFollow, rev uint64) {
+	s.followsMu.Lock()
+	if s.following[key] {
+		s.followsMu.Unlock()
+		return
+	}
+	s.following[key] = true
+	s.followsMu.Unlock()
+	s.wg.Go(func() {
+		defer func() {
+			s.followsMu.Lock()
+			delete(s.following, key)
+			s.followsMu.Unlock()
+		}()
+		s.followIntake(s.runCtx, key, f, rev)
+	})
+}
+
+func (s *Service) isFollowing(key string) bool {
+	s.followsMu.Lock()
+	defer s.followsMu.Unlock()
+	return s.following[key]
 }
 
 const intakeMaxDeliver = 10
@@ -275,9 +329,21 @@ func (s *Service) onIntake(ctx context.Context, m jetstream.Msg) {
 	log.Info("intake request answered", "result", out.Result, "code", out.Code)
 	s.sendOutcome(publisher, 1, out)
 	if !out.Done && c != nil {
-		f := intakeFollow{Publisher: publisher, Last: out, Seq: 1, Incarnation: c.Incarnation, Until: s.now().Add(intakeFollowFor)}
-		s.saveFollow(ctx, f)
-		s.wg.Go(func() { s.followIntake(ctx, f) })
+		f := intakeFollow{Publisher: publisher, Last: out, Seq: 1, Incarnation: c.Incarnation, Until: s.now().Add(intakeFollowFor),
+			Owner: s.instance, Beat: s.now()}
+		fkey := followKey(publisher, env.ID)
+		b, _ := json.Marshal(f)
+		// Not cut short by a stop: a follow recorded and then released is
+		// taken over by the next registry at once; one left half-written
+		// would wait for followStale.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), svc.Timeout)
+		frev, err := s.intake.Put(pctx, fkey, b)
+		cancel()
+		if err != nil {
+			log.Warn("cannot record intake follow; nothing reports this request's changes", "err", err)
+		} else {
+			s.startFollow(fkey, f, frev)
+		}
 	}
 	_ = m.DoubleAck(ctx)
 }
@@ -361,24 +427,43 @@ func settled(op string, p rh.Phase) bool {
 // settles, a later up or teardown takes over, the publisher may no longer
 // read it (or is removed), or the follow's time is up. A registry that
 // stops leaves the follow key for the next to resume.
-func (s *Service) followIntake(ctx context.Context, f intakeFollow) {
+func (s *Service) followIntake(ctx context.Context, key string, f intakeFollow, rev uint64) {
 	first := f.Last
 	caller, _, err := s.cfg.Auth.Publisher(auth.IntakeSubject(f.Publisher))
 	if err != nil {
-		s.forgetFollow(first.RequestID, f.Publisher) // a removed user hears nothing more
+		s.forgetFollow(key, first.RequestID) // a removed user hears nothing more
 		return
 	}
 	end := time.NewTimer(max(time.Until(f.Until), 0))
 	defer end.Stop()
-	send := func(o events.Outcome) {
+	beat := time.NewTicker(followBeat)
+	defer beat.Stop()
+	// save writes the follow if it is still ours; false means another
+	// registry took it over (or it ended), so this one stops reporting.
+	save := func(ctx context.Context) bool {
+		f.Beat = s.now()
+		b, _ := json.Marshal(f)
+		r, err := s.intake.Update(ctx, key, b, rev)
+		switch {
+		case err == nil:
+			rev = r
+		case events.IsCASConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound):
+			s.log.Info("another registry reports this intake request's changes now", "request_id", first.RequestID)
+			return false
+		case ctx.Err() == nil:
+			s.log.Warn("cannot record intake follow; another registry may take it over", "request_id", first.RequestID, "err", err)
+		}
+		return true
+	}
+	send := func(o events.Outcome) bool {
 		f.Seq++
 		s.sendOutcome(f.Publisher, f.Seq, o)
 		if o.Done {
-			s.forgetFollow(o.RequestID, f.Publisher)
-			return
+			s.forgetFollow(key, o.RequestID)
+			return false
 		}
 		f.Last = o
-		s.saveFollow(ctx, f)
+		return save(ctx)
 	}
 	for {
 		cur, _, _, changed := s.cache.current(first.Cluster)
@@ -400,35 +485,37 @@ func (s *Service) followIntake(ctx context.Context, f intakeFollow) {
 		case cur.Status.Phase != f.Last.Phase || cur.Status.Message != f.Last.Message:
 			o.Phase, o.Message, o.Generation = cur.Status.Phase, cur.Status.Message, cur.Generation
 			o.Done = settled(first.Op, cur.Status.Phase)
-			send(o)
-			if o.Done {
+			if !send(o) {
 				return
 			}
 			continue
 		}
 		select {
 		case <-changed:
+		case <-beat.C:
+			if !save(ctx) {
+				return
+			}
 		case <-end.C:
 			o.Phase, o.Message, o.Generation, o.Done = cur.Status.Phase, "rh stops reporting this request's changes: watch the cluster instead", cur.Generation, true
 			send(o)
 			return
 		case <-ctx.Done():
+			// Stopping: release it, so the next registry takes it over at
+			// once rather than after followStale.
+			f.Owner = ""
+			rctx, cancel := context.WithTimeout(context.Background(), svc.Timeout)
+			save(rctx)
+			cancel()
 			return
 		}
 	}
 }
 
-func (s *Service) saveFollow(ctx context.Context, f intakeFollow) {
-	b, _ := json.Marshal(f)
-	if _, err := s.intake.Put(ctx, followKey(f.Publisher, f.Last.RequestID), b); err != nil && ctx.Err() == nil {
-		s.log.Warn("cannot record intake follow; a restart would stop its reports", "request_id", f.Last.RequestID, "err", err)
-	}
-}
-
-func (s *Service) forgetFollow(id, publisher string) {
+func (s *Service) forgetFollow(key, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), svc.Timeout)
 	defer cancel()
-	if err := s.intake.Delete(ctx, followKey(publisher, id)); err != nil {
+	if err := s.intake.Delete(ctx, key); err != nil {
 		s.log.Warn("cannot drop intake follow", "request_id", id, "err", err)
 	}
 }

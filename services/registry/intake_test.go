@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
@@ -376,6 +377,11 @@ func TestIntakeFollowResumesAfterARegistryRestart(t *testing.T) {
 		t.Fatalf("create: %+v, want accepted, not done", o)
 	}
 	e.reg.Stop()
+	// Released on the way out, so the next registry takes it over at once.
+	intake, _ := e.ns.JS.KeyValue(ctx, events.BucketIntake)
+	if o := followOwner(t, intake, ci.key, "r-1"); o != "" {
+		t.Fatalf("a stopped registry kept its follow (owner %q)", o)
+	}
 	reg, err := registry.Start(ctx, e.ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: e.ns.Authenticator()})
 	if err != nil {
 		t.Fatal(err)
@@ -404,7 +410,6 @@ func TestIntakeFollowResumesAfterARegistryRestart(t *testing.T) {
 		t.Fatalf("after the restart: %+v, want state Up, done", o)
 	}
 	// Done: nothing is left for a later registry to resume.
-	intake, _ := e.ns.JS.KeyValue(ctx, events.BucketIntake)
 	testkit.Eventually(t, 30*time.Second, "the follow key to go", func() bool {
 		keys, err := intake.ListKeysFiltered(ctx, "follow.>")
 		if err != nil {
@@ -416,4 +421,88 @@ func TestIntakeFollowResumesAfterARegistryRestart(t *testing.T) {
 		}
 		return n == 0
 	})
+}
+
+// A follow whose registry died (it stopped beating, and never released it)
+// is taken over by another registry: at its start, or at its next reconcile
+// pass; one whose registry still beats is left to it.
+func TestIntakeFollowOfADeadRegistryIsTakenOver(t *testing.T) {
+	e := startSecure(t, registry.Config{ReconcileEvery: time.Hour})
+	ctx := context.Background()
+	ci := e.publisher(t, "ci", rh.RoleMember)
+	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
+	for _, id := range []string{"dead-1", "alive-1"} {
+		ci.publish(t, request(id, "create", "c-"+id, spec), "")
+		if o := ci.next(t, id); o.Result != events.OutcomeAccepted || o.Done {
+			t.Fatalf("create %s: %+v, want accepted, not done", id, o)
+		}
+	}
+	e.reg.Stop()
+	intake, _ := e.ns.JS.KeyValue(ctx, events.BucketIntake)
+	// setOwner makes the follow of id look owned by owner, who last beat at beat.
+	setOwner := func(id, owner string, beat time.Time) {
+		t.Helper()
+		h := sha256.Sum256([]byte(id))
+		key := "follow." + ci.key + "." + hex.EncodeToString(h[:16])
+		en, err := intake.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("follow of %s: %v", id, err)
+		}
+		var f map[string]any
+		_ = json.Unmarshal(en.Value(), &f)
+		f["owner"], f["beat"] = owner, beat.UTC()
+		b, _ := json.Marshal(f)
+		if _, err := intake.Put(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setOwner("dead-1", "registry-killed", time.Now().Add(-time.Minute))
+	setOwner("alive-1", "registry-alive", time.Now())
+
+	reg, err := registry.Start(ctx, e.ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: e.ns.Authenticator(), ReconcileEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	if o := followOwner(t, intake, ci.key, "alive-1"); o != "registry-alive" {
+		t.Fatalf("a follow whose registry still beats was taken by %q", o)
+	}
+	up := func(cluster string) {
+		t.Helper()
+		c, err := e.op.Get(ctx, cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := events.NewState("test", events.StateReport{Cluster: cluster, Kind: rh.KindBYO, Generation: c.Generation,
+			Phase: rh.PhaseUp, Message: "1/1 nodes up", Worker: "test", ObservedAt: time.Now()})
+		if _, err := events.Publish(ctx, e.ns.JS, events.StateSubject(rh.KindBYO, cluster), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up("c-dead-1")
+	if o := ci.next(t, "dead-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseUp || !o.Done {
+		t.Fatalf("the dead registry's follow after the start: %+v, want state Up, done", o)
+	}
+
+	// The live one dies too: the next reconcile pass takes its follow over.
+	setOwner("alive-1", "registry-alive", time.Now().Add(-time.Minute))
+	reg.Reconcile(ctx)
+	up("c-alive-1")
+	if o := ci.next(t, "alive-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseUp || !o.Done {
+		t.Fatalf("the follow after its registry stopped beating: %+v, want state Up, done", o)
+	}
+}
+
+// followOwner is the registry the follow of publisher's request id names as
+// its owner ("" once released).
+func followOwner(t *testing.T, intake jetstream.KeyValue, publisher, id string) string {
+	t.Helper()
+	h := sha256.Sum256([]byte(id))
+	en, err := intake.Get(context.Background(), "follow."+publisher+"."+hex.EncodeToString(h[:16]))
+	if err != nil {
+		t.Fatalf("follow of %s: %v", id, err)
+	}
+	var f struct{ Owner string }
+	_ = json.Unmarshal(en.Value(), &f)
+	return f.Owner
 }

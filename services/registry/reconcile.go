@@ -118,8 +118,12 @@ func (s *Service) freshRecord(ctx context.Context, name string) (*rh.Cluster, er
 
 // Reconcile runs one pass: it publishes again every intent that no worker has
 // observed for a while (a publish lost to a crash or an outage), asks the
-// workers to refresh every live cluster, and counts clusters by phase and kind.
+// workers to refresh every live cluster, counts clusters by phase and kind,
+// and takes over the intake follows of a registry that died.
 func (s *Service) Reconcile(ctx context.Context) {
+	if err := s.adoptFollows(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("reconcile: intake follows", "err", err)
+	}
 	cs, err := s.all(ctx)
 	if err != nil {
 		s.log.Warn("reconcile: cannot list clusters", "err", err)

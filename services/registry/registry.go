@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -107,6 +108,12 @@ type Service struct {
 
 	intake jetstream.KeyValue // rh_intake: requests from event publishers (intake.go)
 	im     *intakeMetrics
+	// instance names this registry process as the owner of the intake
+	// follows it reports; following holds their keys.
+	instance  string
+	followsMu sync.Mutex
+	following map[string]bool
+	runCtx    context.Context
 
 	// unpublished holds the clusters whose intent publish failed, which the
 	// reconcile loop retries within seconds (reconcile.go).
@@ -144,7 +151,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, nc: nc, js: js, records: records, secrets: secrets.New(secretsKV), users: users, log: cfg.Logger.With("service", "registry"), m: newMetrics(cfg.Registry), now: time.Now, cache: newRecordCache(),
 		unpublished: unpublishedIntents{names: map[string]struct{}{}, kick: make(chan struct{}, 1)}}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
+	s.cancel, s.runCtx = cancel, runCtx
+	s.instance, s.following = "registry-"+uuid.NewString(), map[string]bool{}
 	if err := s.watchRecords(runCtx); err != nil {
 		cancel()
 		return nil, err
