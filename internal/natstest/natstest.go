@@ -35,6 +35,10 @@ type Server struct {
 	users    []rh.User
 }
 
+// ConnectTimeout bounds each test connection's handshake: a machine running
+// many packages at once may not schedule it within nats.go's default 2 s.
+const ConnectTimeout = 30 * time.Second
+
 // Start starts a bare server (no accounts: anyone connects, every request
 // is the operator's) with rh's streams and buckets set up. It is stopped
 // when the test ends.
@@ -87,7 +91,7 @@ func start(t testing.TB, dir string, secure bool) *Server {
 		}
 		opts = co
 	}
-	nc, err := nats.Connect(s.URL, opts...)
+	nc, err := nats.Connect(s.URL, append(opts, nats.Timeout(ConnectTimeout))...)
 	if err != nil {
 		ns.Shutdown()
 		t.Fatal(err)
@@ -138,7 +142,7 @@ func (s *Server) Authenticator() *auth.Authenticator {
 // ServiceConn connects as one of rh's service users (secure server only).
 func (s *Server) ServiceConn(t testing.TB, service string) *nats.Conn {
 	t.Helper()
-	nc, err := natsutil.Connect(context.Background(), s.URL, "rh-"+service, s.Material.ServiceCreds(service))
+	nc, err := natsutil.Connect(context.Background(), s.URL, "rh-"+service, s.Material.ServiceCreds(service), nats.Timeout(ConnectTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +153,7 @@ func (s *Server) ServiceConn(t testing.TB, service string) *nats.Conn {
 // OperatorConn connects as the local operator (an admin user).
 func (s *Server) OperatorConn(t testing.TB) *nats.Conn {
 	t.Helper()
-	nc, err := natsutil.Connect(context.Background(), s.URL, "rh-operator", s.Material.OperatorCreds)
+	nc, err := natsutil.Connect(context.Background(), s.URL, "rh-operator", s.Material.OperatorCreds, nats.Timeout(ConnectTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +193,7 @@ func (s *Server) AddUser(t testing.TB, name string, role rh.Role) string {
 // UserConn connects with a credentials file AddUser wrote.
 func (s *Server) UserConn(t testing.TB, creds string) *nats.Conn {
 	t.Helper()
-	nc, err := natsutil.Connect(context.Background(), s.URL, "rh-test-user", creds)
+	nc, err := natsutil.Connect(context.Background(), s.URL, "rh-test-user", creds, nats.Timeout(ConnectTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,12 +19,18 @@ var ErrUnreachable = errors.New("no NATS server answers")
 // ErrAuthorization is matched when the server refuses the credentials.
 var ErrAuthorization = errors.New("NATS refused the credentials")
 
+// ConnectTimeout bounds one connection attempt when the context gives no
+// deadline. Slow is not dead: a loaded machine or a busy server can take
+// seconds to finish the handshake (nats.go's default is 2 s), while a
+// refused or unreachable address fails at once anyway.
+const ConnectTimeout = 10 * time.Second
+
 // Connect dials NATS with the options every rh process uses: a name, reconnects
 // forever, and credentials when given (an rh credentials file or a NATS .creds).
 func Connect(ctx context.Context, url, name, creds string, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
-		nats.Timeout(2 * time.Second),
+		nats.Timeout(ConnectTimeout),
 	}
 	if creds != "" {
 		co, err := auth.ConnectOptions(creds)

@@ -218,7 +218,7 @@ func TestTLSServesClientsAndPlaintextIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(r.url, append(co, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))...)
+	nc, err := nats.Connect(r.url, append(co, nats.Timeout(natstest.ConnectTimeout), nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))...)
 	if err != nil {
 		t.Fatalf("TLS client with the operator's credentials: %v", err)
 	}

@@ -90,7 +90,7 @@ func StopAtCleanup(t testing.TB, stop func()) func() {
 // a worker on a connection of its own can be killed without the others.
 func (b *Bus) Conn() *nats.Conn {
 	b.T.Helper()
-	nc, err := nats.Connect(b.NS.URL)
+	nc, err := nats.Connect(b.NS.URL, nats.Timeout(natstest.ConnectTimeout))
 	if err != nil {
 		b.T.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // no record and no event, and the registry keeps answering.
 func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
-	nc, err := nats.Connect(c.Servers[0].ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(c.Servers[0].ClientURL(), nats.Timeout(natstest.ConnectTimeout), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestRegistrySurvivesLosingANATSServer(t *testing.T) {
 // explicit count changes them.
 func TestSetupNeverLowersReplicasByDefault(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
-	nc, err := nats.Connect(c.URL)
+	nc, err := nats.Connect(c.URL, nats.Timeout(natstest.ConnectTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}

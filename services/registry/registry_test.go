@@ -459,7 +459,7 @@ func TestRegistryOnlyBindsStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bare.Shutdown()
-	nc, err := nats.Connect(bare.ClientURL())
+	nc, err := nats.Connect(bare.ClientURL(), nats.Timeout(natstest.ConnectTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
