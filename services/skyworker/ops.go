@@ -98,6 +98,13 @@ func (c *call) Create(ctx context.Context) error {
 		}
 		rec.State, rec.RequestID = stateSubmitted, id
 		if rev, err = s.launches.Save(ctx, c.in.Cluster, *rec, rev); err != nil {
+			if errors.Is(err, worker.ErrLostRace) || errors.Is(context.Cause(ctx), worker.ErrTakenOver) {
+				// This worker stalled between its confirm and the submit,
+				// and another adopted the cluster meanwhile: that one
+				// launches on its own.
+				c.withdrawLaunch(ctx, id)
+				return err
+			}
 			// The launch runs; a retry finds it through the pending record.
 			c.log.Warn("launch submitted but not recorded", "request", id, "err", err)
 		}
@@ -179,6 +186,27 @@ func (c *call) Teardown(ctx context.Context) error {
 		return err
 	}
 	return c.r.Report(ctx, rh.PhaseTerminated, msg, nil, nil)
+}
+
+// withdrawLaunch cancels launch id, which this worker submitted after
+// another worker had adopted the cluster, unless the adopter took this very
+// launch over (its record names id). Should the adopter take it over just
+// after the check, its wait ends cancelled and its retry launches afresh:
+// one launch either way.
+func (c *call) withdrawLaunch(ctx context.Context, id string) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if cur, _, err := s.launches.Load(ctx, c.in.Cluster); err != nil || (cur != nil && cur.RequestID == id) {
+		return
+	}
+	_, err := s.sky.Cancel(ctx, id)
+	s.m.APIError("cancel", err)
+	if err != nil && !errors.Is(err, skypilot.ErrRequestNotFound) {
+		c.log.Warn("cannot withdraw a launch submitted after another worker took the cluster over", "request", id, "err", err)
+		return
+	}
+	c.log.Warn("withdrew a launch submitted after another worker took the cluster over", "request", id)
 }
 
 // cancelLaunch cancels the unfinished launch of rec and waits for it to end,
