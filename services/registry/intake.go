@@ -282,7 +282,7 @@ func (s *Service) onIntake(ctx context.Context, m jetstream.Msg) {
 		o := *rec.Outcome
 		o.Duplicate = true
 		if !o.Done {
-			if _, err := s.intake.Get(ctx, followKey(publisher, env.ID)); err != nil {
+			if _, err := s.intake.Get(ctx, followKey(publisher, env.ID)); errors.Is(err, jetstream.ErrKeyNotFound) {
 				o.Done = true
 			}
 		}
@@ -425,8 +425,9 @@ func settled(op string, p rh.Phase) bool {
 
 // followIntake reports the cluster's changes to the publisher until it
 // settles, a later up or teardown takes over, the publisher may no longer
-// read it (or is removed), or the follow's time is up. A registry that
-// stops leaves the follow key for the next to resume.
+// read it (or is removed), the follow's time is up, or another registry
+// took the follow over. It beats on the follow key while it reports, and a
+// registry that stops releases the key for the next to take over at once.
 func (s *Service) followIntake(ctx context.Context, key string, f intakeFollow, rev uint64) {
 	first := f.Last
 	caller, _, err := s.cfg.Auth.Publisher(auth.IntakeSubject(f.Publisher))

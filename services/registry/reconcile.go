@@ -33,6 +33,16 @@ func (u *unpublishedIntents) add(name string) {
 	}
 }
 
+// keep puts names back for the next try, without waking the loop (it is
+// the one retrying).
+func (u *unpublishedIntents) keep(names []string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, n := range names {
+		u.names[n] = struct{}{}
+	}
+}
+
 func (u *unpublishedIntents) take() []string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -80,8 +90,8 @@ func (s *Service) reconcileLoop(ctx context.Context) {
 // republishFailed publishes again the intents whose publish failed and that
 // no worker has observed since; it reports whether none is left.
 func (s *Service) republishFailed(ctx context.Context) bool {
-	left := true
-	for _, name := range s.unpublished.take() {
+	names := s.unpublished.take()
+	for i, name := range names {
 		c, err := s.freshRecord(ctx, name)
 		if errors.Is(err, rh.ErrNotFound) {
 			continue // deleted
@@ -93,18 +103,18 @@ func (s *Service) republishFailed(ctx context.Context) bool {
 			err = s.publish(ctx, c.Intent.Op, c, 0)
 		}
 		if err != nil {
+			// The store or the stream still does not answer: the rest would
+			// each wait out their own timeout too, so keep them all for the
+			// next try.
 			if ctx.Err() == nil {
-				s.log.Warn("intent still not published; retrying", "cluster", name, "err", err)
+				s.log.Warn("intents still not published; retrying", "clusters", len(names)-i, "first", name, "err", err)
 			}
-			s.unpublished.mu.Lock()
-			s.unpublished.names[name] = struct{}{}
-			s.unpublished.mu.Unlock()
-			left = false
-			continue
+			s.unpublished.keep(names[i:])
+			return false
 		}
 		s.log.Info("intent published after a retry", "cluster", name, "op", c.Intent.Op)
 	}
-	return left
+	return true
 }
 
 // freshRecord reads a record from the store, not the cache, which may not
