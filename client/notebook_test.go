@@ -88,8 +88,7 @@ func TestNotebookServesJupyterAndStopsIt(t *testing.T) {
 	// listens on its port and no process has its command line.
 	portArg := "--port=" + strconv.Itoa(remote)
 	testkit.WaitErr(t, time.Minute, "Jupyter to end on the node", func() error {
-		if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(nb.RemotePort)), time.Second); err == nil {
-			c.Close()
+		if testkit.Listens(net.JoinHostPort("127.0.0.1", strconv.Itoa(nb.RemotePort))) {
 			return errors.New("Jupyter's port still answers")
 		}
 		if out, err := exec.Command("pgrep", "-f", "--", portArg).Output(); err == nil {
@@ -97,8 +96,7 @@ func TestNotebookServesJupyterAndStopsIt(t *testing.T) {
 		}
 		return nil
 	})
-	if c, err := net.DialTimeout("tcp", nb.Addr.String(), time.Second); err == nil {
-		c.Close()
+	if testkit.Listens(nb.Addr.String()) {
 		t.Fatal("the tunnel's local port still listens")
 	}
 }

@@ -222,7 +222,7 @@ func TestKillEndsSessionsAndCloseCleansUp(t *testing.T) {
 	if exec.Command("kill", "-0", strconv.Itoa(sshdPid)).Run() == nil {
 		t.Error("sshd still alive after Kill")
 	}
-	if _, err := net.DialTimeout("tcp", n.HostPort(), time.Second); err == nil {
+	if testkit.Listens(n.HostPort()) {
 		t.Error("port still open after Kill")
 	}
 	if err := n.Close(); err != nil {

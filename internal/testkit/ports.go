@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // handedOut are the addresses FreeAddr returned in this process.
@@ -38,4 +39,17 @@ func FreePort(t testing.TB) int {
 	_, p, _ := net.SplitHostPort(FreeAddr(t))
 	port, _ := strconv.Atoi(p)
 	return port
+}
+
+// Listens reports whether something accepts TCP connections at addr. A
+// connection to itself does not count: dialing a free port of the
+// ephemeral range may be given that very port as its own and connect to
+// itself (TCP simultaneous open), which would read as a listener.
+func Listens(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return c.LocalAddr().String() != c.RemoteAddr().String()
 }
