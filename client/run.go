@@ -31,6 +31,10 @@ type RunOptions struct {
 	// Capture keeps the output in the results. It is implied when neither
 	// writers nor OnOutput are set.
 	Capture bool
+	// OnStart, if set, is called once with the labels of the nodes the
+	// command runs on, in node order, before any output: a caller can choose
+	// how to show output without asking for the nodes first.
+	OnStart func(nodes []string)
 }
 
 // RunResult is one node's outcome. ExitCode is the command's exit status
@@ -119,6 +123,9 @@ func (c *Client) run(ctx context.Context, name, command string, argv []string, o
 	}
 	if err := json.Unmarshal(first.Data, &acc); err != nil {
 		return nil, fmt.Errorf("client: run: decode answer: %w", err)
+	}
+	if o.OnStart != nil {
+		o.OnStart(acc.Nodes)
 	}
 	capture := o.Capture || (o.Stdout == nil && o.Stderr == nil && o.OnOutput == nil)
 	type out struct{ stdout, stderr bytes.Buffer }

@@ -164,17 +164,12 @@ func (a *app) runCommand(cmd *cobra.Command, name string, f *runFlags, run func(
 	case a.output != "table":
 		o.Capture = true
 	default:
-		nodes, err := cl.Nodes(ctx, name, o.Node)
-		if err != nil {
-			return err
-		}
-		if len(nodes) == 1 {
-			// One node's output passes through untouched, byte for byte.
-			o.Stdout, o.Stderr = a.io.Out, a.io.Err
-		} else {
-			pw = &prefixWriters{out: a.io.Out, err: a.io.Err, bufs: map[string]*bytes.Buffer{}}
-			o.OnOutput = pw.write
-		}
+		// The gateway's answer names the nodes before any output: one
+		// node's output passes through untouched, byte for byte; several
+		// nodes' lines are prefixed. No extra request to learn the nodes.
+		pw = &prefixWriters{out: a.io.Out, err: a.io.Err, bufs: map[string]*bytes.Buffer{}}
+		o.OnStart = func(nodes []string) { pw.prefix = len(nodes) > 1 }
+		o.OnOutput = pw.write
 	}
 	results, err := run(ctx, cl, o)
 	if pw != nil {
@@ -219,13 +214,15 @@ func (a *app) runCommand(cmd *cobra.Command, name string, f *runFlags, run func(
 	return nil
 }
 
-// prefixWriters prints several nodes' output live, each complete line
-// prefixed by [node] so interleaved nodes stay readable.
+// prefixWriters prints the nodes' output live. With prefix set (several
+// nodes) each complete line is prefixed by [node] so interleaved nodes stay
+// readable; otherwise output passes through as it came.
 type prefixWriters struct {
-	mu   sync.Mutex
-	out  io.Writer
-	err  io.Writer
-	bufs map[string]*bytes.Buffer // partial line per node and stream
+	mu     sync.Mutex
+	out    io.Writer
+	err    io.Writer
+	prefix bool
+	bufs   map[string]*bytes.Buffer // partial line per node and stream
 }
 
 func (p *prefixWriters) write(node, stream string, data []byte) {
@@ -234,6 +231,10 @@ func (p *prefixWriters) write(node, stream string, data []byte) {
 	w := p.out
 	if stream == "stderr" {
 		w = p.err
+	}
+	if !p.prefix {
+		_, _ = w.Write(data)
+		return
 	}
 	key := node + "\x00" + stream
 	b := p.bufs[key]

@@ -151,6 +151,17 @@ func TestRunKeepsArgvAndTakesOneWordAsAShellLine(t *testing.T) {
 	if code, out, stderr := e.rhcli(t, "run", "pair", "--", "sh", "-c", `echo "a b"`); code != 0 || out != "a b\n" {
 		t.Errorf(`run -- sh -c 'echo "a b"': exit %d, out %q, stderr %q`, code, out, stderr)
 	}
+	// Several nodes: every line, the unfinished last one too, names its node.
+	code, out, stderr := e.rhcli(t, "run", "pair", "--node", "all", "--", `printf 'x\ny'`)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != 4 {
+		t.Fatalf("run --node all in a table: exit %d, %q %q", code, out, stderr)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "[") || !(strings.HasSuffix(l, "] x") || strings.HasSuffix(l, "] y")) {
+			t.Errorf("run --node all: line %q is not [node] x or [node] y", l)
+		}
+	}
 	// Every node gets the same command.
 	for _, tc := range cases {
 		args := append([]string{"run", "pair", "--node", "all", "-o", "json", "--"}, tc.cmd...)
@@ -169,7 +180,7 @@ func TestRunKeepsArgvAndTakesOneWordAsAShellLine(t *testing.T) {
 		}
 	}
 	// run-python: CODE, then its sys.argv[1:] as typed, on every node.
-	code, out, stderr := e.rhcli(t, "run-python", "pair", "--node", "all", "--", "import sys; print(sys.argv[1:])", "a b", "$HOME", "*")
+	code, out, stderr = e.rhcli(t, "run-python", "pair", "--node", "all", "--", "import sys; print(sys.argv[1:])", "a b", "$HOME", "*")
 	if code != 0 || strings.Count(out, "] ['a b', '$HOME', '*']\n") != 2 {
 		t.Errorf("run-python --node all with arguments: exit %d, %q %q", code, out, stderr)
 	}
