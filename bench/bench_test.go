@@ -101,6 +101,20 @@ func BenchmarkRunTrue(b *testing.B) {
 			}})
 		})
 	}
+	// The same on a node that logs in as you, with your own rc files.
+	if l := e.login; l != nil {
+		b.Run("rhcli-cli-login", func(b *testing.B) {
+			measure(b, bcase{run: func(ctx context.Context) (transfer, error) {
+				return noTransfer(e.rhcliCmd(ctx, e.stacks[0], "run", loginCluster, "--", "true"))
+			}})
+		})
+		b.Run("ssh-controlmaster-login", func(b *testing.B) {
+			measure(b, bcase{run: func(ctx context.Context) (transfer, error) {
+				_, err := command(ctx, nil, "ssh", "-F", l.sshConfigCM, l.node.Addr(), "true")
+				return noTransfer(err)
+			}})
+		})
+	}
 }
 
 // BenchmarkFanOut8: `true` on all 8 nodes at once. pdsh runs one ssh per node

@@ -36,6 +36,9 @@ const (
 	// soloCluster and fanCluster name the 1-node and the 8-node BYO clusters.
 	soloCluster = "solo"
 	fanCluster  = "eight"
+	// loginCluster names the 1-node cluster on the node that logs in as the
+	// user running the benchmarks (ownLogin).
+	loginCluster = "mine"
 	// tempPrefix starts the name of the benchmark's temp dir, followed by
 	// the owner's pid, so a later run can remove what a killed one left.
 	tempPrefix = "rhbench-"
@@ -59,6 +62,10 @@ type env struct {
 	sshConfigCM   string // OpenSSH config: ControlMaster, connections kept
 	rhcli         string // rhcli built for this run
 
+	// login is a ninth node reached as the user running the benchmarks, nil
+	// when that is the nodes' plain user already.
+	login *ownLogin
+
 	// stacks[0] is the gateway as shipped (with the node agent when the
 	// gateway has one); stacks[1], present only then, runs without it.
 	stacks []*stack
@@ -73,6 +80,18 @@ type env struct {
 	bigErr   error
 	bigMtime time.Time
 	changes  *rand.ChaCha8 // content of the changes to big
+}
+
+// ownLogin is a node that logs in as the user running the benchmarks, with
+// that user's own shell and rc files: on a development box, or a GPU box
+// whose login starts conda or pyenv, every `ssh host cmd` pays for that rc,
+// and the plain user's light shell would hide it. Issue 13's start-up goal
+// was set against such a login (the nodes logged in as root then).
+type ownLogin struct {
+	user        string
+	port        int
+	node        *sshnode.Node
+	sshConfigCM string // ControlMaster config for user@node
 }
 
 // stack is one rh deployment: embedded NATS, registry and sshgateway, with
@@ -212,6 +231,9 @@ func setup(ctx context.Context) (*env, error) {
 	if err := e.writeSSHConfigs(); err != nil {
 		return nil, err
 	}
+	if err := e.startLoginNode(ctx, key); err != nil {
+		return nil, err
+	}
 
 	modes := []bool{e.agent}
 	if e.agent {
@@ -339,6 +361,50 @@ func (e *env) writeSSHConfigs() error {
 	return nil
 }
 
+// startLoginNode starts the ownLogin node when the user running the
+// benchmarks is not the nodes' plain user, with a ControlMaster config of
+// its own. Its agent goes to that user's ~/.rh/bin, removed at the end.
+func (e *env) startLoginNode(ctx context.Context, key *sshnode.UserKey) error {
+	me, err := user.Current()
+	if err != nil || me.Username == e.user {
+		return nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	if e.agent {
+		bin := filepath.Join(me.HomeDir, ".rh", "bin", "rhcli-"+benchVersion)
+		teardown.add("remove "+bin, func() { _ = os.Remove(bin) })
+	}
+	progress("starting a node that logs in as %s, with %s's own shell and rc files", me.Username, me.Username)
+	n, err := sshnode.Start(ctx, sshnode.Options{
+		User: me.Username, AuthorizedKeys: []string{key.AuthorizedKey}, Port: port, ClearStaleShellLock: true,
+	})
+	if err != nil {
+		return fmt.Errorf("bench: login node: %w", err)
+	}
+	teardown.add("stop node "+n.Addr(), func() { _ = n.Close() })
+	l := &ownLogin{user: me.Username, port: port, node: n, sshConfigCM: filepath.Join(e.dir, "ssh_config_cm_login")}
+	cm, err := os.ReadFile(e.sshConfigCM)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	cm = []byte(strings.Replace(strings.Replace(string(cm),
+		fmt.Sprintf("  User %s\n", e.user), fmt.Sprintf("  User %s\n", l.user), 1),
+		fmt.Sprintf("  Port %d\n", e.port), fmt.Sprintf("  Port %d\n", port), 1))
+	if err := os.WriteFile(l.sshConfigCM, cm, 0o600); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	teardown.add("close the login node's ControlMaster", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = exec.CommandContext(ctx, "ssh", "-F", l.sshConfigCM, "-O", "exit", n.Addr()).Run()
+	})
+	e.login = l
+	return nil
+}
+
 // startStack starts NATS, the registry and the gateway, creates the solo and
 // eight clusters and waits until both are Up.
 func (e *env) startStack(ctx context.Context, s *stack, agentOn bool) error {
@@ -399,11 +465,18 @@ func (e *env) startStack(ctx context.Context, s *stack, agentOn bool) error {
 	}
 	// One cluster at a time: on a busy machine, probing nine connections
 	// while agents are being placed can outlast the probe timeout.
-	for _, c := range []struct {
+	type byoCluster struct {
 		name string
 		ips  []string
-	}{{soloCluster, ips[:1]}, {fanCluster, ips}} {
-		spec := rh.Spec{BYO: &rh.BYOSpec{IPs: c.ips, SSHUser: e.user, SSHPort: e.port}}
+		user string
+		port int
+	}
+	clusters := []byoCluster{{soloCluster, ips[:1], e.user, e.port}, {fanCluster, ips, e.user, e.port}}
+	if e.login != nil && s.suffix == "" { // the stack as shipped
+		clusters = append(clusters, byoCluster{loginCluster, []string{e.login.node.Addr()}, e.login.user, e.login.port})
+	}
+	for _, c := range clusters {
+		spec := rh.Spec{BYO: &rh.BYOSpec{IPs: c.ips, SSHUser: c.user, SSHPort: c.port}}
 		if _, err := s.cl.Create(ctx, c.name, spec, e.secrets); err != nil {
 			return fmt.Errorf("bench: create %s: %w", c.name, err)
 		}
