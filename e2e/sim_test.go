@@ -88,7 +88,7 @@ func TestOnDemandClusterThroughRhcli(t *testing.T) {
 		t.Fatal(err)
 	}
 	remote := fmt.Sprintf("/tmp/rh-e2e-od-%d/weights.bin", os.Getpid())
-	if code, out, stderr := rhcli(t, url, "put", "od", local, remote, "--node", "all"); code != 0 || !strings.Contains(out, "1 files sent") {
+	if code, out, stderr := rhcli(t, url, "put", "od", local, remote, "--node", "all"); code != 0 || !strings.Contains(out, "1 file sent") {
 		t.Fatalf("put: exit %d %q %q", code, out, stderr)
 	}
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(remote)) })

@@ -338,7 +338,7 @@ func (a *app) printSync(res []client.SyncResult, err error, verb string) error {
 			if len(res) > 1 {
 				prefix = "[" + r.Node + "] "
 			}
-			fmt.Fprintf(w, "%s%d files %s, %d bytes", prefix, r.FilesSent, verb, r.BytesSent)
+			fmt.Fprintf(w, "%s%s %s, %s", prefix, plural(int64(r.FilesSent), "file"), verb, plural(r.BytesSent, "byte"))
 			if r.FilesDeleted > 0 {
 				fmt.Fprintf(w, ", %d deleted", r.FilesDeleted)
 			}
@@ -349,6 +349,14 @@ func (a *app) printSync(res []client.SyncResult, err error, verb string) error {
 		return err
 	}
 	return perr
+}
+
+// plural is "1 file", "2 files", "0 files".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
 
 func (a *app) trustCmd() *cobra.Command {

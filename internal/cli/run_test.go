@@ -106,7 +106,7 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	}
 	// rsync-style filter rules, as rsync users write them.
 	filtered := filepath.Join(n.TempDir(t), "f")
-	if code, out, stderr := e.rhcli(t, "put", "box", src, filtered, "--filter", "- b"); code != 0 || out != "1 files sent, 3 bytes\n" {
+	if code, out, stderr := e.rhcli(t, "put", "box", src, filtered, "--filter", "- b"); code != 0 || out != "1 file sent, 3 bytes\n" {
 		t.Fatalf("put --filter: exit %d, %q %q", code, out, stderr)
 	}
 	if code, _, stderr := e.rhcli(t, "put", "box", src, filtered, "--filter", "bogus rule"); code != 2 || !strings.Contains(stderr, "filter") {
