@@ -50,14 +50,31 @@ func fsError(err error) error {
 	}
 	switch e.Code {
 	case rh.ENOTFOUND:
-		return fmt.Errorf("%w (%w)", err, fs.ErrNotExist)
+		return &nodePathError{e, fs.ErrNotExist}
 	case rh.ECONFLICT:
-		return fmt.Errorf("%w (%w)", err, fs.ErrExist)
+		return &nodePathError{e, fs.ErrExist}
 	case rh.EINVALID:
-		return fmt.Errorf("%w (%w)", err, fs.ErrPermission)
+		return &nodePathError{e, fs.ErrPermission}
 	}
 	return err
 }
+
+// nodePathError is a node's answer about a path: it reads as the node's
+// own message ("stat /x: no such file or directory") and matches both the
+// rh error and the io/fs sentinel.
+type nodePathError struct {
+	err  *rh.Error
+	kind error
+}
+
+func (e *nodePathError) Error() string {
+	if e.err.Err != nil {
+		return e.err.Message + ": " + e.err.Err.Error()
+	}
+	return e.err.Message
+}
+
+func (e *nodePathError) Unwrap() []error { return []error{e.err, e.kind} }
 
 func fromWire(e api.FSEntry) filesync.Entry {
 	return filesync.Entry{Path: e.Path, Mode: fs.FileMode(e.Mode), Size: e.Size, ModTime: e.ModTime, LinkTarget: e.Link}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"sync"
 
@@ -43,12 +45,23 @@ type SyncResult struct {
 	FilesDeleted int    `json:"files_deleted"`
 	BytesSent    int64  `json:"bytes_sent"`
 	BytesSkipped int64  `json:"bytes_skipped"`
+	// Error says why this node's copy did not finish (the counts are what
+	// it did until then); empty when it did.
+	Error string `json:"error,omitempty"`
 }
 
 // Upload makes remote on the chosen nodes a copy of local, moving only what
 // changed (see filesync.Sync for the path rules); `rhcli put`. Files stream
 // in chunks; nothing is held whole in memory.
 func (c *Client) Upload(ctx context.Context, name, local, remote string, o SyncOptions) ([]SyncResult, error) {
+	// A missing source is this machine's business: say so before any node
+	// is asked, and without per-node results.
+	if _, err := os.Lstat(local); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &rh.Error{Code: rh.ENOTFOUND, Field: "local", Message: fmt.Sprintf("%s does not exist", local)}
+		}
+		return nil, &rh.Error{Code: rh.EINVALID, Field: "local", Message: fmt.Sprintf("%s cannot be read", local), Err: err}
+	}
 	return c.sync(ctx, name, o, func(r filesync.FS, _ bool) (filesync.FS, string, filesync.FS, string) {
 		return filesync.LocalFS{}, local, r, remote
 	})
@@ -94,6 +107,7 @@ func (c *Client) sync(ctx context.Context, name string, o SyncOptions, ends func
 				DirsCreated: st.DirsCreated, FilesDeleted: st.FilesDeleted, BytesSent: st.BytesSent, BytesSkipped: st.BytesSkipped}
 			if err != nil {
 				errs[i] = fmt.Errorf("node %s: %w", n, err)
+				res[i].Error = err.Error()
 			}
 		})
 	}

@@ -334,6 +334,9 @@ func (a *app) printSync(res []client.SyncResult, err error, verb string) error {
 	}
 	perr := a.print(res, func(w io.Writer) {
 		for _, r := range res {
+			if r.Error != "" {
+				continue // the error names the node and says why
+			}
 			prefix := ""
 			if len(res) > 1 {
 				prefix = "[" + r.Node + "] "

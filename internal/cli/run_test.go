@@ -119,6 +119,16 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(back, "b")); string(b) != "defg" {
 		t.Fatalf("fetched b = %q", b)
 	}
+	// A missing source is not found, says which, and reports no transfer.
+	missing := filepath.Join(src, "missing")
+	if code, out, stderr := e.rhcli(t, "put", "box", missing, remote); code != 3 || out != "" || stderr != "rhcli: local: "+missing+" does not exist\n" {
+		t.Errorf("put of a missing local path: exit %d, %q %q", code, out, stderr)
+	}
+	missing = filepath.Join(n.TempDir(t), "missing")
+	code, out, stderr := e.rhcli(t, "get", "box", missing, back)
+	if code != 3 || out != "" || !strings.Contains(stderr, missing+": no such file or directory") || strings.Contains(stderr, "file does not exist") {
+		t.Errorf("get of a missing remote path: exit %d, %q %q", code, out, stderr)
+	}
 	// The real OpenSSH client, with the stored key and the pinned host key.
 	if code, out, stderr := e.rhcli(t, "ssh", "box", "--", "echo", "via-ssh"); code != 0 || out != "via-ssh\n" {
 		t.Fatalf("ssh: exit %d, %q %q", code, out, stderr)
