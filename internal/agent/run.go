@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,12 +80,12 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 		return nil, err
 	}
 	if (len(req.Argv) == 0) == (req.Shell == "") {
-		return nil, &codedError{code: codeBadRequest, msg: "run: exactly one of argv and shell must be given"}
+		return nil, &codedError{code: codeBadRequest, msg: "exactly one of argv and shell must be given"}
 	}
 	env := os.Environ()
 	for k, v := range req.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return nil, &codedError{code: codeBadRequest, msg: fmt.Sprintf("run: invalid environment variable %q", k)}
+			return nil, &codedError{code: codeBadRequest, msg: fmt.Sprintf("invalid environment variable %q", k)}
 		}
 		env = append(env, k+"="+v)
 	}
@@ -100,18 +101,25 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 	}
 	cmd.Env = env
 	cmd.Dir = expandHome(req.Dir)
+	// exec reports a missing working directory as the program missing
+	// ("fork/exec /bin/sh: no such file or directory"): say what it is.
+	if cmd.Dir != "" {
+		if err := isDir(cmd.Dir); err != nil {
+			return nil, &codedError{code: codeNotExist, msg: fmt.Sprintf("working directory %s: %v", req.Dir, err)}
+		}
+	}
 	// Its own process group, so cancelling kills everything it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	var inR, inW *os.File
@@ -121,7 +129,7 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 			outW.Close()
 			errR.Close()
 			errW.Close()
-			return nil, fmt.Errorf("run: %w", err)
+			return nil, fmt.Errorf("pipe: %w", err)
 		}
 		cmd.Stdin = inR
 	}
@@ -137,7 +145,7 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 		if inW != nil {
 			inW.Close()
 		}
-		return nil, fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("start: %w", err)
 	}
 	pid := cmd.Process.Pid
 	command := req.Shell
@@ -201,13 +209,13 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 	}
 	if killed {
 		if ctx.Err() == nil {
-			return nil, &codedError{code: codeTimeout, msg: fmt.Sprintf("run: timed out after %s; process group stopped (SIGTERM, SIGKILL after %s)", time.Duration(req.TimeoutMS)*time.Millisecond, sshx.StopGrace)}
+			return nil, &codedError{code: codeTimeout, msg: fmt.Sprintf("timed out after %s; process group stopped (SIGTERM, SIGKILL after %s)", time.Duration(req.TimeoutMS)*time.Millisecond, sshx.StopGrace)}
 		}
-		return nil, &codedError{code: codeCanceled, msg: fmt.Sprintf("run: cancelled (%v); process group stopped (SIGTERM, SIGKILL after %s)", context.Cause(ctx), sshx.StopGrace)}
+		return nil, &codedError{code: codeCanceled, msg: fmt.Sprintf("cancelled (%v); process group stopped (SIGTERM, SIGKILL after %s)", context.Cause(ctx), sshx.StopGrace)}
 	}
 	code, sig := exitStatus(werr)
 	if code < 0 {
-		return nil, fmt.Errorf("run: wait: %w", werr)
+		return nil, fmt.Errorf("wait: %w", werr)
 	}
 	return runResult{ExitCode: code, Signal: sig}, nil
 }
@@ -230,6 +238,21 @@ func loginCommand(shell string, argv []string) *exec.Cmd {
 		return exec.Command(sh, append([]string{"-c", `exec "$@"`, "rh"}, argv...)...)
 	}
 	return exec.Command(sh, "-c", shell)
+}
+
+// isDir says why dir cannot be a working directory, or nil.
+func isDir(dir string) error {
+	st, err := os.Stat(dir)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return errors.New("not a directory")
+	}
+	return nil
 }
 
 // setEnv sets k=v in env, replacing any earlier value.

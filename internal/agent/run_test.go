@@ -85,6 +85,18 @@ func TestRunEnvDir(t *testing.T) {
 	if _, err := c.Run(ctxT(t, 10*time.Second), RunRequest{Argv: []string{"true"}, Env: map[string]string{"A=B": "x"}}); err == nil {
 		t.Fatal("invalid env name accepted")
 	}
+	// A working directory that is not one is named as such, not blamed on
+	// the shell (exec's own error says "fork/exec /bin/sh: no such file").
+	for _, bad := range []struct{ dir, why string }{
+		{filepath.Join(dir, "missing"), "no such file or directory"},
+		{filepath.Join(dir, "file"), "not a directory"},
+	} {
+		_ = os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+		_, err := c.Run(ctxT(t, 10*time.Second), RunRequest{Shell: "pwd", Dir: bad.dir})
+		if want := "working directory " + bad.dir + ": " + bad.why; err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "/bin/sh") {
+			t.Errorf("Run in %s: %v, want an error saying %q", bad.dir, err, want)
+		}
+	}
 }
 
 // lineWaiter collects output and signals when n lines arrived.
