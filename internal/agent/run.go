@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,7 +287,7 @@ func stopGroup(pgid int, waited <-chan error) error {
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for pgid > 1 && syscall.Kill(-pgid, 0) == nil {
+	for pgid > 1 && groupRuns(pgid) {
 		select {
 		case <-grace.C:
 			killGroup(pgid)
@@ -294,6 +296,40 @@ func stopGroup(pgid int, waited <-chan error) error {
 		}
 	}
 	return werr
+}
+
+// groupRuns says whether a process of group pgid still runs. kill(-pgid, 0)
+// alone counts zombies too, and in a container whose PID 1 never reaps,
+// a command's orphaned children stay zombies for good: a cancel would then
+// always wait out the whole grace. /proc tells them apart.
+func groupRuns(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return true // no /proc: believe kill
+	}
+	want := strconv.Itoa(pgid)
+	for _, p := range procs {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + p.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// "pid (comm) state ppid pgrp ...", where comm may hold anything.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 2 && f[2] == want && f[0] != "Z" {
+			return true
+		}
+	}
+	return false
 }
 
 func killGroup(pgid int) {
