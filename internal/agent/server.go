@@ -234,6 +234,27 @@ const (
 	codeEscape      = "escape"
 )
 
+// errnoCodes carry the node's errno across the wire for the file system
+// errors a user can act on; without a code they would reach the gateway as
+// unclassified, and the user would read "internal error".
+var errnoCodes = []struct {
+	errno syscall.Errno
+	code  string
+}{
+	{syscall.ENOTDIR, "notdir"}, {syscall.EISDIR, "isdir"}, {syscall.ENAMETOOLONG, "nametoolong"},
+	{syscall.ELOOP, "loop"}, {syscall.ENOSPC, "nospace"}, {syscall.EDQUOT, "quota"}, {syscall.EROFS, "readonly"},
+}
+
+// FileErrnos are the file system errnos that cross the wire: errors.Is
+// matches a RemoteError against each.
+func FileErrnos() []syscall.Errno {
+	out := make([]syscall.Errno, len(errnoCodes))
+	for i, ec := range errnoCodes {
+		out[i] = ec.errno
+	}
+	return out
+}
+
 type codedError struct {
 	code string
 	msg  string
@@ -261,6 +282,11 @@ func codeOf(err error) string {
 	case errors.Is(err, context.Canceled):
 		return codeCanceled
 	}
+	for _, ec := range errnoCodes {
+		if errors.Is(err, ec.errno) {
+			return ec.code
+		}
+	}
 	return ""
 }
 
@@ -272,7 +298,8 @@ var ErrUnsupported = errors.New("agent: operation not supported by this agent")
 
 // RemoteError is an operation that failed on the node. errors.Is matches
 // fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, filesync.ErrChanged,
-// filesync.ErrEscape, ErrTimeout, context.Canceled and ErrUnsupported by its code.
+// filesync.ErrEscape, ErrTimeout, context.Canceled, ErrUnsupported and the
+// errnos of errnoCodes by its code.
 type RemoteError struct {
 	Op   string
 	Code string
@@ -300,6 +327,11 @@ func (e *RemoteError) Is(target error) bool {
 		return target == context.Canceled
 	case codeUnsupported:
 		return target == ErrUnsupported
+	}
+	for _, ec := range errnoCodes {
+		if e.Code == ec.code {
+			return target == ec.errno
+		}
 	}
 	return false
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,7 +86,10 @@ func (s *Service) agentFS(ctx context.Context, name, node string) (*agent.Remote
 
 // fsErr turns a file system error into an rh error the client maps back:
 // errors about the path carry Field "path" (not_found ↔ fs.ErrNotExist,
-// conflict ↔ fs.ErrExist, invalid ↔ fs.ErrPermission).
+// conflict ↔ fs.ErrExist, invalid ↔ fs.ErrPermission). The node's other
+// answers a user can act on keep their words: a path through a file or too
+// long is invalid, a full or read-only file system a conflict with the
+// node's state. Only what is left is internal (its words only in the log).
 func fsErr(op, p string, err error) error {
 	var re *rh.Error
 	switch {
@@ -97,6 +101,17 @@ func fsErr(op, p string, err error) error {
 		return &rh.Error{Code: rh.ECONFLICT, Field: "path", Message: fmt.Sprintf("%s %s: file exists", op, p)}
 	case errors.Is(err, fs.ErrPermission):
 		return &rh.Error{Code: rh.EINVALID, Field: "path", Message: fmt.Sprintf("%s %s: permission denied", op, p)}
+	}
+	for _, errno := range agent.FileErrnos() {
+		if !errors.Is(err, errno) {
+			continue
+		}
+		code := rh.EINVALID // the path: through a file, at a directory, too long, looping
+		switch errno {
+		case syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS:
+			code = rh.ECONFLICT // the node's state
+		}
+		return &rh.Error{Code: code, Message: fmt.Sprintf("%s %s: %s", op, p, errno.Error())}
 	}
 	return &rh.Error{Code: rh.EINTERNAL, Message: fmt.Sprintf("%s %s: %v", op, p, err)}
 }

@@ -221,3 +221,27 @@ func histogramCount(t *testing.T, e *env, name string, want map[string]string) u
 	t.Fatalf("no %s%v series", name, want)
 	return 0
 }
+
+// A node's file system answers a user can act on reach the user in the
+// node's words, with the code of what went wrong, not as "internal error".
+func TestAPathThroughAFileIsInvalidNotInternal(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ctx := context.Background()
+	key := userKey(t, sshnode.KeyEd25519)
+	n := keyNodes(t, 1, key)[0]
+	e.create(t, "paths", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	e.waitPhase(t, "paths", rh.PhaseUp)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(n.TempDir(t), "file")
+	if _, err := e.cl.Upload(ctx, "paths", filepath.Join(src, "a"), file, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.cl.Upload(ctx, "paths", src, filepath.Join(file, "sub"), client.SyncOptions{})
+	if rh.ErrorCode(err) != rh.EINVALID || !strings.Contains(err.Error(), filepath.Join(file, "sub")+": not a directory") {
+		t.Fatalf("put under a file: %v (code %q), want invalid, saying \"not a directory\"", err, rh.ErrorCode(err))
+	}
+}
