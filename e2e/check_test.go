@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,9 +20,10 @@ func TestCheckAsksTheWorkerWhereItRuns(t *testing.T) {
 	sim := sagemakersim.New(sagemakersim.Options{Region: "eu-west-3", Roles: []string{"rh-e2e-role"}})
 	aws := httptest.NewServer(sim)
 	t.Cleanup(func() { sim.Close(); aws.Close() })
+	none := filepath.Join(t.TempDir(), "none") // no AWS config files at all
 	workerEnv := func(role string) []string {
 		return []string{"AWS_REGION=eu-west-3", "AWS_ACCESS_KEY_ID=AKIDE2EWORKER", "AWS_SECRET_ACCESS_KEY=e2e-secret",
-			"AWS_ENDPOINT_URL=" + aws.URL, "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+			"AWS_ENDPOINT_URL=" + aws.URL, "AWS_CONFIG_FILE=" + none, "AWS_SHARED_CREDENTIALS_FILE=" + none,
 			"AWS_EC2_METADATA_DISABLED=true", "RH_SAGEMAKER_ROLE=" + role}
 	}
 	w := startServiceEnv(t, ns.URL, "sagemakerworker", workerEnv("rh-e2e-role"), ns.serviceArgs("sagemakerworker")...)

@@ -35,7 +35,7 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 	if code, err := c.Run(ctx, RunRequest{Argv: []string{"true"}}); err != nil || code != 0 {
 		t.Fatalf("true: %d, %v", code, err)
 	}
-	if _, err := c.Run(ctx, RunRequest{Argv: []string{"/nonexistent/prog"}}); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := c.Run(ctx, RunRequest{Argv: []string{filepath.Join(t.TempDir(), "prog")}}); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("missing program: %v", err)
 	}
 	if err := c.Ping(ctx); err != nil {

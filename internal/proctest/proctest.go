@@ -295,8 +295,9 @@ func (r *Rhcli) StartService(t testing.TB, natsURL, name string, o ServiceOption
 	cmd := exec.Command(r.Path, args...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), o.Env...)
 	s.Child = Start(t, name, cmd, KillAtCleanup)
-	if !testkit.Poll(60*time.Second, func() bool { return !s.Exited() && s.Ready() }) {
-		t.Fatalf("%s not ready:\n%s", name, s.Log.String())
+	// A service that exits (bad flags, bad environment) fails at once.
+	if !testkit.Poll(60*time.Second, func() bool { return s.Exited() || s.Ready() }) || s.Exited() {
+		t.Fatalf("%s not ready (exited: %v):\n%s", name, s.Exited(), s.Log.String())
 	}
 	return s
 }

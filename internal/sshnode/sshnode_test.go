@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -306,7 +307,7 @@ func TestReadOnlyHome(t *testing.T) {
 }
 
 func TestMissingSSHD(t *testing.T) {
-	_, err := sshnode.Start(context.Background(), sshnode.Options{SSHD: "/nonexistent/sshd"})
+	_, err := sshnode.Start(context.Background(), sshnode.Options{SSHD: filepath.Join(t.TempDir(), "sshd")})
 	if !errors.Is(err, sshnode.ErrNoSSHD) || !strings.Contains(err.Error(), "openssh-server") {
 		t.Fatalf("err = %v", err)
 	}

@@ -117,7 +117,7 @@ func TestRunEnvAndDirQuoting(t *testing.T) {
 	if _, err := sshx.Run(ctxT(t, 10*time.Second), c, sshx.RunRequest{Command: "true", Env: map[string]string{"BAD NAME": "x"}}); err == nil {
 		t.Fatal("invalid env name accepted")
 	}
-	code, _ = sshx.Run(ctxT(t, 10*time.Second), c, sshx.RunRequest{Command: "true", Dir: "/nonexistent/dir"})
+	code, _ = sshx.Run(ctxT(t, 10*time.Second), c, sshx.RunRequest{Command: "true", Dir: filepath.Join(base, "missing")})
 	if code != 1 {
 		t.Fatalf("missing dir: code %d, want 1", code)
 	}
