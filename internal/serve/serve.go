@@ -62,7 +62,8 @@ type Options struct {
 	// Version is rh's version, shown by rh_build_info.
 	Version string
 	// Getenv reads the process environment for services that take settings
-	// from it (AWS's, SageMaker's role); nil reads nothing.
+	// from it (AWS's, SageMaker's role, SkyPilot's endpoint and token); nil
+	// reads nothing.
 	Getenv func(string) string
 	// UsersFile lists users (JSON, as `rhcli nats-config` writes users.json)
 	// the registry records at start: the first admin of a NATS of your own.

@@ -12,7 +12,7 @@ import (
 // against an in-process simulator stopped with the worker. A server that is
 // not running does not stop rh from starting: creates say what to fix.
 func startSkyworker(ctx context.Context, d Deps) (Service, error) {
-	cfg := skyworker.Config{SkyPilotConfig: skypilot.ConfigFromEnv(), ServiceConfig: d.workerConfig()}
+	cfg := skyworker.Config{SkyPilotConfig: skypilot.ConfigFromEnv(d.Opts.Getenv), ServiceConfig: d.workerConfig()}
 	var sim *simServer
 	if d.Opts.Sim {
 		var err error

@@ -89,9 +89,13 @@ type Config struct {
 }
 
 // ConfigFromEnv returns a Config with Endpoint and Token taken from
-// SKYPILOT_API_SERVER_ENDPOINT and SKYPILOT_SERVICE_ACCOUNT_TOKEN.
-func ConfigFromEnv() Config {
-	return Config{Endpoint: os.Getenv(EnvEndpoint), Token: os.Getenv(EnvToken)}
+// SKYPILOT_API_SERVER_ENDPOINT and SKYPILOT_SERVICE_ACCOUNT_TOKEN, as
+// getenv (the caller's environment) has them; nil reads nothing.
+func ConfigFromEnv(getenv func(string) string) Config {
+	if getenv == nil {
+		return Config{}
+	}
+	return Config{Endpoint: getenv(EnvEndpoint), Token: getenv(EnvToken)}
 }
 
 // Client talks to one API server. It is safe for concurrent use.
