@@ -228,10 +228,7 @@ func TestAPathThroughAFileIsInvalidNotInternal(t *testing.T) {
 	t.Parallel()
 	e := start(t)
 	ctx := context.Background()
-	key := userKey(t, sshnode.KeyEd25519)
-	n := keyNodes(t, 1, key)[0]
-	e.create(t, "paths", byoSpec(n), &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
-	e.waitPhase(t, "paths", rh.PhaseUp)
+	n := e.oneNode(t, "paths", sshnode.Options{})
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644); err != nil {
 		t.Fatal(err)
