@@ -120,6 +120,12 @@ func RunCancelSubject(runID string) string { return "rh.ssh.cancel." + runID }
 // sequence number consumed, in decimal.
 func RunAckSubject(runID string) string { return "rh.ssh.ack." + runID }
 
+// RunStdinSubject takes a run's standard input, from the user who started
+// it: requests of at most MaxChunk bytes, each answered once the node has
+// taken it (an error once the command reads no more); a request with the
+// HdrEOF header ends the input.
+func RunStdinSubject(runID string) string { return "rh.ssh.stdin." + runID }
+
 // RunRequest runs a shell command on a cluster's nodes.
 type RunRequest struct {
 	Name string `json:"name"`
@@ -141,6 +147,10 @@ type RunRequest struct {
 	RunID string `json:"run_id,omitempty"`
 	// Window overrides DefaultRunWindow.
 	Window int `json:"window,omitempty"`
+	// Stdin asks to send the command's standard input (RunAccepted's
+	// StdinSubject). Input goes to one node: a run on several is refused.
+	// Without it the command's stdin is empty.
+	Stdin bool `json:"stdin,omitempty"`
 }
 
 // RunAccepted answers a run request before the command starts.
@@ -150,6 +160,8 @@ type RunAccepted struct {
 	CancelSubject string   `json:"cancel_subject"`
 	AckSubject    string   `json:"ack_subject"`
 	Window        int      `json:"window"`
+	// StdinSubject, when the request asked for Stdin, takes the input.
+	StdinSubject string `json:"stdin_subject,omitempty"`
 }
 
 // RunNodeResult is one node's outcome. ExitCode is -1 when the command could

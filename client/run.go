@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	rh "github.com/rhq/rh"
 	"github.com/rhq/rh/api"
@@ -31,6 +32,11 @@ type RunOptions struct {
 	// Capture keeps the output in the results. It is implied when neither
 	// writers nor OnOutput are set.
 	Capture bool
+	// Stdin, if set, is the command's standard input: read as the command
+	// takes it, and ended when it returns EOF (or an error). Input goes to
+	// one node; a run on several is refused. A Stdin that blocks (a
+	// terminal) keeps one goroutine reading after Run returns.
+	Stdin io.Reader
 	// OnStart, if set, is called once with the labels of the nodes the
 	// command runs on, in node order, before any output: a caller can choose
 	// how to show output without asking for the nodes first.
@@ -94,7 +100,7 @@ func (c *Client) run(ctx context.Context, name, command string, argv []string, o
 	defer func() { _ = sub.Unsubscribe() }()
 	req := api.RunRequest{
 		Name: name, Node: o.Node, Command: command, Argv: argv, Env: o.Env, Dir: o.Dir,
-		TimeoutSeconds: int((o.Timeout + time.Second - 1) / time.Second), RunID: uuid.NewString(),
+		TimeoutSeconds: int((o.Timeout + time.Second - 1) / time.Second), RunID: uuid.NewString(), Stdin: o.Stdin != nil,
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -126,6 +132,11 @@ func (c *Client) run(ctx context.Context, name, command string, argv []string, o
 	}
 	if o.OnStart != nil {
 		o.OnStart(acc.Nodes)
+	}
+	if o.Stdin != nil && acc.StdinSubject != "" {
+		sctx, stopInput := context.WithCancel(ctx)
+		defer stopInput()
+		go c.sendStdin(sctx, acc.StdinSubject, o.Stdin)
 	}
 	capture := o.Capture || (o.Stdout == nil && o.Stderr == nil && o.OnOutput == nil)
 	type out struct{ stdout, stderr bytes.Buffer }
@@ -225,4 +236,34 @@ func collect(nodes []string, rs []api.RunNodeResult, output func(string) (string
 		out = append(out, rr)
 	}
 	return out
+}
+
+// sendStdin sends in to a run's stdin subject, a chunk per request, each
+// answered once the node took it, then the end of input. It stops at the
+// first refusal (the command reads no more) or when ctx ends.
+func (c *Client) sendStdin(ctx context.Context, subject string, in io.Reader) {
+	buf := make([]byte, api.MaxChunk)
+	for ctx.Err() == nil {
+		n, err := in.Read(buf)
+		if n > 0 && c.stdinRequest(ctx, subject, buf[:n], false) != nil {
+			return
+		}
+		if err != nil { // EOF or a failed read: the input ends either way
+			_ = c.stdinRequest(ctx, subject, nil, true)
+			return
+		}
+	}
+}
+
+func (c *Client) stdinRequest(ctx context.Context, subject string, data []byte, eof bool) error {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	if eof {
+		m.Header.Set(api.HdrEOF, "1")
+	}
+	rep, err := c.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return err
+	}
+	return msgError(rep)
 }

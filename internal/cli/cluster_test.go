@@ -43,10 +43,16 @@ func startRegistry(t *testing.T) *registryEnv {
 // rhcli runs the CLI in-process and returns its exit code, stdout and stderr.
 func (e *registryEnv) rhcli(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return e.rhcliIn(t, strings.NewReader(""), args...)
+}
+
+// rhcliIn is rhcli with in as the CLI's standard input.
+func (e *registryEnv) rhcliIn(t *testing.T, in io.Reader, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := cli.Run(ctx, args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb, Getenv: func(k string) string { return e.env[k] }})
+	code := cli.Run(ctx, args, cli.IO{In: in, Out: &out, Err: &errb, Getenv: func(k string) string { return e.env[k] }})
 	return code, out.String(), errb.String()
 }
 

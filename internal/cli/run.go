@@ -31,6 +31,13 @@ type runFlags struct {
 	env     []string
 	dir     string
 	timeout time.Duration
+	stdin   bool
+}
+
+// addStdin adds -i/--stdin, for the commands whose input a user may pipe in.
+func (f *runFlags) addStdin(cmd *cobra.Command) {
+	cmd.Flags().BoolVarP(&f.stdin, "stdin", "i", false,
+		"pass rhcli's standard input to the command (one node), as docker exec -i; without it the command's stdin is empty")
 }
 
 func (f *runFlags) add(cmd *cobra.Command, defaultNode string) {
@@ -82,11 +89,13 @@ const runCommandHelp = `The words after -- mean exactly what was typed:
 func (a *app) runCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run NAME [--node all|head|N|ADDR] [--env K=V]... [--timeout D] -- COMMAND [ARG...]",
+		Use:   "run NAME [--node all|head|N|ADDR] [--env K=V]... [--timeout D] [-i] -- COMMAND [ARG...]",
 		Short: "Run a command on a cluster's nodes, streaming its output",
 		Long: "Run COMMAND on the chosen nodes in parallel, in the login shell as ssh would.\n\n" + runCommandHelp + "\n\n" +
 			"Output streams live, each line prefixed by [node] when several nodes run. rhcli exits with the first\n" +
-			"non-zero exit code in node order (255 where the command could not run). Ctrl-C stops the command on every node: SIGTERM to its process group, SIGKILL to what is left after 5 s.",
+			"non-zero exit code in node order (255 where the command could not run). Ctrl-C stops the command on every node: SIGTERM to its process group, SIGKILL to what is left after 5 s.\n\n" +
+			"The command's stdin is empty unless -i passes rhcli's own to it (one node), as the command reads it:\n" +
+			"    gunzip -c data.csv.gz | rhcli run c -i -- python3 load.py",
 		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runCommand(cmd, args[0], &f, func(ctx context.Context, cl *client.Client, o client.RunOptions) ([]client.RunResult, error) {
@@ -95,6 +104,7 @@ func (a *app) runCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd, api.NodeHead)
+	f.addStdin(cmd)
 	return cmd
 }
 
@@ -114,6 +124,7 @@ func (a *app) runPythonCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd, api.NodeHead)
+	f.addStdin(cmd)
 	return cmd
 }
 
@@ -152,6 +163,12 @@ func (a *app) runCommand(cmd *cobra.Command, name string, f *runFlags, run func(
 	o, err := f.options()
 	if err != nil {
 		return err
+	}
+	if f.stdin {
+		o.Stdin = a.io.In
+		if o.Stdin == nil {
+			o.Stdin = os.Stdin
+		}
 	}
 	ctx := cmd.Context()
 	cl, err := a.connect(ctx)

@@ -161,6 +161,21 @@ func TestRunKeepsArgvAndTakesOneWordAsAShellLine(t *testing.T) {
 	if code, out, stderr := e.rhcli(t, "run", "pair", "--", "sh", "-c", `echo "a b"`); code != 0 || out != "a b\n" {
 		t.Errorf(`run -- sh -c 'echo "a b"': exit %d, out %q, stderr %q`, code, out, stderr)
 	}
+	// Input: only with -i, to one node, all of it, as the command reads it.
+	big := strings.Repeat("0123456789abcdef", 40000) // 640 KB: several chunks
+	if code, out, stderr := e.rhcliIn(t, strings.NewReader(big), "run", "pair", "-i", "--", "wc", "-c"); code != 0 || strings.TrimSpace(out) != strconv.Itoa(len(big)) {
+		t.Errorf("run -i -- wc -c: exit %d, %q %q, want %d bytes counted", code, out, stderr, len(big))
+	}
+	if code, out, stderr := e.rhcliIn(t, strings.NewReader("not sent\n"), "run", "pair", "--", "cat"); code != 0 || out != "" {
+		t.Errorf("run -- cat without -i: exit %d, %q %q, want empty input", code, out, stderr)
+	}
+	if code, _, stderr := e.rhcliIn(t, strings.NewReader("x"), "run", "pair", "--node", "all", "-i", "--", "cat"); code != 2 || !strings.Contains(stderr, "stdin") {
+		t.Errorf("run --node all -i: exit %d, %q, want invalid input naming stdin", code, stderr)
+	}
+	// A command that reads none of a large input still ends, and so does rhcli.
+	if code, out, stderr := e.rhcliIn(t, strings.NewReader(strings.Repeat(big, 8)), "run", "pair", "-i", "--", "echo", "done"); code != 0 || out != "done\n" {
+		t.Errorf("run -i -- echo done with 5 MB of unread input: exit %d, %q %q", code, out, stderr)
+	}
 	// Several nodes: every line, the unfinished last one too, names its node.
 	code, out, stderr := e.rhcli(t, "run", "pair", "--node", "all", "--", `printf 'x\ny'`)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")

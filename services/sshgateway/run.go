@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +47,9 @@ import (
 //     let a client tell a quiet command from a dead gateway.
 //   - a message on the cancel subject (the client's Ctrl-C) cancels the
 //     sshx.Run contexts, which kill the commands' process groups on the nodes.
-//     Cancels and acks count only from the user who started the run.
+//   - a run on one node may ask for input: the caller sends it to the stdin
+//     subject a chunk per request, each answered once the node took it.
+//     Cancels, acks and input count only from the user who started the run.
 //   - no message before the end has an empty body: an empty message ends a
 //     streamed answer, and one is sent after "done".
 
@@ -75,6 +78,10 @@ type run struct {
 	seq     int64
 	subs    []*nats.Subscription
 	started time.Time
+	// stdin carries the caller's input to the node when the run asked for
+	// it (nil otherwise); stdinW is where onStdin writes it.
+	stdin  *io.PipeReader
+	stdinW *io.PipeWriter
 }
 
 // runEndpoint serves rh.stream.ssh.run: RunAccepted first, then the run.
@@ -152,6 +159,9 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 	if err != nil {
 		return nil, nil, err
 	}
+	if req.Stdin && len(sel) != 1 {
+		return nil, nil, rh.Invalid("stdin", "input goes to one node, and this run is on %d: choose one with node", len(sel))
+	}
 	caller := auth.CallerFrom(ctx)
 	r := &run{s: s, id: req.RunID, caller: caller, reply: reply, req: req, nodes: sel, window: window, ackSig: make(chan struct{}, 1), started: time.Now()}
 	r.ctx, r.cancel = context.WithCancelCause(s.ctx)
@@ -179,6 +189,17 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 		return nil, nil, fmt.Errorf("sshgateway: subscribe ack: %w", err)
 	}
 	r.subs = []*nats.Subscription{cs, as}
+	var stdinSubject string
+	if req.Stdin {
+		stdinSubject = api.RunStdinSubject(r.id)
+		r.stdin, r.stdinW = io.Pipe()
+		ss, err := s.nc.Subscribe(stdinSubject, r.onStdin)
+		if err != nil {
+			r.stop()
+			return nil, nil, fmt.Errorf("sshgateway: subscribe stdin: %w", err)
+		}
+		r.subs = append(r.subs, ss)
+	}
 	if err := s.nc.Flush(); err != nil {
 		r.stop()
 		return nil, nil, &rh.Error{Code: rh.EUNAVAILABLE, Message: "NATS connection lost", Err: err}
@@ -188,7 +209,8 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 		labels[i] = t.Label
 	}
 	s.log.Info("run started", "cluster", req.Name, "run_id", r.id, "by", caller.User, "nodes", strings.Join(labels, ","))
-	return r, &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id), Window: int(window)}, nil
+	return r, &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id),
+		Window: int(window), StdinSubject: stdinSubject}, nil
 }
 
 var heartbeatBody = []byte("{}")
@@ -209,10 +231,39 @@ func sessionCommand(req api.RunRequest) string {
 }
 
 func (r *run) stop() {
+	if r.stdin != nil {
+		// Unblocks an onStdin waiting for a command that reads no more.
+		_ = r.stdin.CloseWithError(io.ErrClosedPipe)
+	}
 	for _, sub := range r.subs {
 		_ = sub.Unsubscribe()
 	}
 	r.cancel(nil)
+}
+
+// onStdin hands a chunk of the caller's input to the node and answers once
+// the node took it (io.Pipe), so the caller sends no faster than the
+// command reads: input never piles up in NATS or here.
+func (r *run) onStdin(m *nats.Msg) {
+	if !r.fromCaller(m) {
+		return
+	}
+	var err error
+	switch {
+	case m.Header.Get(api.HdrEOF) != "":
+		err = r.stdinW.Close()
+	case len(m.Data) > api.MaxChunk:
+		err = rh.Invalid("stdin", "a chunk of %d bytes is over the %d-byte limit", len(m.Data), api.MaxChunk)
+	default:
+		if _, err = r.stdinW.Write(m.Data); errors.Is(err, io.ErrClosedPipe) {
+			err = rh.Conflict("run %s reads no more input", r.id)
+		}
+	}
+	if err != nil {
+		respondMsgErr(m, err)
+		return
+	}
+	_ = m.Respond([]byte("{}"))
 }
 
 // fromCaller reports whether a control message (cancel, ack) comes from the
@@ -305,15 +356,20 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		}
 		stdout := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"}
 		stderr := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"}
+		var stdin io.Reader // a nil *io.PipeReader would not be a nil Reader
+		if r.stdin != nil {
+			stdin = r.stdin
+		}
 		if ac, _ := r.s.agentFor(r.ctx, r.req.Name, t); ac != nil {
 			// Login: by the user's shell, in its session's environment, as a
 			// plain session would run it (see agent.RunRequest.Login).
 			code, err := ac.Run(r.ctx, agent.RunRequest{
-				Shell: r.req.Command, Argv: r.req.Argv, Login: true, Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
+				Shell: r.req.Command, Argv: r.req.Argv, Login: true, Env: r.req.Env, Dir: r.req.Dir, Stdin: stdin, Stdout: stdout, Stderr: stderr,
 			})
 			// An agent that was gone before the command produced anything
-			// (it died a moment ago): run it over a plain session instead.
-			if !errors.Is(err, agent.ErrClosed) || stdout.n+stderr.n > 0 || r.ctx.Err() != nil {
+			// (it died a moment ago): run it over a plain session instead,
+			// unless it may have taken some of the input already.
+			if !errors.Is(err, agent.ErrClosed) || stdout.n+stderr.n > 0 || r.ctx.Err() != nil || stdin != nil {
 				return code, err
 			}
 			r.s.log.Warn("node agent gone; running over a plain session", "node", t.Label, "run_id", r.id)
@@ -321,7 +377,7 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		m.sessions.WithLabelValues("command").Inc()
 		defer m.sessions.WithLabelValues("command").Dec()
 		return r.s.pool.Run(r.ctx, t.Target, sshx.RunRequest{
-			Command: sessionCommand(r.req), Env: r.req.Env, Dir: r.req.Dir, Stdout: stdout, Stderr: stderr,
+			Command: sessionCommand(r.req), Env: r.req.Env, Dir: r.req.Dir, Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		})
 	}()
 	outcome := "ok"

@@ -234,13 +234,13 @@ func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
 		t.Fatal("the command ran")
 	}
 
-	// Bob tries to cancel and acknowledge alice's run (its id leaked).
+	// Bob tries to cancel, acknowledge and feed alice's run (its id leaked).
 	inbox := alice.Conn().NewInbox()
 	sub, err := alice.Conn().SubscribeSync(inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ = json.Marshal(api.RunRequest{Name: "alpha", Command: "sleep 2; echo finished", RunID: "alices-run"})
+	body, _ = json.Marshal(api.RunRequest{Name: "alpha", Command: "cat; sleep 2; echo finished", RunID: "alices-run", Stdin: true})
 	if err := alice.Conn().PublishRequest(api.SSHStreamSubject(api.SSHOpRun), inbox, body); err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +257,17 @@ func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
 	am := nats.NewMsg(acc.AckSubject)
 	am.Data = []byte("1000000")
 	wantForbidden(t, "bob acks alice's run", rawCall(t, bob.Conn(), am))
+	im := nats.NewMsg(acc.StdinSubject)
+	im.Data = []byte("bob was here ")
+	wantForbidden(t, "bob writes to alice's run's stdin", rawCall(t, bob.Conn(), im))
+	im = nats.NewMsg(acc.StdinSubject)
+	im.Header.Set(api.HdrEOF, "1")
+	wantForbidden(t, "bob ends alice's run's stdin", rawCall(t, bob.Conn(), im))
+	for _, in := range []*nats.Msg{{Subject: acc.StdinSubject, Data: []byte("from alice, ")}, {Subject: acc.StdinSubject, Header: nats.Header{api.HdrEOF: []string{"1"}}}} {
+		if err := rawCall(t, alice.Conn(), in); err != nil {
+			t.Fatalf("alice's own input: %v", err)
+		}
+	}
 
 	var out strings.Builder
 	var done api.RunDone
@@ -277,8 +288,8 @@ func TestRunOutputAndControlBelongToTheCaller(t *testing.T) {
 			}
 		}
 	}
-	if strings.TrimSpace(out.String()) != "finished" || done.Results[0].ExitCode != 0 {
-		t.Fatalf("alice's run: output %q, results %+v: bob's cancel took effect?", out.String(), done.Results)
+	if strings.TrimSpace(out.String()) != "from alice, finished" || done.Results[0].ExitCode != 0 {
+		t.Fatalf("alice's run: output %q, results %+v: bob's cancel or input took effect?", out.String(), done.Results)
 	}
 }
 
