@@ -4,10 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/rhq/rh/internal/testkit"
 )
 
 func TestParseFacts(t *testing.T) {
@@ -62,5 +71,50 @@ func TestPinnedHostKeysMatchAddrsAsDialed(t *testing.T) {
 	// Nothing is trusted on first use.
 	if err := store.Record(ctx, "10.0.0.2:22", key(4)); err == nil {
 		t.Error("Record of an unknown host succeeded")
+	}
+}
+
+// The stop script's liveness check sees a running group as running and a
+// group of only a zombie (a node whose PID 1 never reaps) as gone, so a
+// cancel does not wait out the whole grace for it.
+func TestStopScriptDoesNotWaitForZombies(t *testing.T) {
+	runs := func(pgid int) bool {
+		err := exec.Command("sh", "-c", groupRunsShell+"P="+strconv.Itoa(pgid)+"\nruns").Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	start := func(argv ...string) *exec.Cmd {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	live := start("sleep", "100")
+	t.Cleanup(func() { _ = live.Process.Kill(); _ = live.Wait() })
+	if !runs(live.Process.Pid) {
+		t.Fatal("a group with a sleeping process does not run")
+	}
+	// Not waited for: once it exits it is our zombie, still in its group.
+	dead := start("true")
+	t.Cleanup(func() { _ = dead.Wait() })
+	stat := "/proc/" + strconv.Itoa(dead.Process.Pid) + "/stat"
+	testkit.Eventually(t, 30*time.Second, "the process to be a zombie", func() bool {
+		b, err := os.ReadFile(stat)
+		i := bytes.LastIndexByte(b, ')')
+		return err == nil && i > 0 && strings.HasPrefix(string(b[i+1:]), " Z")
+	})
+	if syscall.Kill(-dead.Process.Pid, 0) != nil {
+		t.Fatal("kill(-pgid, 0) no longer sees the zombie; the test shows nothing")
+	}
+	if runs(dead.Process.Pid) {
+		t.Error("a group of only a zombie counts as running")
+	}
+	if !strings.Contains(stopScript(dead.Process.Pid), "while runs") {
+		t.Error("the stop script does not use the check")
 	}
 }

@@ -211,12 +211,35 @@ func (c *Client) killRemote(s *session, mw *markerWriter) {
 	defer ks.Close()
 	// If $$ were not a group leader these ids would name no group or
 	// session and the kills would do nothing, never hit anything else.
-	p := strconv.Itoa(pgid)
+	_ = ks.Run(stopScript(pgid))
+}
+
+// groupRunsShell defines the shell function runs: whether a process of
+// group $P still runs. kill -0 alone counts zombies too, which a node whose
+// PID 1 never reaps (a container's) keeps for good, and a stop would always
+// wait out the whole grace; /proc tells them apart ("pid (comm) state ppid
+// pgrp ...", comm holding anything, so cut at its last ") ").
+const groupRunsShell = `runs() {
+  [ -r /proc/self/stat ] || { kill -0 -- -$P 2>/dev/null; return; }
+  for f in /proc/[0-9]*/stat; do
+    read -r l < "$f" 2>/dev/null || continue
+    l=${l##*) }
+    set -- $l
+    [ "$3" = "$P" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}
+`
+
+// stopScript is the shell script that stops process group pgid: SIGTERM,
+// and SIGKILL to what still runs after StopGrace.
+func stopScript(pgid int) string {
 	graceTicks := strconv.Itoa(int(StopGrace / (100 * time.Millisecond)))
-	_ = ks.Run("kill -TERM -- -" + p + " 2>/dev/null; pkill -TERM -s " + p + " 2>/dev/null; " +
-		"i=0; while kill -0 -- -" + p + " 2>/dev/null && [ $i -lt " + graceTicks + " ]; do sleep 0.1; i=$((i+1)); done; " +
-		"kill -KILL -- -" + p + " 2>/dev/null; pkill -KILL -s " + p + " 2>/dev/null; " +
-		"i=0; while kill -0 -- -" + p + " 2>/dev/null && [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; true")
+	return groupRunsShell + "P=" + strconv.Itoa(pgid) + "\n" +
+		"kill -TERM -- -$P 2>/dev/null; pkill -TERM -s $P 2>/dev/null\n" +
+		"i=0; while runs && [ $i -lt " + graceTicks + " ]; do sleep 0.1; i=$((i+1)); done\n" +
+		"kill -KILL -- -$P 2>/dev/null; pkill -KILL -s $P 2>/dev/null\n" +
+		"i=0; while runs && [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; true\n"
 }
 
 // StopGrace is how long a cancelled or timed-out command's process group
