@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -347,32 +346,10 @@ func TestRunBackgroundChildDoesNotHold(t *testing.T) {
 // never reaps keeps its orphans so) does not count as the group running,
 // so stopping it need not wait out the grace.
 func TestAGroupOfZombiesIsNotRunning(t *testing.T) {
-	start := func(argv ...string) *exec.Cmd {
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	live := start("sleep", "100")
-	t.Cleanup(func() { _ = live.Process.Kill(); _ = live.Wait() })
-	if !groupRuns(live.Process.Pid) {
+	if !groupRuns(testkit.RunningGroup(t)) {
 		t.Fatal("a group with a sleeping process does not run")
 	}
-	// Not waited for: once it exits it is our zombie, still in its group.
-	dead := start("true")
-	t.Cleanup(func() { _ = dead.Wait() })
-	stat := fmt.Sprintf("/proc/%d/stat", dead.Process.Pid)
-	testkit.Eventually(t, 30*time.Second, "the process to be a zombie", func() bool {
-		b, err := os.ReadFile(stat)
-		i := bytes.LastIndexByte(b, ')')
-		return err == nil && i > 0 && strings.HasPrefix(string(b[i+1:]), " Z")
-	})
-	if syscall.Kill(-dead.Process.Pid, 0) != nil {
-		t.Fatal("kill(-pgid, 0) no longer sees the zombie; the test shows nothing")
-	}
-	if groupRuns(dead.Process.Pid) {
+	if groupRuns(testkit.ZombieGroup(t)) {
 		t.Error("a group of only a zombie counts as running")
 	}
 }

@@ -5,13 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -86,35 +83,14 @@ func TestStopScriptDoesNotWaitForZombies(t *testing.T) {
 		}
 		return err == nil
 	}
-	start := func(argv ...string) *exec.Cmd {
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	live := start("sleep", "100")
-	t.Cleanup(func() { _ = live.Process.Kill(); _ = live.Wait() })
-	if !runs(live.Process.Pid) {
+	if !runs(testkit.RunningGroup(t)) {
 		t.Fatal("a group with a sleeping process does not run")
 	}
-	// Not waited for: once it exits it is our zombie, still in its group.
-	dead := start("true")
-	t.Cleanup(func() { _ = dead.Wait() })
-	stat := "/proc/" + strconv.Itoa(dead.Process.Pid) + "/stat"
-	testkit.Eventually(t, 30*time.Second, "the process to be a zombie", func() bool {
-		b, err := os.ReadFile(stat)
-		i := bytes.LastIndexByte(b, ')')
-		return err == nil && i > 0 && strings.HasPrefix(string(b[i+1:]), " Z")
-	})
-	if syscall.Kill(-dead.Process.Pid, 0) != nil {
-		t.Fatal("kill(-pgid, 0) no longer sees the zombie; the test shows nothing")
-	}
-	if runs(dead.Process.Pid) {
+	zombie := testkit.ZombieGroup(t)
+	if runs(zombie) {
 		t.Error("a group of only a zombie counts as running")
 	}
-	if !strings.Contains(stopScript(dead.Process.Pid), "while runs") {
+	if !strings.Contains(stopScript(zombie), "while runs") {
 		t.Error("the stop script does not use the check")
 	}
 }
