@@ -107,7 +107,7 @@ func (srv *server) run(s *stream, payload []byte) (any, error) {
 	// ("fork/exec /bin/sh: no such file or directory"): say what it is.
 	if cmd.Dir != "" {
 		if err := isDir(cmd.Dir); err != nil {
-			return nil, &codedError{code: codeNotExist, msg: fmt.Sprintf("working directory %s: %v", req.Dir, err)}
+			return nil, &codedError{code: codeOf(err), msg: fmt.Sprintf("working directory %s: %v", req.Dir, err)}
 		}
 	}
 	// Its own process group, so cancelling kills everything it started.
@@ -242,7 +242,8 @@ func loginCommand(shell string, argv []string) *exec.Cmd {
 	return exec.Command(sh, "-c", shell)
 }
 
-// isDir says why dir cannot be a working directory, or nil.
+// isDir says why dir cannot be a working directory (an errno, so its code
+// crosses the wire), or nil.
 func isDir(dir string) error {
 	st, err := os.Stat(dir)
 	var pe *fs.PathError
@@ -252,7 +253,7 @@ func isDir(dir string) error {
 	case err != nil:
 		return err
 	case !st.IsDir():
-		return errors.New("not a directory")
+		return syscall.ENOTDIR
 	}
 	return nil
 }
@@ -285,7 +286,9 @@ func stopGroup(pgid int, waited <-chan error) error {
 		killGroup(pgid)
 		return <-waited
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
+	// Each check reads all of /proc: often enough to return soon after the
+	// group is gone, not so often that a busy node feels it.
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for pgid > 1 && groupRuns(pgid) {
 		select {

@@ -199,6 +199,12 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 			return nil, nil, fmt.Errorf("sshgateway: subscribe stdin: %w", err)
 		}
 		r.subs = append(r.subs, ss)
+		// The caller sends a chunk at a time; a flood (from anyone who
+		// learned the run id) is dropped, not queued here without bound.
+		if err := ss.SetPendingLimits(16, 16*api.MaxChunk); err != nil {
+			r.stop()
+			return nil, nil, fmt.Errorf("sshgateway: stdin limits: %w", err)
+		}
 	}
 	if err := s.nc.Flush(); err != nil {
 		r.stop()
@@ -254,6 +260,9 @@ func (r *run) onStdin(m *nats.Msg) {
 		err = r.stdinW.Close()
 	case len(m.Data) > api.MaxChunk:
 		err = rh.Invalid("stdin", "a chunk of %d bytes is over the %d-byte limit", len(m.Data), api.MaxChunk)
+	case len(m.Data) == 0:
+		// Nothing to hand over: an empty write would block until the
+		// command reads, and then give it a read of nothing.
 	default:
 		if _, err = r.stdinW.Write(m.Data); errors.Is(err, io.ErrClosedPipe) {
 			err = rh.Conflict("run %s reads no more input", r.id)
