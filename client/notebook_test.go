@@ -96,7 +96,7 @@ func TestNotebookServesJupyterAndStopsIt(t *testing.T) {
 		}
 		return nil
 	})
-	if testkit.Listens(nb.Addr.String()) {
+	if testkit.ListensHere(t, nb.Addr.String()) {
 		t.Fatal("the tunnel's local port still listens")
 	}
 }

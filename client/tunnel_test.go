@@ -195,7 +195,7 @@ func TestTunnelCarriesHTTPAndSurvivesSSHDRestart(t *testing.T) {
 	if err := tun.Wait(); err != nil {
 		t.Fatalf("Wait after cancel = %v, want nil", err)
 	}
-	if testkit.Listens(tun.Addr.String()) {
+	if testkit.ListensHere(t, tun.Addr.String()) {
 		t.Fatal("the local port still listens after the tunnel ended")
 	}
 }

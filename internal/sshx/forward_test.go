@@ -71,7 +71,7 @@ func TestForwardEndsWhenTheHostKeyChanges(t *testing.T) {
 	if len(kinds) == 0 || kinds[0] != sshx.ForwardLost {
 		t.Fatalf("events %v: want lost first", kinds)
 	}
-	if testkit.Listens(fw.Addr().String()) {
+	if testkit.ListensHere(t, fw.Addr().String()) {
 		t.Fatal("the local port still listens after the forward ended")
 	}
 }

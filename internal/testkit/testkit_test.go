@@ -3,6 +3,7 @@ package testkit_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,22 @@ func TestFreeAddrNeverRepeats(t *testing.T) {
 			t.Fatalf("FreeAddr returned %s twice", a)
 		}
 		seen[a] = true
+	}
+}
+
+// ListensHere sees this process's listener while it is open, and not once
+// it is closed.
+func TestListensHereSeesOnlyOurOpenListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if !testkit.ListensHere(t, addr) {
+		t.Fatalf("our listener on %s is not seen", addr)
+	}
+	ln.Close()
+	if testkit.ListensHere(t, addr) {
+		t.Fatalf("our closed listener on %s is still seen", addr)
 	}
 }
