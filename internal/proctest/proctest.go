@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -283,20 +284,37 @@ type ServiceOptions struct {
 	ReconcileEvery time.Duration
 }
 
+// httpListening is serve's log line naming the address its HTTP server
+// was given.
+var httpListening = regexp.MustCompile(`msg=http addr=(\S+)`)
+
 // StartService runs one service as its own `rhcli serve` process joined to
-// natsURL and waits until its /readyz answers 200.
+// natsURL and waits until its /readyz answers 200. Its HTTP port is the
+// one the kernel gives it (port 0), read from its log: a port chosen here
+// and passed on could be taken by a test running beside this one before
+// the service binds it.
 func (r *Rhcli) StartService(t testing.TB, natsURL, name string, o ServiceOptions) *Service {
 	t.Helper()
-	s := &Service{HTTP: testkit.FreeAddr(t)}
+	s := &Service{}
 	if o.ReconcileEvery == 0 {
 		o.ReconcileEvery = 500 * time.Millisecond
 	}
-	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", s.HTTP, "--reconcile-every", o.ReconcileEvery.String()}, o.Args...)
+	args := append([]string{"serve", "--nats", natsURL, "--services", name, "--http-addr", "127.0.0.1:0", "--reconcile-every", o.ReconcileEvery.String()}, o.Args...)
 	cmd := exec.Command(r.Path, args...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), o.Env...)
 	s.Child = Start(t, name, cmd, KillAtCleanup)
+	ready := func() bool {
+		if s.HTTP == "" {
+			m := httpListening.FindStringSubmatch(s.Log.String())
+			if m == nil {
+				return false
+			}
+			s.HTTP = m[1]
+		}
+		return s.Ready()
+	}
 	// A service that exits (bad flags, bad environment) fails at once.
-	if !testkit.Poll(60*time.Second, func() bool { return s.Exited() || s.Ready() }) || s.Exited() {
+	if !testkit.Poll(60*time.Second, func() bool { return s.Exited() || ready() }) || s.Exited() {
 		t.Fatalf("%s not ready (exited: %v):\n%s", name, s.Exited(), s.Log.String())
 	}
 	return s
