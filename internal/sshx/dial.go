@@ -3,6 +3,7 @@ package sshx
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -183,7 +184,10 @@ func (d *Dialer) authMethods(t Target, c *Client) ([]ssh.AuthMethod, error) {
 		switch {
 		case errors.As(err, &missing):
 			return nil, &Error{Op: "dial", Target: name, Kind: ErrAuthFailed, Detail: "the private key is encrypted and no passphrase was given"}
-		case errors.Is(err, x509.IncorrectPasswordError):
+		case errors.Is(err, x509.IncorrectPasswordError), err != nil && len(t.Passphrase) > 0 && legacyEncryptedPEM(t.PrivateKey):
+			// A legacy encrypted PEM checks the passphrase only by its CBC
+			// padding, which a wrong one passes about once in 256 tries; the
+			// garbage it decrypts to then fails to parse.
 			return nil, &Error{Op: "dial", Target: name, Kind: ErrAuthFailed, Detail: "wrong passphrase for the private key"}
 		case err != nil:
 			// The parser's message never quotes the key itself.
@@ -512,4 +516,11 @@ func (c *Client) idleSince() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, c.lastUsed.Load()), true
+}
+
+// legacyEncryptedPEM reports whether key is a PEM block encrypted the old
+// way (a Proc-Type: 4,ENCRYPTED header).
+func legacyEncryptedPEM(key []byte) bool {
+	block, _ := pem.Decode(key)
+	return block != nil && block.Headers["Proc-Type"] == "4,ENCRYPTED"
 }

@@ -69,8 +69,28 @@ func TestEncryptedKey(t *testing.T) {
 	if _, err = newDialer().Dial(context.Background(), tg); !errors.Is(err, sshx.ErrAuthFailed) || !strings.Contains(err.Error(), "wrong passphrase") {
 		t.Fatalf("wrong passphrase: err = %v", err)
 	}
+	// A wrong passphrase that the legacy padding check lets through (about
+	// one in 256) decrypts to garbage: still a wrong passphrase to the user.
+	tg.Passphrase = paddingPassingPassphrase(t, block)
+	if _, err = newDialer().Dial(context.Background(), tg); !errors.Is(err, sshx.ErrAuthFailed) || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Fatalf("wrong passphrase %q that passes the padding check: err = %v", tg.Passphrase, err)
+	}
 	tg.Passphrase = []byte("pem-phrase")
 	echo(t, dial(t, newDialer(), tg))
+}
+
+// paddingPassingPassphrase finds a wrong passphrase for block whose
+// decryption ends in valid padding, so only parsing can reject it.
+func paddingPassingPassphrase(t *testing.T, block *pem.Block) []byte {
+	for i := range 1 << 16 {
+		p := []byte(fmt.Sprintf("wrong-%d", i))
+		//lint:ignore SA1019 the legacy format is the one under test.
+		if _, err := x509.DecryptPEMBlock(block, p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no wrong passphrase passed the padding check in 65536 tries")
+	return nil
 }
 
 func TestPasswordAuth(t *testing.T) {
