@@ -2,6 +2,8 @@ package natstest
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,13 +28,14 @@ type Cluster struct {
 // waits until JetStream has a meta leader. They are stopped when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = testkit.FreePort(t)
-	}
+	// Every server routes to every other, so the route addresses are
+	// chosen before any server starts.
+	routeAddrs := make([]*net.TCPAddr, n)
 	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	for i := range routeAddrs {
+		a := testkit.FreeAddr(t)
+		routeAddrs[i] = net.TCPAddrFromAddrPort(netip.MustParseAddrPort(a))
+		routes = append(routes, &url.URL{Scheme: "nats", Host: a})
 	}
 	c := &Cluster{}
 	var urls []string
@@ -40,7 +43,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("rh-test-%d", i), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), JetStreamMaxMemory: 32 << 20, JetStreamMaxStore: 2 << 30, // a limit that reservations count against, not an allocation
-			Cluster: server.ClusterOpts{Name: "rh-test", Host: "127.0.0.1", Port: ports[i]},
+			Cluster: server.ClusterOpts{Name: "rh-test", Host: routeAddrs[i].IP.String(), Port: routeAddrs[i].Port},
 			Routes:  routes, NoLog: true, NoSigs: true,
 		}
 		ns, err := server.NewServer(opts)

@@ -3,11 +3,13 @@ package testkit
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,15 +17,28 @@ import (
 // handedOut are the addresses FreeAddr returned in this process.
 var handedOut sync.Map
 
-// FreeAddr returns a loopback address whose port is free at the time of
-// asking and was never returned before in this process: once a probe's
-// listener is closed the kernel may give the same port to the next probe,
-// and a server given one port for two of its listeners (client and
-// monitor, say) dies.
+var (
+	// ownHostBase is this process's second octet of FreeAddr's hosts,
+	// random so test processes running side by side rarely share one.
+	ownHostBase = 1 + rand.IntN(254)
+	ownHostSeq  atomic.Uint32
+)
+
+// FreeAddr returns a loopback address for a server a test starts as a
+// child (or restarts), whose port is free at the time of asking and was
+// never returned before in this process. The port is probed on a host of
+// its own, 127.B.x.y, that nothing else in the tests uses: between the
+// probe and the child's bind, a listener on 127.0.0.1:0 or an outgoing
+// connection (whose source is 127.0.0.1) can be given the same port on
+// 127.0.0.1, but not on this host. And once a probe's listener is closed
+// the kernel may give the same port to the next probe, and a server given
+// one port for two of its listeners (client and monitor, say) dies.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		seq := ownHostSeq.Add(1) % (254 * 254)
+		host := fmt.Sprintf("127.%d.%d.%d", ownHostBase, 1+seq/254, 1+seq%254)
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,12 +52,16 @@ func FreeAddr(t testing.TB) string {
 	return ""
 }
 
-// FreePort is FreeAddr's port.
+// FreePort returns a port free on 127.0.0.1 at the time of asking, for a
+// server that must listen there (Jupyter on a node, say).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	_, p, _ := net.SplitHostPort(FreeAddr(t))
-	port, _ := strconv.Atoi(p)
-	return port
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Listens reports whether something accepts TCP connections at addr. A
