@@ -170,6 +170,9 @@ type RunNodeResult struct {
 	Node     string `json:"node"`
 	ExitCode int    `json:"exit_code"`
 	Error    string `json:"error,omitempty"`
+	// TimedOut says the run's TimeoutSeconds stopped the command (ExitCode
+	// is then -1).
+	TimedOut bool `json:"timed_out,omitempty"`
 }
 
 // RunDone is the body of the last message of a run stream.

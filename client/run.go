@@ -45,13 +45,15 @@ type RunOptions struct {
 
 // RunResult is one node's outcome. ExitCode is the command's exit status
 // (128+N when killed by signal N), or -1 when it could not run to
-// completion; Error then says why (unreachable node, cancelled, timed out).
+// completion; Error then says why (unreachable node, cancelled, timed out),
+// and TimedOut is set when RunOptions.Timeout stopped it.
 type RunResult struct {
 	Node     string `json:"node"`
 	ExitCode int    `json:"exit_code"`
 	Stdout   string `json:"stdout"`
 	Stderr   string `json:"stderr"`
 	Error    string `json:"error,omitempty"`
+	TimedOut bool   `json:"timed_out,omitempty"`
 }
 
 // runIdle is how long a run stream may be silent: the gateway sends a
@@ -229,7 +231,7 @@ func collect(nodes []string, rs []api.RunNodeResult, output func(string) (string
 		if !ok {
 			r = api.RunNodeResult{Node: n, ExitCode: -1, Error: "no result (cancelled)"}
 		}
-		rr := RunResult{Node: n, ExitCode: r.ExitCode, Error: r.Error}
+		rr := RunResult{Node: n, ExitCode: r.ExitCode, Error: r.Error, TimedOut: r.TimedOut}
 		if output != nil {
 			rr.Stdout, rr.Stderr = output(n)
 		}

@@ -26,6 +26,10 @@ import (
 // could not run (unreachable, cancelled), as ssh uses 255.
 const ExitUnreachable = 255
 
+// ExitTimedOut is rhcli run's exit code where --timeout stopped the
+// command, as timeout(1) uses 124.
+const ExitTimedOut = 124
+
 type runFlags struct {
 	node    string
 	env     []string
@@ -45,7 +49,7 @@ func (f *runFlags) add(cmd *cobra.Command, defaultNode string) {
 	fl.StringVar(&f.node, "node", defaultNode, "where to run: all, head, a 0-based index or an address")
 	fl.StringArrayVar(&f.env, "env", nil, "K=V exported to the command (repeatable)")
 	fl.StringVar(&f.dir, "dir", "", "working directory on the nodes")
-	fl.DurationVar(&f.timeout, "timeout", 0, "kill the command after this long (e.g. 10m); 0 means no limit")
+	fl.DurationVar(&f.timeout, "timeout", 0, "stop the command after this long (e.g. 10m; exit code 124); 0 means no limit")
 }
 
 func (f *runFlags) options() (client.RunOptions, error) {
@@ -93,7 +97,7 @@ func (a *app) runCmd() *cobra.Command {
 		Short: "Run a command on a cluster's nodes, streaming its output",
 		Long: "Run COMMAND on the chosen nodes in parallel, in the login shell as ssh would.\n\n" + runCommandHelp + "\n\n" +
 			"Output streams live, each line prefixed by [node] when several nodes run. rhcli exits with the first\n" +
-			"non-zero exit code in node order (255 where the command could not run). Ctrl-C stops the command on every node: SIGTERM to its process group, SIGKILL to what is left after 5 s.\n\n" +
+			"non-zero exit code in node order (124 where --timeout stopped it, as timeout(1); 255 where the command could not run). Ctrl-C stops the command on every node: SIGTERM to its process group, SIGKILL to what is left after 5 s.\n\n" +
 			"The command's stdin is empty unless -i passes rhcli's own to it (one node), as the command reads it:\n" +
 			"    gunzip -c data.csv.gz | rhcli run c -i -- python3 load.py",
 		Args: minArgs(2, "NAME -- COMMAND [ARG...]"),
@@ -202,6 +206,7 @@ func (a *app) runCommand(cmd *cobra.Command, name string, f *runFlags, run func(
 			Stdout   string `json:"stdout"`
 			Stderr   string `json:"stderr"`
 			Error    string `json:"error,omitempty"`
+			TimedOut bool   `json:"timed_out,omitempty"`
 		}
 		out := make([]jr, len(results))
 		for i, r := range results {
@@ -222,6 +227,8 @@ func (a *app) runCommand(cmd *cobra.Command, name string, f *runFlags, run func(
 	for _, r := range results {
 		switch {
 		case r.ExitCode == 0:
+		case r.TimedOut:
+			return &exitCodeError{code: ExitTimedOut}
 		case r.ExitCode < 0:
 			return &exitCodeError{code: ExitUnreachable}
 		default:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rhq/rh/internal/cli"
 	"github.com/rhq/rh/internal/sshnode"
 	"github.com/rhq/rh/internal/worker"
 	"github.com/rhq/rh/services/sshgateway"
@@ -79,6 +80,16 @@ func TestRunPropagatesExitCodesAndPrintsJSON(t *testing.T) {
 	}
 	if code != 5 || len(res) != 1 || res[0]["exit_code"] != 5.0 || res[0]["stdout"] != "from env\n" || res[0]["stderr"] != "err\n" || res[0]["node"] == "" {
 		t.Fatalf("run -o json: exit %d, %v", code, res)
+	}
+	// --timeout stops the command and exits 124, as timeout(1) does.
+	code, out, stderr = e.rhcli(t, "run", "box", "--timeout", "1s", "--", "echo started; sleep 600")
+	if code != cli.ExitTimedOut || out != "started\n" || !strings.Contains(stderr, "timed out after 1s") {
+		t.Fatalf("run --timeout 1s: exit %d, out %q, err %q", code, out, stderr)
+	}
+	code, out, _ = e.rhcli(t, "run", "box", "-o", "json", "--timeout", "1s", "--", "sleep 600")
+	res = nil
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != cli.ExitTimedOut || len(res) != 1 || res[0]["timed_out"] != true {
+		t.Fatalf("run -o json --timeout 1s: exit %d, %v\n%s", code, err, out)
 	}
 	if code, out, _ := e.rhcli(t, "run-python", "box", "--", "print(6*7)"); code != 0 || out != "42\n" {
 		t.Fatalf("run-python: exit %d, %q", code, out)

@@ -110,14 +110,19 @@ func TestThreeNodesRunDegradeAndRecover(t *testing.T) {
 }
 
 // Cancel kills the remote process group through the node agent, and over a
-// plain session where the gateway runs without agents.
+// plain session where the gateway runs without agents; so does a timeout,
+// which the result names as one.
 func TestCancelKillsRemoteProcess(t *testing.T) {
 	t.Parallel()
-	t.Run("agent", func(t *testing.T) { testCancel(t, false) })
-	t.Run("sessions", func(t *testing.T) { testCancel(t, true) })
+	t.Run("agent", func(t *testing.T) { testCancel(t, false, 0) })
+	t.Run("sessions", func(t *testing.T) { testCancel(t, true, 0) })
+	t.Run("timeout agent", func(t *testing.T) { testCancel(t, false, 2*time.Second) })
+	t.Run("timeout sessions", func(t *testing.T) { testCancel(t, true, 2*time.Second) })
 }
 
-func testCancel(t *testing.T, disableAgent bool) {
+// testCancel stops a running command: by cancelling its context, or with a
+// timeout when timeout is set.
+func testCancel(t *testing.T, disableAgent bool, timeout time.Duration) {
 	e := startWith(t, func(c *sshgateway.Config) { c.DisableAgent = disableAgent })
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -135,6 +140,7 @@ func testCancel(t *testing.T, disableAgent bool) {
 	go func() {
 		defer close(done)
 		res, err = e.cl.Run(ctx, "cancel", `sleep 1000 & echo "pid $!"; wait`, client.RunOptions{
+			Timeout: timeout,
 			OnOutput: func(_, _ string, b []byte) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -155,10 +161,21 @@ func testCancel(t *testing.T, disableAgent bool) {
 	if syscall.Kill(p, 0) != nil {
 		t.Fatalf("remote sleep %d is not running", p)
 	}
-	cancel()
-	<-done
-	if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].ExitCode != -1 {
-		t.Fatalf("cancelled run = %+v, %v", res, err)
+	if timeout == 0 {
+		cancel()
+		<-done
+		if !errors.Is(err, context.Canceled) || len(res) != 1 || res[0].ExitCode != -1 || res[0].TimedOut {
+			t.Fatalf("cancelled run = %+v, %v", res, err)
+		}
+	} else {
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("a run with a %s timeout still runs after a minute", timeout)
+		}
+		if err != nil || len(res) != 1 || res[0].ExitCode != -1 || !res[0].TimedOut || res[0].Error != "timed out after 2s" {
+			t.Fatalf("timed-out run = %+v, %v", res, err)
+		}
 	}
 	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("remote process %d to end after cancel", p), func() bool {
 		return syscall.Kill(p, 0) != nil

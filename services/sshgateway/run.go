@@ -55,8 +55,12 @@ import (
 
 var runIDRe = lazyre.New(`^[A-Za-z0-9_-]{1,64}$`)
 
-// errCancelled is the cause of a run cancelled by its client.
-var errCancelled = errors.New("cancelled by the client")
+var (
+	// errCancelled is the cause of a run cancelled by its client.
+	errCancelled = errors.New("cancelled by the client")
+	// errTimedOut is (wrapped) the cause of a run its TimeoutSeconds stopped.
+	errTimedOut = errors.New("timed out")
+)
 
 // errStalled is the cause of a run whose client stopped reading.
 var errStalled = errors.New("the client stopped reading the output")
@@ -168,7 +172,7 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 	if req.TimeoutSeconds > 0 {
 		var c context.CancelFunc
 		r.ctx, c = context.WithTimeoutCause(r.ctx, time.Duration(req.TimeoutSeconds)*time.Second,
-			fmt.Errorf("timed out after %ds", req.TimeoutSeconds))
+			fmt.Errorf("%w after %ds", errTimedOut, req.TimeoutSeconds))
 		inner := r.cancel
 		r.cancel = func(err error) { inner(err); c() }
 	}
@@ -394,6 +398,7 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 	case err != nil && r.ctx.Err() != nil:
 		outcome = "cancelled"
 		res.Error = context.Cause(r.ctx).Error()
+		res.TimedOut = errors.Is(context.Cause(r.ctx), errTimedOut)
 		if errors.Is(context.Cause(r.ctx), context.Canceled) {
 			res.Error = "the gateway is shutting down"
 		}
