@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -53,17 +54,14 @@ type Options struct {
 
 // LocalOperatorCreds is the local operator's credentials file that `rhcli
 // serve` makes under the default data dir (~/.rh/auth/operator.creds), when
-// url is a loopback address and the file exists: talking to the embedded
-// default needs no setup. Otherwise "".
+// every server url names (a comma-separated list, as nats.Connect takes) is
+// a loopback address and the file exists: talking to the embedded default
+// needs no setup. Otherwise "".
 func LocalOperatorCreds(url string) string {
-	u, err := neturl.Parse(url)
-	if err != nil {
-		return ""
-	}
-	switch h := u.Hostname(); h {
-	case "localhost", "127.0.0.1", "::1":
-	default:
-		return ""
+	for s := range strings.SplitSeq(url, ",") {
+		if !isLoopbackURL(strings.TrimSpace(s)) {
+			return ""
+		}
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
@@ -74,6 +72,22 @@ func LocalOperatorCreds(url string) string {
 		return ""
 	}
 	return p
+}
+
+// isLoopbackURL reports whether a NATS server URL (the scheme optional, as
+// nats.Connect allows) is on this machine: localhost or any loopback
+// address, so serve --listen 127.0.0.5:4222 is as local as the default.
+func isLoopbackURL(s string) bool {
+	if !strings.Contains(s, "://") {
+		s = "nats://" + s
+	}
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	ip, err := netip.ParseAddr(h)
+	return h == "localhost" || err == nil && ip.IsLoopback()
 }
 
 // Client talks to rh's services.

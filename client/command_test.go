@@ -1,6 +1,10 @@
 package client
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestCommandLineQuotesSeveralWordsAndKeepsOne(t *testing.T) {
 	cases := []struct {
@@ -28,5 +32,32 @@ func TestPythonAndInstallCommandsKeepTheirWords(t *testing.T) {
 	}
 	if got, want := InstallCommand([]string{"torch", "numpy>=2"}), `python3 -m pip install torch 'numpy>=2'`; got != want {
 		t.Errorf("InstallCommand = %s, want %s", got, want)
+	}
+}
+
+// The embedded default's operator credentials are used for any loopback
+// URL, and never sent to another machine.
+func TestLocalOperatorCredsOnlyForLoopback(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	creds := filepath.Join(home, ".rh", "auth", "operator.creds")
+	if got := LocalOperatorCreds("nats://127.0.0.1:4222"); got != "" {
+		t.Fatalf("without the file: %q", got)
+	}
+	if err := os.MkdirAll(filepath.Dir(creds), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(creds, []byte("creds"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"nats://127.0.0.1:4222", "nats://localhost:4222", "nats://127.0.0.5:4300", "nats://[::1]:4222", "127.0.0.1:4222", "nats://127.0.0.1:4222,nats://localhost:4223"} {
+		if got := LocalOperatorCreds(u); got != creds {
+			t.Errorf("LocalOperatorCreds(%q) = %q, want %s", u, got, creds)
+		}
+	}
+	for _, u := range []string{"nats://10.0.0.5:4222", "nats://nats.example.com:4222", "nats://127.0.0.1.example.com:4222", "nats://localhost.example.com", "nats://0.0.0.0:4222", "%zz", "nats://127.0.0.1:4222,nats://10.0.0.5:4222"} {
+		if got := LocalOperatorCreds(u); got != "" {
+			t.Errorf("LocalOperatorCreds(%q) = %q, want none", u, got)
+		}
 	}
 }
