@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +113,10 @@ type Config struct {
 	// MaxOpenFiles caps the remote files one caller may hold open at once;
 	// default 512.
 	MaxOpenFiles int
+	// NodeCacheTTL is how long a cluster's resolved nodes and keys serve
+	// further requests (a transfer of many small files makes several per
+	// file); a change to the cluster's record drops them at once; default 2 s.
+	NodeCacheTTL time.Duration
 	// KeepAliveDir is where a SageMaker node's keep-alive loop reads its
 	// autostop_mins file; default DefaultKeepAliveDir. `--sim` nodes are
 	// sshd processes of the serving user, which cannot write /opt.
@@ -143,6 +148,9 @@ func (c *Config) defaults() {
 	// A streamed answer's route expires 2 min after its last message: a run
 	// must beat well within that.
 	c.Heartbeat = min(c.Heartbeat, 30*time.Second)
+	if c.NodeCacheTTL <= 0 {
+		c.NodeCacheTTL = 2 * time.Second
+	}
 	if c.MaxOpenFiles <= 0 {
 		c.MaxOpenFiles = 512
 	}
@@ -184,6 +192,7 @@ type Service struct {
 
 	svc     micro.Service
 	subs    []*nats.Subscription
+	watch   jetstream.KeyWatcher // of cluster records, for the target cache
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -244,6 +253,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s.m = newMetrics(cfg.Registry, s.pool)
 	s.pool.OnDial = s.m.dialed
 	s.handles = newHandleTable(cfg.MaxOpenFiles)
+	s.targets.ttl = cfg.NodeCacheTTL
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	wcfg := cfg.Worker
@@ -269,7 +279,31 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		}
 	})
 	s.wg.Go(func() { s.sweepHandles(s.ctx) })
+	if err := s.watchRecords(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	return s, nil
+}
+
+// watchRecords drops a cluster's cached nodes as soon as its record
+// changes (torn down, new nodes, shared or unshared), so no request acts on
+// nodes or rights the record no longer has; NodeCacheTTL bounds a lagging watch.
+func (s *Service) watchRecords() error {
+	w, err := s.records.Watch(s.ctx, events.ClusterKey("*"), jetstream.UpdatesOnly(), jetstream.MetaOnly())
+	if err != nil {
+		return fmt.Errorf("sshgateway: watch cluster records: %w", err)
+	}
+	s.watch = w
+	s.wg.Go(func() {
+		// The channel closes once Stop stops the watch (or NATS closes).
+		for e := range w.Updates() {
+			if e != nil {
+				s.targets.forget(strings.TrimPrefix(e.Key(), events.ClusterKey("")))
+			}
+		}
+	})
+	return nil
 }
 
 // Stop stops the API, cancels runs (killing their remote processes), closes
@@ -280,6 +314,9 @@ func (s *Service) Stop() {
 	}
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
+	}
+	if s.watch != nil {
+		_ = s.watch.Stop()
 	}
 	s.cancel()
 	// Open writers' goroutines end when their handle closes.

@@ -184,9 +184,12 @@ func testCancel(t *testing.T, disableAgent bool, timeout time.Duration) {
 
 // Nodes of other kinds come from the record's status.nodes, as their worker
 // reported them, and the key their worker stored in the secret store.
+// Once that worker reports the cluster gone, the gateway stops using the
+// nodes it resolved, however long it would otherwise reuse them: the
+// machine may be someone else's by now.
 func TestRunOnNodesAnotherWorkerReported(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	e := startWith(t, func(c *sshgateway.Config) { c.NodeCacheTTL = time.Hour })
 	ctx := context.Background()
 	key := userKey(t, sshnode.KeyEd25519)
 	n := keyNodes(t, 1, key)[0]
@@ -212,4 +215,16 @@ func TestRunOnNodesAnotherWorkerReported(t *testing.T) {
 	if err != nil || len(res) != 1 || res[0].Stdout != "from-cloud\n" || res[0].Node != n.Addr() {
 		t.Fatalf("run = %+v, %v", res, err)
 	}
+
+	if err := rep.Report(ctx, rh.PhaseTerminated, "terminated", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(t, "cloud", rh.PhaseTerminated)
+	testkit.WaitErr(t, 30*time.Second, "runs on the terminated cluster to be refused", func() error {
+		res, err := e.cl.Run(ctx, "cloud", "echo from-cloud", client.RunOptions{})
+		if rh.ErrorCode(err) != rh.ECONFLICT || !strings.Contains(err.Error(), "Terminated") {
+			return fmt.Errorf("run = %+v, %v", res, err)
+		}
+		return nil
+	})
 }

@@ -337,8 +337,9 @@ func selectNodes(sel string, ts []nodeTarget) ([]nodeTarget, error) {
 // makes several requests per file, each of which would otherwise read the
 // record and the secrets again.
 type targetCache struct {
-	mu sync.Mutex
-	m  map[string]cachedTargets
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cachedTargets
 }
 
 type cachedTargets struct {
@@ -347,13 +348,11 @@ type cachedTargets struct {
 	at time.Time
 }
 
-const targetTTL = 2 * time.Second
-
 func (c *targetCache) get(name string) (cachedTargets, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[name]
-	if !ok || time.Since(e.at) > targetTTL {
+	if !ok || time.Since(e.at) > c.ttl {
 		return cachedTargets{}, false
 	}
 	return e, true
@@ -366,7 +365,7 @@ func (c *targetCache) put(name string, cl *rh.Cluster, ts []nodeTarget) {
 		c.m = map[string]cachedTargets{}
 	}
 	for k, e := range c.m {
-		if time.Since(e.at) > targetTTL {
+		if time.Since(e.at) > c.ttl {
 			delete(c.m, k)
 		}
 	}
