@@ -185,7 +185,7 @@ func (c *call) Teardown(ctx context.Context) error {
 	if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 		return err
 	}
-	return c.r.Report(ctx, rh.PhaseTerminated, msg, nil, nil)
+	return c.r.Report(ctx, rh.PhaseTerminated, msg, nil, c.goneInfo())
 }
 
 // withdrawLaunch cancels launch id, which this worker submitted after
@@ -302,7 +302,7 @@ func (c *call) reportObserved(ctx context.Context, cr *skypilot.ClusterRecord) e
 		if err := s.host.Forget(ctx, c.in.Cluster); err != nil {
 			return err
 		}
-		return c.r.Report(ctx, rh.PhaseTerminated, MsgGone, nil, nil)
+		return c.r.Report(ctx, rh.PhaseTerminated, MsgGone, nil, c.goneInfo())
 	}
 	switch cr.Status {
 	case skypilot.ClusterUp:
@@ -404,6 +404,12 @@ func (c *call) info(cr *skypilot.ClusterRecord) map[string]string {
 		}
 	}
 	return m
+}
+
+// goneInfo is what status shows once SkyPilot has no cluster: its name,
+// and none of the live fields (status, autostop) that would still read UP.
+func (c *call) goneInfo() map[string]string {
+	return map[string]string{"skypilot_cluster": c.sky}
 }
 
 func autostopInfo(mins int, down bool) string {

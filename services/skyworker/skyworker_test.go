@@ -174,7 +174,10 @@ func TestClusterLifecycleOverRealSSH(t *testing.T) {
 	if _, err := e.Client.Teardown(ctx, "sky-a"); err != nil {
 		t.Fatal(err)
 	}
-	e.WaitPhase("sky-a", rh.PhaseTerminated)
+	gone := e.WaitPhase("sky-a", rh.PhaseTerminated)
+	if _, live := gone.Status.Info["skypilot_status"]; live || gone.Status.Info["autostop"] != "" || gone.Status.Info["skypilot_cluster"] == "" {
+		t.Fatalf("a terminated cluster's info still shows the live cluster, or no longer names it: %v", gone.Status.Info)
+	}
 	if st := e.sim.ClusterState("sky-a"); st != "" {
 		t.Fatalf("SkyPilot still has the cluster: %s", st)
 	}
@@ -330,8 +333,8 @@ func TestRefreshAfterAutostop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status.Phase != rh.PhaseTerminated || c.Status.Message != skyworker.MsgGone {
-		t.Fatalf("status = %s %q", c.Status.Phase, c.Status.Message)
+	if c.Status.Phase != rh.PhaseTerminated || c.Status.Message != skyworker.MsgGone || c.Status.Info["skypilot_status"] != "" {
+		t.Fatalf("status = %s %q, info %v", c.Status.Phase, c.Status.Message, c.Status.Info)
 	}
 	if nodes.Live("idle") != 0 {
 		t.Fatal("nodes left after autostop")
