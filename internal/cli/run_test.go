@@ -137,7 +137,7 @@ func TestPutGetSSHAndTrustThroughRhcli(t *testing.T) {
 	}
 	missing = filepath.Join(n.TempDir(t), "missing")
 	code, out, stderr := e.rhcli(t, "get", "box", missing, back)
-	if code != 3 || out != "" || !strings.Contains(stderr, missing+": no such file or directory") || strings.Contains(stderr, "file does not exist") {
+	if code != 3 || out != "" || !strings.Contains(stderr, missing+": no such file or directory") || strings.Contains(stderr, "file does not exist") || strings.Count(stderr, missing) != 1 {
 		t.Errorf("get of a missing remote path: exit %d, %q %q", code, out, stderr)
 	}
 	// The real OpenSSH client, with the stored key and the pinned host key.

@@ -3,6 +3,7 @@ package filesync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -93,5 +94,29 @@ func TestSyncReplacesDestinationSymlinkInsteadOfFollowingIt(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(dst, "lnk", "f")); got != "x" {
 		t.Fatalf("lnk/f = %q", got)
+	}
+}
+
+// An error names its path once, whether it came from the local file system
+// (an *fs.PathError) or as a node's answer that reads "op path: reason",
+// and still matches what it wraps.
+func TestPathErrNamesThePathOnce(t *testing.T) {
+	node := func(msg string) error { return fmt.Errorf("%s: %w", msg, fs.ErrPermission) }
+	cases := []struct {
+		op, p string
+		err   error
+		want  string
+	}{
+		{"open", "a/b", &fs.PathError{Op: "open", Path: "a/b", Err: fs.ErrPermission}, "filesync: open a/b: permission denied"},
+		{"mkdir", "x/y", node("mkdir x/y"), "filesync: mkdir x/y: permission denied"},
+		{"source", "x/y", node("stat x/y"), "filesync: source: stat x/y: permission denied"},
+		{"write", "x/y", fs.ErrPermission, "filesync: write x/y: permission denied"},
+		{"write", "x", node("write x/yz"), "filesync: write x: write x/yz: permission denied"},
+	}
+	for _, tc := range cases {
+		err := pathErr(tc.op, tc.p, tc.err)
+		if err.Error() != tc.want || !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("pathErr(%q, %q, %v) = %v, want %s (matching fs.ErrPermission)", tc.op, tc.p, tc.err, err, tc.want)
+		}
 	}
 }

@@ -765,11 +765,18 @@ func precision(fsys FS) time.Duration {
 // cleanPath cleans p but keeps "/" as is.
 func cleanPath(p string) string { return path.Clean(p) }
 
-// pathErr wraps err with an operation and path, dropping an *fs.PathError
-// layer that would name the path a second time.
+// pathErr wraps err with an operation and path, never naming the path a
+// second time: an *fs.PathError layer is dropped, and a remote file
+// system's answer that reads "op path: reason" already keeps it.
 func pathErr(op, p string, err error) error {
 	if pe, ok := err.(*fs.PathError); ok && (pe.Path == p || pe.Path == osPath(p)) {
 		err = pe.Err
+	}
+	switch msg := err.Error(); {
+	case strings.HasPrefix(msg, op+" "+p+": "):
+		return fmt.Errorf("filesync: %w", err)
+	case strings.Contains(msg, " "+p+": "):
+		return fmt.Errorf("filesync: %s: %w", op, err)
 	}
 	return fmt.Errorf("filesync: %s %s: %w", op, p, err)
 }
