@@ -140,7 +140,8 @@ type RunRequest struct {
 	Argv    []string          `json:"argv,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 	Dir     string            `json:"dir,omitempty"`
-	// TimeoutSeconds kills the command after this long; 0 means no limit.
+	// TimeoutSeconds stops the command this long after it starts on a node
+	// (logging in is not counted); 0 means no limit.
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 	// RunID, when set (letters, digits, '-', '_'), names the run, so a client
 	// can cancel it before the answer arrives.

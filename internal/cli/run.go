@@ -49,7 +49,7 @@ func (f *runFlags) add(cmd *cobra.Command, defaultNode string) {
 	fl.StringVar(&f.node, "node", defaultNode, "where to run: all, head, a 0-based index or an address")
 	fl.StringArrayVar(&f.env, "env", nil, "K=V exported to the command (repeatable)")
 	fl.StringVar(&f.dir, "dir", "", "working directory on the nodes")
-	fl.DurationVar(&f.timeout, "timeout", 0, "stop the command after this long (e.g. 10m; exit code 124); 0 means no limit")
+	fl.DurationVar(&f.timeout, "timeout", 0, "stop the command this long after it starts (e.g. 10m; exit code 124); 0 means no limit")
 }
 
 func (f *runFlags) options() (client.RunOptions, error) {

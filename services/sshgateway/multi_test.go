@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,30 @@ func TestCancelKillsRemoteProcess(t *testing.T) {
 	t.Run("sessions", func(t *testing.T) { testCancel(t, true, 0) })
 	t.Run("timeout agent", func(t *testing.T) { testCancel(t, false, 2*time.Second) })
 	t.Run("timeout sessions", func(t *testing.T) { testCancel(t, true, 2*time.Second) })
+}
+
+// A timeout is the command's time: a node slow to log in (a proxy command
+// that takes 5 s to connect, as a loaded bastion might) does not use it up.
+func TestTimeoutCountsFromTheCommandsStart(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	key := userKey(t, sshnode.KeyEd25519)
+	n := keyNodes(t, 1, key)[0]
+	spec := byoSpec(n)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.BYO.ProxyCommand = fmt.Sprintf("sleep 5; RH_TEST_NC=%s=%d exec %s %%h", n.Addr(), n.Port(), self)
+	e.create(t, "slow", spec, &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	e.waitPhase(t, "slow", rh.PhaseUp)
+	// A new gateway has no connection to reuse: the run logs in through the
+	// slow proxy before the command starts.
+	e.swapGateway(t, func(*sshgateway.Config) {})
+	res, err := e.cl.Run(context.Background(), "slow", "echo ok", client.RunOptions{Timeout: 4 * time.Second})
+	if err != nil || len(res) != 1 || res[0].ExitCode != 0 || res[0].Stdout != "ok\n" || res[0].TimedOut {
+		t.Fatalf("run with a 4 s timeout through a 5 s login = %+v, %v", res, err)
+	}
 }
 
 // testCancel stops a running command: by cancelling its context, or with a

@@ -169,13 +169,6 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 	caller := auth.CallerFrom(ctx)
 	r := &run{s: s, id: req.RunID, caller: caller, reply: reply, req: req, nodes: sel, window: window, ackSig: make(chan struct{}, 1), started: time.Now()}
 	r.ctx, r.cancel = context.WithCancelCause(s.ctx)
-	if req.TimeoutSeconds > 0 {
-		var c context.CancelFunc
-		r.ctx, c = context.WithTimeoutCause(r.ctx, time.Duration(req.TimeoutSeconds)*time.Second,
-			fmt.Errorf("%w after %ds", errTimedOut, req.TimeoutSeconds))
-		inner := r.cancel
-		r.cancel = func(err error) { inner(err); c() }
-	}
 	// Subscribed before answering: a cancel right after the answer is not lost.
 	cs, err := s.nc.Subscribe(api.RunCancelSubject(r.id), func(m *nats.Msg) {
 		if r.fromCaller(m) {
@@ -363,9 +356,19 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 	res := api.RunNodeResult{Node: t.Label, ExitCode: -1}
 	m := r.s.m
 	start := time.Now()
+	// The command's own context: TimeoutSeconds counts from when it starts,
+	// so a slow login or agent start on a busy node never eats into it.
+	cmdCtx := r.ctx
 	code, err := func() (int, error) {
 		if _, err := r.s.client(r.ctx, r.req.Name, t.Target); err != nil {
 			return -1, err
+		}
+		ac, _ := r.s.agentFor(r.ctx, r.req.Name, t)
+		if r.req.TimeoutSeconds > 0 {
+			var cancel context.CancelFunc
+			cmdCtx, cancel = context.WithTimeoutCause(r.ctx, time.Duration(r.req.TimeoutSeconds)*time.Second,
+				fmt.Errorf("%w after %ds", errTimedOut, r.req.TimeoutSeconds))
+			defer cancel()
 		}
 		stdout := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"}
 		stderr := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"}
@@ -373,33 +376,34 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 		if r.stdin != nil {
 			stdin = r.stdin
 		}
-		if ac, _ := r.s.agentFor(r.ctx, r.req.Name, t); ac != nil {
+		if ac != nil {
 			// Login: by the user's shell, in its session's environment, as a
 			// plain session would run it (see agent.RunRequest.Login).
-			code, err := ac.Run(r.ctx, agent.RunRequest{
+			code, err := ac.Run(cmdCtx, agent.RunRequest{
 				Shell: r.req.Command, Argv: r.req.Argv, Login: true, Env: r.req.Env, Dir: r.req.Dir, Stdin: stdin, Stdout: stdout, Stderr: stderr,
 			})
 			// An agent that was gone before the command produced anything
 			// (it died a moment ago): run it over a plain session instead,
 			// unless it may have taken some of the input already.
-			if !errors.Is(err, agent.ErrClosed) || stdout.n+stderr.n > 0 || r.ctx.Err() != nil || stdin != nil {
+			if !errors.Is(err, agent.ErrClosed) || stdout.n+stderr.n > 0 || cmdCtx.Err() != nil || stdin != nil {
 				return code, err
 			}
 			r.s.log.Warn("node agent gone; running over a plain session", "node", t.Label, "run_id", r.id)
 		}
 		m.sessions.WithLabelValues("command").Inc()
 		defer m.sessions.WithLabelValues("command").Dec()
-		return r.s.pool.Run(r.ctx, t.Target, sshx.RunRequest{
+		return r.s.pool.Run(cmdCtx, t.Target, sshx.RunRequest{
 			Command: sessionCommand(r.req), Env: r.req.Env, Dir: r.req.Dir, Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		})
 	}()
 	outcome := "ok"
 	switch {
-	case err != nil && r.ctx.Err() != nil:
+	case err != nil && cmdCtx.Err() != nil:
 		outcome = "cancelled"
-		res.Error = context.Cause(r.ctx).Error()
-		res.TimedOut = errors.Is(context.Cause(r.ctx), errTimedOut)
-		if errors.Is(context.Cause(r.ctx), context.Canceled) {
+		cause := context.Cause(cmdCtx)
+		res.Error = cause.Error()
+		res.TimedOut = errors.Is(cause, errTimedOut)
+		if errors.Is(cause, context.Canceled) {
 			res.Error = "the gateway is shutting down"
 		}
 	case err != nil:
