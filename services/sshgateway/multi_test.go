@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,6 +143,19 @@ func TestTimeoutCountsFromTheCommandsStart(t *testing.T) {
 	res, err := e.cl.Run(context.Background(), "slow", "echo ok", client.RunOptions{Timeout: 4 * time.Second})
 	if err != nil || len(res) != 1 || res[0].ExitCode != 0 || res[0].Stdout != "ok\n" || res[0].TimedOut {
 		t.Fatalf("run with a 4 s timeout through a 5 s login = %+v, %v", res, err)
+	}
+}
+
+// Under a timeout, a command that cannot start (over the agent: no such
+// working directory) still says why, rather than reading as a cancel.
+func TestTimeoutKeepsACommandsOwnError(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	n := e.oneNode(t, "dir", sshnode.Options{})
+	missing := filepath.Join(n.TempDir(t), "missing")
+	res, err := e.cl.Run(context.Background(), "dir", "true", client.RunOptions{Timeout: time.Minute, Dir: missing})
+	if err != nil || len(res) != 1 || res[0].TimedOut || !strings.Contains(res[0].Error, "working directory "+missing) {
+		t.Fatalf("run with a timeout in a missing directory = %+v, %v", res, err)
 	}
 }
 

@@ -358,17 +358,18 @@ func (r *run) runOn(i int, t nodeTarget) api.RunNodeResult {
 	start := time.Now()
 	// The command's own context: TimeoutSeconds counts from when it starts,
 	// so a slow login or agent start on a busy node never eats into it.
-	cmdCtx := r.ctx
+	// Its timer stops only after the outcome is judged below: stopped
+	// earlier, every error would read as a cancel.
+	cmdCtx, stopTimer := r.ctx, context.CancelFunc(func() {})
+	defer func() { stopTimer() }()
 	code, err := func() (int, error) {
 		if _, err := r.s.client(r.ctx, r.req.Name, t.Target); err != nil {
 			return -1, err
 		}
 		ac, _ := r.s.agentFor(r.ctx, r.req.Name, t)
 		if r.req.TimeoutSeconds > 0 {
-			var cancel context.CancelFunc
-			cmdCtx, cancel = context.WithTimeoutCause(r.ctx, time.Duration(r.req.TimeoutSeconds)*time.Second,
+			cmdCtx, stopTimer = context.WithTimeoutCause(r.ctx, time.Duration(r.req.TimeoutSeconds)*time.Second,
 				fmt.Errorf("%w after %ds", errTimedOut, r.req.TimeoutSeconds))
-			defer cancel()
 		}
 		stdout := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stdout"}
 		stderr := &chunkWriter{r: r, node: t.Label, idx: i, stream: "stderr"}
