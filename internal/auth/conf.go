@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	rh "github.com/rhq/rh"
+	"github.com/rhq/rh/api"
 )
 
 // Service users. "serve" is the embedded default's own user: it sets up
@@ -27,12 +28,18 @@ var ServiceNames = []string{SvcServe, SvcRegistry, SvcSSHGateway, SvcSkyWorker, 
 // Subjects the services export to users. Requests that get one answer go to
 // rh.api.>; requests answered by a stream of messages (run output, walk
 // pages, record watches) go to rh.stream.>, exported with streamed responses
-// so every message reaches the caller's inbox; rh.ssh.> carries a run's acks
-// and cancels.
+// so every message reaches the caller's inbox; rh.ssh.> carries a run's
+// cancels, acks and input, and open files' operations.
 const (
 	APISubjects     = "rh.api.>"
 	StreamSubjects  = "rh.stream.>"
 	ControlSubjects = "rh.ssh.>"
+	// SharedCancelSubjects and HandleSubjects are the parts of
+	// ControlSubjects every user may publish to (the gateway checks who
+	// sends); a run's acks and input are under each user's own
+	// api.RunControlPrefix.
+	SharedCancelSubjects = "rh.ssh.cancel.*"
+	HandleSubjects       = "rh.ssh.fsh.>"
 	// IntakeSubjects take requests from systems that speak only events:
 	// exported as a service (users publish), captured by the stream
 	// RH_INTAKE; each user may publish only to its own (IntakeSubject).
@@ -126,12 +133,13 @@ func ServicePermissions(service string) (Permissions, error) {
 }
 
 // UserPermissions are every user's NATS permissions: requests to rh's
-// exported subjects and intake, and replies on the user's own inbox prefix
-// and outcomes on its own outcome prefix only — so no user sees another's
-// answers (a connect reply carries a private key).
+// exported subjects, its own runs' control subjects and intake, and replies
+// on the user's own inbox prefix and outcomes on its own outcome prefix
+// only — so no user sees another's answers (a connect reply carries a
+// private key) or acks or feeds another's run.
 func UserPermissions(key string) Permissions {
 	return Permissions{
-		PubAllow: []string{APISubjects, StreamSubjects, ControlSubjects, IntakeSubject(key)},
+		PubAllow: []string{APISubjects, StreamSubjects, SharedCancelSubjects, HandleSubjects, api.RunControlPrefix(key) + ".>", IntakeSubject(key)},
 		SubAllow: []string{InboxPrefix(key) + ".>", OutcomePrefix(key) + ".>"},
 	}
 }

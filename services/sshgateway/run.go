@@ -96,7 +96,7 @@ func (s *Service) runEndpoint(r micro.Request) {
 		return
 	}
 	defer cancel()
-	rn, acc, err := s.startRun(ctx, req, r.Reply())
+	rn, acc, err := s.startRun(ctx, req, r.Reply(), s.controlOwner(nats.Header(r.Headers())))
 	if err != nil {
 		s.respondStreamError(r, err)
 		return
@@ -114,9 +114,21 @@ func (s *Service) runEndpoint(r micro.Request) {
 	})
 }
 
+// controlOwner is the token of a run's control subjects
+// (api.RunControlPrefix): the caller's nkey as the server stamped it, the
+// only prefix the caller's permissions let it publish under.
+func (s *Service) controlOwner(h nats.Header) string {
+	_, key, err := s.cfg.Auth.CallerKey(h)
+	if err != nil || key == "" || strings.ContainsAny(key, ".*> \t") {
+		return "service" // rh's own services, or no caller the run would accept
+	}
+	return key
+}
+
 // startRun validates a run, resolves its nodes and subscribes to its
-// cancel and ack subjects; see the comment above.
-func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string) (*run, *api.RunAccepted, error) {
+// cancel and ack subjects, the latter under owner's control prefix; see the
+// comment above.
+func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply, owner string) (*run, *api.RunAccepted, error) {
 	if reply == "" {
 		return nil, nil, rh.Invalid("reply", "a run is a request: its answer and output go to the reply subject")
 	}
@@ -179,7 +191,7 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 		r.cancel(nil)
 		return nil, nil, fmt.Errorf("sshgateway: subscribe cancel: %w", err)
 	}
-	as, err := s.nc.Subscribe(api.RunAckSubject(r.id), r.onAck)
+	as, err := s.nc.Subscribe(api.RunAckSubject(owner, r.id), r.onAck)
 	if err != nil {
 		_ = cs.Unsubscribe()
 		r.cancel(nil)
@@ -188,7 +200,7 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 	r.subs = []*nats.Subscription{cs, as}
 	var stdinSubject string
 	if req.Stdin {
-		stdinSubject = api.RunStdinSubject(r.id)
+		stdinSubject = api.RunStdinSubject(owner, r.id)
 		r.stdin, r.stdinW = io.Pipe()
 		ss, err := s.nc.Subscribe(stdinSubject, r.onStdin)
 		if err != nil {
@@ -212,7 +224,7 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply string
 		labels[i] = t.Label
 	}
 	s.log.Info("run started", "cluster", req.Name, "run_id", r.id, "by", caller.User, "nodes", strings.Join(labels, ","))
-	return r, &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(r.id),
+	return r, &api.RunAccepted{RunID: r.id, Nodes: labels, CancelSubject: api.RunCancelSubject(r.id), AckSubject: api.RunAckSubject(owner, r.id),
 		Window: int(window), StdinSubject: stdinSubject}, nil
 }
 
