@@ -70,6 +70,10 @@ type Caller struct {
 	Role Role   `json:"role"`
 	// Service marks a request from rh's own services account.
 	Service bool `json:"service,omitempty"`
+	// Key is the user's nkey as the server stamped it (auth's
+	// InsecurePublisher with authentication off, empty for services): the
+	// token of the subjects only this user may publish to.
+	Key string `json:"-"`
 }
 
 // Operator is the caller every request is attributed to when authentication

@@ -118,20 +118,21 @@ func FSStreamSubject(op string) string { return SSHStreamPrefix + ".fs." + op }
 // the run's own user.
 func RunCancelSubject(runID string) string { return "rh.ssh.cancel." + runID }
 
-// RunControlPrefix prefixes the control subjects of the runs of the user
-// whose nkey is owner: NATS lets each user publish under its own prefix
-// only, so no one else can ack or feed a run even knowing its id.
-func RunControlPrefix(owner string) string { return "rh.ssh." + owner }
+// ControlPrefix prefixes the control subjects of the user whose nkey is
+// owner: its runs' acks and input, its open files' operations. NATS lets
+// each user publish under its own prefix only, so no one else can ack or
+// feed a run, or touch an open file, even knowing its id.
+func ControlPrefix(owner string) string { return "rh.ssh." + owner }
 
 // RunAckSubject acknowledges a run's data messages: the body is the highest
 // sequence number consumed, in decimal.
-func RunAckSubject(owner, runID string) string { return RunControlPrefix(owner) + ".ack." + runID }
+func RunAckSubject(owner, runID string) string { return ControlPrefix(owner) + ".ack." + runID }
 
 // RunStdinSubject takes a run's standard input, from the user who started
 // it: requests of at most MaxChunk bytes, each answered once the node has
 // taken it (an error once the command reads no more); a request with the
 // HdrEOF header ends the input.
-func RunStdinSubject(owner, runID string) string { return RunControlPrefix(owner) + ".stdin." + runID }
+func RunStdinSubject(owner, runID string) string { return ControlPrefix(owner) + ".stdin." + runID }
 
 // RunRequest runs a shell command on a cluster's nodes.
 type RunRequest struct {

@@ -75,7 +75,9 @@ func (a *Authenticator) Insecure() bool { return a == nil || a.insecure }
 // is refused.
 func (a *Authenticator) Caller(h nats.Header) (rh.Caller, error) {
 	if a.Insecure() {
-		return rh.Operator, nil
+		c := rh.Operator
+		c.Key = InsecurePublisher
+		return c, nil
 	}
 	raw := h.Get(RequestInfoHeader)
 	if raw == "" {
@@ -92,7 +94,7 @@ func (a *Authenticator) Caller(h nats.Header) (rh.Caller, error) {
 	if !ok {
 		return rh.Caller{}, rh.Forbidden("unknown or removed user (key %s): ask an admin for credentials", shortKey(ri.User))
 	}
-	return rh.Caller{User: u.Name, Role: u.Role}, nil
+	return rh.Caller{User: u.Name, Role: u.Role, Key: ri.User}, nil
 }
 
 func shortKey(k string) string {

@@ -34,12 +34,10 @@ const (
 	APISubjects     = "rh.api.>"
 	StreamSubjects  = "rh.stream.>"
 	ControlSubjects = "rh.ssh.>"
-	// SharedCancelSubjects and HandleSubjects are the parts of
-	// ControlSubjects every user may publish to (the gateway checks who
-	// sends); a run's acks and input are under each user's own
-	// api.RunControlPrefix.
+	// SharedCancelSubjects is the part of ControlSubjects every user may
+	// publish to (the gateway heeds only a run's own user); the rest is
+	// under each user's own api.ControlPrefix.
 	SharedCancelSubjects = "rh.ssh.cancel.*"
-	HandleSubjects       = "rh.ssh.fsh.>"
 	// IntakeSubjects take requests from systems that speak only events:
 	// exported as a service (users publish), captured by the stream
 	// RH_INTAKE; each user may publish only to its own (IntakeSubject).
@@ -133,13 +131,13 @@ func ServicePermissions(service string) (Permissions, error) {
 }
 
 // UserPermissions are every user's NATS permissions: requests to rh's
-// exported subjects, its own runs' control subjects and intake, and replies
+// exported subjects, its own control subjects (runs, open files) and intake, and replies
 // on the user's own inbox prefix and outcomes on its own outcome prefix
 // only — so no user sees another's answers (a connect reply carries a
 // private key) or acks or feeds another's run.
 func UserPermissions(key string) Permissions {
 	return Permissions{
-		PubAllow: []string{APISubjects, StreamSubjects, SharedCancelSubjects, HandleSubjects, api.RunControlPrefix(key) + ".>", IntakeSubject(key)},
+		PubAllow: []string{APISubjects, StreamSubjects, SharedCancelSubjects, api.ControlPrefix(key) + ".>", IntakeSubject(key)},
 		SubAllow: []string{InboxPrefix(key) + ".>", OutcomePrefix(key) + ".>"},
 	}
 }

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -39,16 +38,10 @@ func (a *Authenticator) Publisher(subject string) (rh.Caller, string, error) {
 	return rh.Caller{User: u.Name, Role: u.Role}, key, nil
 }
 
-// CallerKey is Caller, plus the caller's nkey as the server stamped it:
-// InsecurePublisher when authentication is off, empty for rh's services.
+// CallerKey is Caller, plus the caller's nkey as the server stamped it
+// (rh.Caller.Key): InsecurePublisher when authentication is off, empty for
+// rh's services.
 func (a *Authenticator) CallerKey(h nats.Header) (rh.Caller, string, error) {
 	c, err := a.Caller(h)
-	if err != nil || a.Insecure() {
-		return c, InsecurePublisher, err
-	}
-	var ri requestInfo
-	if raw := h.Get(RequestInfoHeader); raw != "" && json.Unmarshal([]byte(raw), &ri) == nil {
-		return c, ri.User, nil
-	}
-	return c, "", nil
+	return c, c.Key, err
 }

@@ -345,6 +345,10 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 	if err != nil {
 		return nil, fsErr("open", req.Path, err)
 	}
+	subject, err := s.handleSubject(ctx)
+	if err != nil {
+		return nil, err
+	}
 	h := &handle{id: uuid.NewString(), path: req.Path, owner: auth.CallerFrom(ctx).User, kind: kind, opened: time.Now()}
 	if af, ok := f.(*agent.RemoteFS); ok {
 		// Chunk reads go straight to the node at their offsets; the handle
@@ -370,7 +374,7 @@ func (s *Service) fsOpen(ctx context.Context, req api.FSRequest) (*api.FSHandleR
 		return nil, err
 	}
 	s.m.handles.Inc()
-	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject(), Size: e.Size}, nil
+	return &api.FSHandleReply{Handle: h.id, HandleSubject: subject, Size: e.Size}, nil
 }
 
 func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandleReply, error) {
@@ -391,6 +395,11 @@ func (s *Service) fsCreate(ctx context.Context, req api.FSRequest) (*api.FSHandl
 }
 
 func (s *Service) writeHandle(ctx context.Context, w filesync.FileWriter, p string, kind rh.Kind) (*api.FSHandleReply, error) {
+	subject, err := s.handleSubject(ctx)
+	if err != nil {
+		_ = w.Abort()
+		return nil, err
+	}
 	h := &handle{id: uuid.NewString(), writer: w, path: p, owner: auth.CallerFrom(ctx).User, queue: make(chan *nats.Msg, 64),
 		kind: kind, opened: time.Now()}
 	if err := s.handles.add(h); err != nil {
@@ -399,7 +408,7 @@ func (s *Service) writeHandle(ctx context.Context, w filesync.FileWriter, p stri
 	}
 	s.m.handles.Inc()
 	s.wg.Go(func() { s.serveWriter(h) })
-	return &api.FSHandleReply{Handle: h.id, HandleSubject: s.handleSubject()}, nil
+	return &api.FSHandleReply{Handle: h.id, HandleSubject: subject}, nil
 }
 
 // sumsPage bounds a hashblocks page well below NATS's 1 MiB message limit.

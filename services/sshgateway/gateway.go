@@ -204,6 +204,8 @@ type Service struct {
 	sftps map[*sshx.Client]*sftpEntry
 	// agents holds one entry per node (agentKey), see agents.go.
 	agents map[string]*nodeAgent
+	// handleSubs serve open files, one per user (handleSubject).
+	handleSubs map[string]*nats.Subscription
 	// active are the runs in progress, for live status.
 	active sync.Map // run id → *run
 }
@@ -232,7 +234,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return b, nil
 	}
 	s := &Service{cfg: cfg, nc: nc, js: js, log: cfg.Logger.With("service", "sshgateway"),
-		conns: map[string]map[*sshx.Client]bool{}, sftps: map[*sshx.Client]*sftpEntry{}, agents: map[string]*nodeAgent{}}
+		conns: map[string]map[*sshx.Client]bool{}, sftps: map[*sshx.Client]*sftpEntry{}, agents: map[string]*nodeAgent{},
+		handleSubs: map[string]*nats.Subscription{}}
 	if s.records, err = kv(events.BucketClusters); err != nil {
 		return nil, err
 	}
@@ -267,12 +270,6 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		s.Stop()
 		return nil, err
 	}
-	sub, err := nc.Subscribe(s.handleSubject()+".*", s.onHandleMsg)
-	if err != nil {
-		s.Stop()
-		return nil, fmt.Errorf("sshgateway: handle subject: %w", err)
-	}
-	s.subs = append(s.subs, sub)
 	s.wg.Go(func() {
 		if err := w.Run(s.ctx); err != nil {
 			s.log.Error("byo worker stopped", "err", err)
@@ -315,6 +312,11 @@ func (s *Service) Stop() {
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
 	}
+	s.mu.Lock()
+	for _, sub := range s.handleSubs {
+		_ = sub.Unsubscribe()
+	}
+	s.mu.Unlock()
 	if s.watch != nil {
 		_ = s.watch.Stop()
 	}
@@ -340,8 +342,24 @@ func (s *Service) Stop() {
 	_ = s.pool.Close()
 }
 
-// handleSubject is where this instance serves open files.
-func (s *Service) handleSubject() string { return "rh.ssh.fsh." + s.cfg.ID }
+// handleSubject is where this instance serves the open files of the
+// caller of ctx, under the caller's own control prefix. Each user has a
+// subscription of its own, made on its first open: NATS lets no one else
+// publish to it, and a user who floods it fills only its own queue.
+func (s *Service) handleSubject(ctx context.Context) (string, error) {
+	owner := ownerFrom(ctx)
+	subject := api.ControlPrefix(owner) + ".fsh." + s.cfg.ID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handleSubs[owner] == nil {
+		sub, err := s.nc.Subscribe(subject+".*", s.onHandleMsg)
+		if err != nil {
+			return "", fmt.Errorf("sshgateway: handle subject: %w", err)
+		}
+		s.handleSubs[owner] = sub
+	}
+	return subject, nil
+}
 
 func (s *Service) startAPI() error {
 	sv, err := micro.AddService(s.nc, micro.Config{
@@ -422,6 +440,18 @@ func request[Req any](s *Service, r micro.Request, timeout time.Duration) (conte
 	}
 	ctx, cancel := context.WithTimeout(auth.WithCaller(s.ctx, caller), timeout)
 	return ctx, cancel, req, nil
+}
+
+// ownerFrom is the token of the control subjects (api.ControlPrefix) of
+// ctx's caller: its nkey as the server stamped it, the only prefix its
+// permissions let it publish under ("operator" with authentication off,
+// "service" for rh's own services).
+func ownerFrom(ctx context.Context) string {
+	key := auth.CallerFrom(ctx).Key
+	if key == "" || strings.ContainsAny(key, ".*> \t") {
+		return "service"
+	}
+	return key
 }
 
 // respondStreamError answers a streamed request with err and closes the

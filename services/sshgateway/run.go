@@ -96,7 +96,7 @@ func (s *Service) runEndpoint(r micro.Request) {
 		return
 	}
 	defer cancel()
-	rn, acc, err := s.startRun(ctx, req, r.Reply(), s.controlOwner(nats.Header(r.Headers())))
+	rn, acc, err := s.startRun(ctx, req, r.Reply(), ownerFrom(ctx))
 	if err != nil {
 		s.respondStreamError(r, err)
 		return
@@ -112,17 +112,6 @@ func (s *Service) runEndpoint(r micro.Request) {
 		defer s.active.Delete(rn.id)
 		rn.execute()
 	})
-}
-
-// controlOwner is the token of a run's control subjects
-// (api.RunControlPrefix): the caller's nkey as the server stamped it, the
-// only prefix the caller's permissions let it publish under.
-func (s *Service) controlOwner(h nats.Header) string {
-	_, key, err := s.cfg.Auth.CallerKey(h)
-	if err != nil || key == "" || strings.ContainsAny(key, ".*> \t") {
-		return "service" // rh's own services, or no caller the run would accept
-	}
-	return key
 }
 
 // startRun validates a run, resolves its nodes and subscribes to its

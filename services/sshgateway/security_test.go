@@ -171,14 +171,32 @@ func TestSecureAccessOnEveryEndpoint(t *testing.T) {
 	if err := alice.Call(ctx, api.FSSubject(api.FSOpen), api.FSRequest{Name: "alpha", Path: "/etc/hostname"}, &h); err != nil {
 		t.Fatal(err)
 	}
-	m := nats.NewMsg(h.HandleSubject + "." + api.FSRead)
+	read := func(subject, handle string) *nats.Msg {
+		m := nats.NewMsg(subject + "." + api.FSRead)
+		m.Header.Set(api.HdrHandle, handle)
+		m.Header.Set(api.HdrOffset, "0")
+		m.Header.Set(api.HdrLength, "100")
+		return m
+	}
+	// Its subject is under alice's own prefix: NATS refuses bob there.
+	wantPublishRefused(t, "bob reads alice's handle", bob.Conn(), read(h.HandleSubject, h.Handle))
+	m := nats.NewMsg(h.HandleSubject + "." + api.FSClose)
 	m.Header.Set(api.HdrHandle, h.Handle)
-	m.Header.Set(api.HdrOffset, "0")
-	m.Header.Set(api.HdrLength, "100")
-	wantForbidden(t, "bob reads alice's handle", rawCall(t, bob.Conn(), m))
-	m = nats.NewMsg(h.HandleSubject + "." + api.FSClose)
-	m.Header.Set(api.HdrHandle, h.Handle)
-	wantForbidden(t, "bob closes alice's handle", rawCall(t, bob.Conn(), m))
+	wantPublishRefused(t, "bob closes alice's handle", bob.Conn(), m)
+	// On his own handle subject (a cluster of his own), naming alice's
+	// handle is refused by the gateway.
+	e.put(t, rh.Cluster{Name: "beta", Spec: byoSpec(n), Owner: "bob"}, &rh.Secrets{SSHPrivateKey: string(key.PrivatePEM)})
+	var bh api.FSHandleReply
+	if err := bob.Call(ctx, api.FSSubject(api.FSOpen), api.FSRequest{Name: "beta", Path: "/etc/hostname"}, &bh); err != nil {
+		t.Fatal(err)
+	}
+	if bh.HandleSubject == h.HandleSubject {
+		t.Fatalf("bob's and alice's open files share the subject %s", h.HandleSubject)
+	}
+	wantForbidden(t, "bob reads alice's handle on his own subject", rawCall(t, bob.Conn(), read(bh.HandleSubject, h.Handle)))
+	if err := rawCall(t, bob.Conn(), read(bh.HandleSubject, bh.Handle)); err != nil {
+		t.Fatalf("bob reads his own handle: %v", err)
+	}
 	if err := rawCall(t, alice.Conn(), m); err != nil {
 		t.Fatalf("alice closes her handle: %v", err)
 	}
