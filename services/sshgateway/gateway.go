@@ -312,15 +312,16 @@ func (s *Service) Stop() {
 	for _, sub := range s.subs {
 		_ = sub.Unsubscribe()
 	}
+	if s.watch != nil {
+		_ = s.watch.Stop()
+	}
+	s.cancel()
+	// After cancel: an open still in flight makes no subscription now.
 	s.mu.Lock()
 	for _, sub := range s.handleSubs {
 		_ = sub.Unsubscribe()
 	}
 	s.mu.Unlock()
-	if s.watch != nil {
-		_ = s.watch.Stop()
-	}
-	s.cancel()
 	// Open writers' goroutines end when their handle closes.
 	s.handles.closeAll()
 	// Agents kill their commands when their session ends.
@@ -351,6 +352,9 @@ func (s *Service) handleSubject(ctx context.Context) (string, error) {
 	subject := api.ControlPrefix(owner) + ".fsh." + s.cfg.ID
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return "", &rh.Error{Code: rh.EUNAVAILABLE, Message: "the gateway is stopping"}
+	}
 	if s.handleSubs[owner] == nil {
 		sub, err := s.nc.Subscribe(subject+".*", s.onHandleMsg)
 		if err != nil {
