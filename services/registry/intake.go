@@ -100,10 +100,21 @@ type intakeFollow struct {
 
 // followBeat is how often a follow's owner says it is alive; after
 // followStale without a beat another registry takes the follow over.
+// Beats are judged by whether the follow's key changes, on the observer's
+// own clock; a beat's time, written by another host's clock, counts only
+// when older than followSkew on top of followStale could make it.
 const (
 	followBeat  = 5 * time.Second
 	followStale = 3 * followBeat
+	followSkew  = 30 * time.Second
 )
+
+// followSighting is when this registry first saw a follow's key at a
+// revision: an owner that beats moves it every followBeat.
+type followSighting struct {
+	rev uint64
+	at  time.Time
+}
 
 // Intake outcomes counted by rh_registry_intake_total.
 var intakeOutcomes = []string{events.OutcomeAccepted, events.OutcomeRefused, "duplicate", "dead_lettered", "retried"}
@@ -171,6 +182,12 @@ func (s *Service) adoptFollows(ctx context.Context) error {
 		return fmt.Errorf("registry: intake follows: %w", err)
 	}
 	now := s.now()
+	seen := map[string]followSighting{}
+	defer func() {
+		s.followsMu.Lock()
+		s.followSeen = seen // keys gone since are forgotten
+		s.followsMu.Unlock()
+	}()
 	for key := range keys.Keys() {
 		if s.isFollowing(key) {
 			continue
@@ -185,7 +202,7 @@ func (s *Service) adoptFollows(ctx context.Context) error {
 			_ = s.intake.Delete(ctx, key)
 			continue
 		}
-		if f.Owner != "" && f.Owner != s.instance && now.Sub(f.Beat) < followStale {
+		if f.Owner != "" && f.Owner != s.instance && !s.followDead(key, e.Revision(), f.Beat, now, seen) {
 			continue // its registry is alive and reporting
 		}
 		f.Owner, f.Beat = s.instance, now
@@ -198,6 +215,26 @@ func (s *Service) adoptFollows(ctx context.Context) error {
 		s.startFollow(key, f, rev)
 	}
 	return nil
+}
+
+// followDead reports whether another registry's follow at revision rev has
+// stopped beating: its key has not moved for followStale as this
+// registry's clock measures, or its last beat is older than clocks that
+// disagree by followSkew could make a live one. So a host whose clock runs
+// ahead takes over no live follow, nor does one whose clock lags wait on a
+// dead one. seen collects this pass's sightings.
+func (s *Service) followDead(key string, rev uint64, beat, now time.Time, seen map[string]followSighting) bool {
+	if now.Sub(beat) >= followStale+followSkew {
+		return true
+	}
+	s.followsMu.Lock()
+	last, ok := s.followSeen[key]
+	s.followsMu.Unlock()
+	if !ok || last.rev != rev {
+		last = followSighting{rev: rev, at: now}
+	}
+	seen[key] = last
+	return now.Sub(last.at) >= followStale
 }
 
 // startFollow reports a follow's changes under the service's own context

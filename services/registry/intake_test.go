@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -431,7 +432,7 @@ func TestIntakeFollowOfADeadRegistryIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	ci := e.publisher(t, "ci", rh.RoleMember)
 	spec := map[string]any{"spec": map[string]any{"kind": "byo", "byo": map[string]any{"ips": []string{"10.0.0.9"}}}}
-	for _, id := range []string{"dead-1", "alive-1"} {
+	for _, id := range []string{"dead-1", "alive-1", "skewed-1"} {
 		ci.publish(t, request(id, "create", "c-"+id, spec), "")
 		if o := ci.next(t, id); o.Result != events.OutcomeAccepted || o.Done {
 			t.Fatalf("create %s: %+v, want accepted, not done", id, o)
@@ -458,6 +459,9 @@ func TestIntakeFollowOfADeadRegistryIsTakenOver(t *testing.T) {
 	}
 	setOwner("dead-1", "registry-killed", time.Now().Add(-time.Minute))
 	setOwner("alive-1", "registry-alive", time.Now())
+	// An owner alive and beating, whose clock runs 20 s behind ours.
+	skewedBeat := func() { setOwner("skewed-1", "registry-skewed", time.Now().Add(-20*time.Second)) }
+	skewedBeat()
 
 	reg, err := registry.Start(ctx, e.ns.ServiceConn(t, auth.SvcRegistry), registry.Config{Auth: e.ns.Authenticator(), ReconcileEvery: time.Hour})
 	if err != nil {
@@ -466,6 +470,9 @@ func TestIntakeFollowOfADeadRegistryIsTakenOver(t *testing.T) {
 	t.Cleanup(reg.Stop)
 	if o := followOwner(t, intake, ci.key, "alive-1"); o != "registry-alive" {
 		t.Fatalf("a follow whose registry still beats was taken by %q", o)
+	}
+	if o := followOwner(t, intake, ci.key, "skewed-1"); o != "registry-skewed" {
+		t.Fatalf("a follow whose registry beats with a lagging clock was taken by %q", o)
 	}
 	up := func(cluster string) {
 		t.Helper()
@@ -486,10 +493,28 @@ func TestIntakeFollowOfADeadRegistryIsTakenOver(t *testing.T) {
 
 	// The live one dies too: the next reconcile pass takes its follow over.
 	setOwner("alive-1", "registry-alive", time.Now().Add(-time.Minute))
+	skewedBeat()
 	reg.Reconcile(ctx)
 	up("c-alive-1")
 	if o := ci.next(t, "alive-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseUp || !o.Done {
 		t.Fatalf("the follow after its registry stopped beating: %+v, want state Up, done", o)
+	}
+	if o := followOwner(t, intake, ci.key, "skewed-1"); o != "registry-skewed" {
+		t.Fatalf("a follow whose registry beats with a lagging clock was taken by %q on a later pass", o)
+	}
+
+	// The skewed one stops beating: once its key has not moved for a while,
+	// as this registry's own clock measures, it is taken over.
+	testkit.WaitErr(t, time.Minute, "the silent follow to be taken over", func() error {
+		reg.Reconcile(ctx)
+		if o := followOwner(t, intake, ci.key, "skewed-1"); o == "registry-skewed" {
+			return fmt.Errorf("still owned by %s", o)
+		}
+		return nil
+	})
+	up("c-skewed-1")
+	if o := ci.next(t, "skewed-1"); o.Result != events.OutcomeState || o.Phase != rh.PhaseUp || !o.Done {
+		t.Fatalf("the follow after its lagging registry stopped beating: %+v, want state Up, done", o)
 	}
 }
 

@@ -109,11 +109,13 @@ type Service struct {
 	intake jetstream.KeyValue // rh_intake: requests from event publishers (intake.go)
 	im     *intakeMetrics
 	// instance names this registry process as the owner of the intake
-	// follows it reports; following holds their keys.
-	instance  string
-	followsMu sync.Mutex
-	following map[string]bool
-	runCtx    context.Context
+	// follows it reports; following holds their keys, and followSeen what
+	// it last saw of others' (adoptFollows).
+	instance   string
+	followsMu  sync.Mutex
+	following  map[string]bool
+	followSeen map[string]followSighting
+	runCtx     context.Context
 
 	// unpublished holds the clusters whose intent publish failed, which the
 	// reconcile loop retries within seconds (reconcile.go).
