@@ -91,6 +91,10 @@ func TestWorkerKilledMidLaunch(t *testing.T) {
 		return nil
 	})
 	withinTarget(t, "Up after the replacement worker started", time.Since(started))
+	if t.Failed() {
+		// Who was late: the launch, the worker's report or the registry.
+		t.Logf("the replacement started at %s; mid's history: %+v", started.UTC().Format(time.RFC3339Nano), history(t, c.URL, "mid"))
+	}
 	if n := sky.Provisions(); n != 1 {
 		t.Errorf("SkyPilot provisioned %d times, want exactly once (launch requests: %d)", n, sky.CountRequests("sky.launch"))
 	}

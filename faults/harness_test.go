@@ -264,7 +264,9 @@ func startSky(t *testing.T) *skyAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
+	// Its log (requests, launches, nodes) is shown when the test fails.
+	var logs testkit.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	nodes := simnodes.New(simnodes.Options{Logger: log})
 	sim := skysim.New(skysim.Options{Nodes: nodes, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -275,6 +277,9 @@ func startSky(t *testing.T) *skyAPI {
 		<-done
 		if err := nodes.Close(); err != nil {
 			t.Errorf("stop the simulator's nodes: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("SkyPilot simulator log:\n%s", logs.String())
 		}
 	})
 	return &skyAPI{Server: sim, URL: "http://" + ln.Addr().String()}

@@ -438,6 +438,7 @@ func (s *Server) run(ctx context.Context, r *request, fn func(context.Context, *
 		case lock.ch <- struct{}{}:
 		default:
 			s.setStatus(r, "WAITING", "waiting for cluster lock")
+			s.log.Debug("skysim: request waits for its cluster's lock", "request", r.id, "name", r.name, "cluster", r.cluster)
 			select {
 			case lock.ch <- struct{}{}:
 			case <-ctx.Done():
@@ -450,6 +451,7 @@ func (s *Server) run(ctx context.Context, r *request, fn func(context.Context, *
 	if !s.setStatus(r, "RUNNING", "") {
 		return // cancelled meanwhile
 	}
+	s.log.Debug("skysim: request running", "request", r.id, "name", r.name, "cluster", r.cluster)
 	v, err := fn(ctx, r)
 	s.finish(r, v, err)
 }
@@ -492,6 +494,7 @@ func (s *Server) finish(r *request, v any, err error) {
 	default:
 		r.status, r.errType, r.errMsg = "FAILED", "RuntimeError", err.Error()
 	}
+	s.log.Debug("skysim: request finished", "request", r.id, "name", r.name, "cluster", r.cluster, "status", r.status, "err", r.errMsg)
 	close(r.done)
 }
 
