@@ -3,8 +3,6 @@ package auth
 import (
 	"strings"
 
-	"github.com/nats-io/nats.go"
-
 	rh "github.com/rhq/rh"
 )
 
@@ -36,12 +34,4 @@ func (a *Authenticator) Publisher(subject string) (rh.Caller, string, error) {
 		return rh.Caller{}, "", rh.Forbidden("unknown or removed user (key %s) on %s", shortKey(key), subject)
 	}
 	return rh.Caller{User: u.Name, Role: u.Role}, key, nil
-}
-
-// CallerKey is Caller, plus the caller's nkey as the server stamped it
-// (rh.Caller.Key): InsecurePublisher when authentication is off, empty for
-// rh's services.
-func (a *Authenticator) CallerKey(h nats.Header) (rh.Caller, string, error) {
-	c, err := a.Caller(h)
-	return c, c.Key, err
 }

@@ -563,11 +563,12 @@ func (s *Service) forgetFollow(key, id string) {
 // find them with `nats req rh.api.registry.whoami ""`.
 func (s *Service) whoami() micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		c, key, err := s.cfg.Auth.CallerKey(nats.Header(r.Headers()))
+		c, err := s.cfg.Auth.Caller(nats.Header(r.Headers()))
 		if err != nil {
 			svc.RespondError(r, err)
 			return
 		}
+		key := c.Key
 		reply := api.WhoamiReply{User: c.User, Role: c.Role, Key: key}
 		if key != "" {
 			reply.IntakeSubject = auth.IntakeSubject(key)

@@ -197,8 +197,9 @@ func (s *Service) startRun(ctx context.Context, req api.RunRequest, reply, owner
 			return nil, nil, fmt.Errorf("sshgateway: subscribe stdin: %w", err)
 		}
 		r.subs = append(r.subs, ss)
-		// The caller sends a chunk at a time; a flood (from anyone who
-		// learned the run id) is dropped, not queued here without bound.
+		// The caller sends a chunk at a time, and only it may publish
+		// here (its own control prefix); a client that floods its own
+		// run's input has it dropped, not queued here without bound.
 		if err := ss.SetPendingLimits(16, 16*api.MaxChunk); err != nil {
 			r.stop()
 			return nil, nil, fmt.Errorf("sshgateway: stdin limits: %w", err)
@@ -273,8 +274,10 @@ func (r *run) onStdin(m *nats.Msg) {
 	_ = m.Respond([]byte("{}"))
 }
 
-// fromCaller reports whether a control message (cancel, ack) comes from the
-// user who started the run; others are ignored (and told, if they ask).
+// fromCaller reports whether a control message (cancel, ack, input) comes
+// from the user who started the run; others are ignored (and told, if they
+// ask). Acks and input are on the user's own prefix, which NATS already
+// confines; the shared cancel subject relies on this check alone.
 func (r *run) fromCaller(m *nats.Msg) bool {
 	c, err := r.s.cfg.Auth.Caller(m.Header)
 	if err == nil && c.User == r.caller.User {
